@@ -1,0 +1,1 @@
+"""The HTTP front door: translate HTTP to service calls and back."""

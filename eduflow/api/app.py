@@ -1,0 +1,44 @@
+"""create_app(): routers, error handlers, middleware and lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from eduflow import __version__
+
+API_PREFIX = "/api/v1"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start and stop what lives as long as the server process."""
+    from eduflow.db import dispose_engines
+
+    yield
+    dispose_engines()
+
+
+def create_app() -> FastAPI:
+    """The EduFlow ASGI application."""
+    from eduflow.api.problems import install_problem_handlers
+    from eduflow.api.routes import auth, courses, enrollments, lessons, ops, users
+    from eduflow.logging import configure_logging
+
+    configure_logging()
+    app = FastAPI(
+        title="EduFlow API",
+        version=__version__,
+        description="Backend of an online-courses platform.",
+        openapi_url="/api/schema/",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    for module in (auth, users, courses, lessons, enrollments):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(ops.router)
+    return app

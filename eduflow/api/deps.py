@@ -1,0 +1,112 @@
+"""FastAPI dependencies: the request's session, the caller, roles and pagination."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request
+from sqlmodel import Session
+
+from eduflow.db import session_scope
+from eduflow.errors import Unauthorized
+from eduflow.models.users import Role
+from eduflow.services import permissions
+from eduflow.services.permissions import Principal
+
+
+def get_session() -> Iterator[Session]:
+    """One transaction per request: commit when the handler returns, roll back if it raises."""
+    with session_scope() as session:
+        yield session
+
+
+# scope="function": commit happens before the response is sent, so a failed commit
+# becomes the response (409/503) instead of a lost write behind a 2xx.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def _bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Malformed Authorization header; expected 'Bearer <token>'")
+    return token.strip()
+
+
+def get_optional_principal(request: Request) -> Principal | None:
+    """The caller when a valid access token is sent, None when no token is sent; 401 if bad."""
+    token = _bearer_token(request)
+    if token is None:
+        return None
+    from eduflow.services.auth import principal_from_access_token
+
+    principal = principal_from_access_token(token)
+    request.state.user_id = principal.id
+    return principal
+
+
+def get_principal(
+    principal: Annotated[Principal | None, Depends(get_optional_principal)],
+) -> Principal:
+    """The authenticated caller (401 otherwise)."""
+    return permissions.require_authenticated(principal)
+
+
+OptionalUser = Annotated[Principal | None, Depends(get_optional_principal)]
+CurrentUser = Annotated[Principal, Depends(get_principal)]
+
+
+def require_role(*roles: Role) -> Any:
+    """A dependency that admits the given roles (and admins)."""
+
+    def _check(principal: CurrentUser) -> Principal:
+        return permissions.require_role(principal, *roles)
+
+    return Depends(_check)
+
+
+AdminUser = Annotated[Principal, require_role(Role.admin)]
+
+
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    """``?page=`` (from 1) and ``?page_size=`` (default 20, max 100)."""
+
+    page: int
+    page_size: int
+
+    @property
+    def offset(self) -> int:
+        """Rows to skip."""
+        return (self.page - 1) * self.page_size
+
+
+def get_page_params(
+    page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100, description="Items per page (max 100).")] = 20,
+) -> PageParams:
+    """Validated pagination parameters."""
+    return PageParams(page=page, page_size=page_size)
+
+
+PageDep = Annotated[PageParams, Depends(get_page_params)]
+
+
+def page_body(
+    request: Request, params: PageParams, count: int, results: list[Any]
+) -> dict[str, Any]:
+    """``{count, next, previous, results}`` with absolute next/previous URLs."""
+    last_page = max(1, -(-count // params.page_size))
+    nxt = (
+        str(request.url.include_query_params(page=params.page + 1))
+        if params.page < last_page
+        else None
+    )
+    prev = None
+    if params.page > 1:
+        prev = str(request.url.include_query_params(page=min(params.page - 1, last_page)))
+    return {"count": count, "next": nxt, "previous": prev, "results": results}

@@ -1,0 +1,1 @@
+"""Route modules: each translates HTTP to service calls and nothing more."""

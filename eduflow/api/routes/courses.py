@@ -1,0 +1,7 @@
+"""Courses routes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["courses"])

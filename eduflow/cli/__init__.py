@@ -1,0 +1,91 @@
+"""The ``eduflow`` command: a root Typer app whose sub-commands import heavy modules lazily."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+from typer._click import ClickException, Context  # Typer vendors Click
+from typer.core import TyperGroup
+
+from eduflow import __version__
+from eduflow.errors import EduFlowError
+
+
+def fail(message: str, exit_code: int = 1) -> typer.Exit:
+    """Print one red error line on stderr and return the Exit to raise."""
+    from eduflow.cli.output import err_console
+
+    err_console.print(f"[bold red]Error:[/] {message}", markup=True, highlight=False)
+    return typer.Exit(exit_code)
+
+
+class EduFlowGroup(TyperGroup):
+    """Turns EduFlowError (and any surprise, unless --debug) into a one-line error."""
+
+    def invoke(self, ctx: Context) -> Any:
+        """Run the command, translating failures."""
+        try:
+            return super().invoke(ctx)
+        except EduFlowError as exc:
+            raise fail(exc.detail, exc.exit_code) from exc
+        except (ClickException, typer.Exit, typer.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            raise fail("interrupted", 130) from None
+        except Exception as exc:
+            if ctx.find_root().params.get("debug"):
+                raise
+            from eduflow.db import is_connection_error
+
+            if is_connection_error(exc):
+                raise fail("the database is unavailable; check EDUFLOW_DATABASE_URL") from exc
+            raise fail(f"unexpected error: {type(exc).__name__}: {exc}") from exc
+
+
+app = typer.Typer(
+    name="eduflow",
+    cls=EduFlowGroup,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="EduFlow: API server, background worker and operator tools.",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"eduflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of unexpected errors."),
+) -> None:
+    """EduFlow command line."""
+
+
+def _register() -> None:
+    from eduflow.cli import admin, cache, db, demo, jobs, report, serve, worker
+
+    serve.register(app)
+    worker.register(app)
+    app.add_typer(db.app, name="db")
+    app.add_typer(admin.app, name="admin")
+    app.add_typer(jobs.app, name="jobs")
+    app.add_typer(cache.app, name="cache")
+    app.add_typer(report.app, name="report")
+    app.add_typer(demo.app, name="demo")
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="eduflow")
+    sys.exit(0)

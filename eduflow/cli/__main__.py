@@ -1,0 +1,5 @@
+"""``python -m eduflow.cli``."""
+
+from eduflow.cli import main
+
+main()

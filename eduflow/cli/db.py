@@ -1,0 +1,51 @@
+"""``eduflow db``: Alembic migrations."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Database migrations (Alembic).")
+
+
+@app.command("upgrade")
+def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Migrate the database up to REVISION (default: head)."""
+    from eduflow import schema
+    from eduflow.cli.output import success
+
+    schema.upgrade(revision)
+    success(f"database at revision {schema.current_revision()}")
+
+
+@app.command("downgrade")
+def downgrade(revision: str = typer.Argument(..., help="Target, e.g. -1 or base.")) -> None:
+    """Migrate the database down to REVISION."""
+    from eduflow import schema
+    from eduflow.cli.output import success
+
+    schema.downgrade(revision)
+    success(f"database at revision {schema.current_revision() or 'base'}")
+
+
+@app.command("current")
+def current() -> None:
+    """Show the database's revision and the shipped head."""
+    from eduflow import schema
+    from eduflow.cli.output import console
+
+    cur, head = schema.current_revision(), schema.head_revision()
+    state = "up to date" if cur == head else "needs `eduflow db upgrade`"
+    console.print(f"current: {cur or 'base'}  head: {head}  ({state})", highlight=False)
+
+
+@app.command("revision")
+def revision(
+    message: str = typer.Option(..., "-m", "--message", help="What the revision does."),
+    autogenerate: bool = typer.Option(True, help="Compare models with the database."),
+) -> None:
+    """Create a new migration script (developers)."""
+    from alembic import command
+
+    from eduflow.schema import alembic_config
+
+    command.revision(alembic_config(), message=message, autogenerate=autogenerate)

@@ -1,0 +1,106 @@
+"""Settings read once from the environment (prefix ``EDUFLOW_``) or a ``.env`` file."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_URL = "sqlite:///./eduflow.db"
+SECRET_KEY_FILE = ".eduflow-secret-key"
+MIN_SECRET_KEY_BYTES = 32
+
+
+class Settings(BaseSettings):
+    """Every configuration key of the product; defaults give the embedded mode."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EDUFLOW_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Literal["development", "production", "test"] = "development"
+    database_url: str = DEFAULT_SQLITE_URL
+    read_database_url: str | None = Field(
+        default=None, description="Optional read replica used for cached catalogue reads."
+    )
+    redis_url: str | None = None
+    secret_key: str | None = None
+
+    access_token_ttl: int = Field(default=15 * 60, ge=30, description="seconds")
+    refresh_token_ttl: int = Field(default=7 * 24 * 3600, ge=60, description="seconds")
+    bcrypt_rounds: int = Field(default=12, ge=4, le=31)
+
+    login_max_failures: int = Field(default=5, ge=1)
+    login_max_failures_per_ip: int = Field(default=50, ge=1)
+    login_window: int = Field(default=300, ge=1, description="seconds")
+
+    smtp_url: str | None = None
+    mail_from: str = "EduFlow <no-reply@eduflow.local>"
+    mail_dir: Path = Path("./mail")
+    public_base_url: str = "http://localhost:8000"
+
+    cache_ttl: int = Field(default=300, ge=1, description="seconds")
+    pending_ttl: int = Field(default=24 * 3600, ge=1, description="seconds")
+    idempotency_ttl: int = Field(default=24 * 3600, ge=1, description="seconds")
+    job_retry_intervals: list[int] = Field(default_factory=lambda: [10, 60, 300])
+
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_statement_timeout_ms: int = Field(default=5000, ge=0)
+    db_connect_timeout: int = Field(default=3, ge=1)
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_level(cls, value: str) -> str:
+        return value.upper()
+
+    @property
+    def is_embedded(self) -> bool:
+        """True without Redis: cache, throttling and jobs live inside one process."""
+        return not self.redis_url
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the primary database is a SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+    def resolved_secret_key(self) -> str:
+        """The signing key; production requires one, development keeps a local random one."""
+        if self.secret_key:
+            if len(self.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+                raise ValueError(
+                    f"EDUFLOW_SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes long"
+                )
+            return self.secret_key
+        if self.env == "production":
+            raise ValueError("EDUFLOW_SECRET_KEY is required when EDUFLOW_ENV=production")
+        # A per-directory random key beats a well-known constant: tokens of one
+        # development install can never be forged with a key found in the source.
+        path = Path(SECRET_KEY_FILE)
+        try:
+            key = path.read_text().strip()
+        except FileNotFoundError:
+            key = ""
+        if len(key.encode()) < MIN_SECRET_KEY_BYTES:
+            key = secrets.token_urlsafe(48)
+            path.write_text(key)
+            path.chmod(0o600)
+        return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read lazily on first use."""
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests and the CLI's --env handling)."""
+    get_settings.cache_clear()

@@ -1,0 +1,145 @@
+"""Engines per URL and ``session_scope()``: the only place database sessions are made."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session, create_engine
+
+from eduflow.config import get_settings
+from eduflow.errors import Unavailable
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+AFTER_COMMIT = "eduflow_after_commit"
+
+
+def normalize_url(url: str) -> str:
+    """Map a plain ``postgresql://`` URL (as users write it) to the psycopg 3 driver."""
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _build_engine(url: str) -> Engine:
+    settings = get_settings()
+    sa_url = make_url(url)
+    if sa_url.get_backend_name() == "sqlite":
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    options = f"-c statement_timeout={settings.db_statement_timeout_ms}"
+    return create_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+        pool_timeout=settings.db_connect_timeout,
+        pool_recycle=1800,
+        connect_args={"connect_timeout": settings.db_connect_timeout, "options": options},
+    )
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The engine for ``url`` (default: the configured database), made once per process."""
+    url = normalize_url(url or get_settings().database_url)
+    engine = _engines.get(url)
+    if engine is None:
+        with _lock:
+            engine = _engines.get(url)
+            if engine is None:
+                engine = _engines[url] = _build_engine(url)
+    return engine
+
+
+def get_read_engine() -> Engine:
+    """The engine for cached catalogue reads: the replica when configured, else the primary."""
+    replica = get_settings().read_database_url
+    return get_engine(replica) if replica else get_engine()
+
+
+def dispose_engines() -> None:
+    """Close every pool (tests, forks and shutdown)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def on_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` after the transaction commits (never before, never on rollback)."""
+    session.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
+def _run_after_commit(session: Session) -> None:
+    from eduflow.logging import get_logger
+
+    callbacks: list[Callable[[], None]] = session.info.pop(AFTER_COMMIT, [])
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # an after-commit hook must never undo a committed request
+            get_logger("eduflow.db").exception("after_commit_failed", callback=repr(callback))
+
+
+@contextmanager
+def session_scope(*, read_only: bool = False) -> Iterator[Session]:
+    """One unit of work: commit on success (then run after-commit hooks), roll back on error.
+
+    Database connection failures become ``Unavailable`` (503) so callers fail fast.
+    """
+    engine = get_read_engine() if read_only else get_engine()
+    session = Session(engine, expire_on_commit=False)
+    try:
+        yield session
+        if read_only:
+            session.rollback()
+        else:
+            session.commit()
+    except (OperationalError, DBAPIError) as exc:
+        session.rollback()
+        session.info.pop(AFTER_COMMIT, None)
+        if _is_connection_error(exc):
+            raise Unavailable("The database is unavailable; retry shortly") from exc
+        raise
+    except BaseException:
+        session.rollback()
+        session.info.pop(AFTER_COMMIT, None)
+        raise
+    else:
+        _run_after_commit(session)
+    finally:
+        session.close()
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError):
+        text = str(exc.orig).lower()
+        markers = ("connection", "connect", "server closed", "terminating", "timeout", "timed out")
+        return any(m in text for m in markers) and "database is locked" not in text
+    return False
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """True when ``exc`` means the database cannot be reached (503, not 500)."""
+    return isinstance(exc, DBAPIError) and _is_connection_error(exc)

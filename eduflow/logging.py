@@ -1,0 +1,141 @@
+"""structlog set-up: JSON lines, request/job context, and redaction of secrets."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+
+SENSITIVE_KEYS = re.compile(
+    r"(pass(word)?|secret|token|authorization|refresh|access|cookie|api[_-]?key|credential)",
+    re.IGNORECASE,
+)
+# Bearer values, JWTs and "password=..." fragments found inside free text.
+SENSITIVE_TEXT = [
+    (re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+"), "Bearer [REDACTED]"),
+    (re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "[REDACTED-JWT]"),
+    (
+        re.compile(
+            r"(?i)((?:pass(?:word)?|secret|token|refresh)[\"']?\s*[:=]\s*[\"']?)[^\s\"',&}]+"
+        ),
+        r"\1[REDACTED]",
+    ),
+    (re.compile(r"(?i)(://[^:/@\s]+:)[^@\s]+@"), r"\1[REDACTED]@"),
+]
+REDACTED = "[REDACTED]"
+_configured = False
+
+
+def redact_value(value: Any) -> Any:
+    """Redact secrets inside strings, mappings and sequences."""
+    if isinstance(value, str):
+        for pattern, repl in SENSITIVE_TEXT:
+            value = pattern.sub(repl, value)
+        return value
+    if isinstance(value, Mapping):
+        return {
+            k: (REDACTED if isinstance(k, str) and SENSITIVE_KEYS.search(k) else redact_value(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value
+
+
+# Keys that carry log structure, never secrets, and must not be rewritten.
+_SAFE_KEYS = frozenset(
+    {"event", "logger", "level", "timestamp", "request_id", "job_id", "method", "path", "status"}
+)
+
+
+def redact_processor(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: no password, token or Authorization value leaves the process."""
+    for key in list(event_dict):
+        if key in _SAFE_KEYS and key != "event":
+            continue
+        if key != "event" and SENSITIVE_KEYS.search(key) and key not in ("token_type",):
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = redact_value(event_dict[key])
+    return event_dict
+
+
+def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
+    """Configure structlog and stdlib logging once per process."""
+    global _configured
+    from eduflow.config import get_settings
+
+    settings = get_settings()
+    level = (level or settings.log_level).upper()
+    fmt = fmt or settings.log_format
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact_processor,
+    ]
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        if fmt == "console"
+        else structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+    )
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # Route stdlib loggers (uvicorn, rq, sqlalchemy) through the same pipeline.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.format_exc_info,
+                redact_processor,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    for name in ("uvicorn", "uvicorn.error", "rq.worker"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True
+    _configured = True
+
+
+def _orjson_dumps(obj: Any, **_kw: Any) -> str:
+    import orjson
+
+    return orjson.dumps(obj, default=str).decode()
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger whose ``logger`` field is ``name``."""
+    if not _configured:
+        configure_logging()
+    return structlog.get_logger().bind(logger=name)
+
+
+def bind_context(**values: Any) -> None:
+    """Bind values (request_id, job_id, user_id) to every log line of this context."""
+    structlog.contextvars.bind_contextvars(**values)
+
+
+def clear_context() -> None:
+    """Forget the request/job context."""
+    structlog.contextvars.clear_contextvars()

@@ -1,0 +1,73 @@
+"""Password hashing (bcrypt) and JWT encoding/decoding (PyJWT, HS256)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from functools import lru_cache
+from typing import Any, Literal
+
+import bcrypt
+import jwt
+
+from eduflow.config import get_settings
+
+ALGORITHM = "HS256"
+TokenType = Literal["access", "refresh"]
+REQUIRED_CLAIMS = ["exp", "iat", "sub", "type", "jti", "sid"]
+
+
+def hash_password(password: str, rounds: int | None = None) -> str:
+    """bcrypt hash of ``password`` (callers enforce the 72-byte bound first)."""
+    salt = bcrypt.gensalt(rounds or get_settings().bcrypt_rounds)
+    return bcrypt.hashpw(password.encode(), salt).decode()
+
+
+def verify_password(password: str, password_hash: str) -> bool:
+    """True when ``password`` matches; never raises on malformed input."""
+    try:
+        return bcrypt.checkpw(password.encode(), password_hash.encode())
+    except ValueError:
+        return False
+
+
+@lru_cache(maxsize=4)
+def _dummy_hash(rounds: int) -> str:
+    return hash_password("dummy-password-for-timing", rounds)
+
+
+def burn_password_check(password: str) -> None:
+    """Spend the same time as a real check, so unknown users cannot be told apart by timing."""
+    verify_password(password, _dummy_hash(get_settings().bcrypt_rounds))
+
+
+def encode_token(
+    user_id: int, token_type: TokenType, session_id: str, ttl: int, **extra: Any
+) -> tuple[str, str]:
+    """A signed token and its ``jti``."""
+    now = int(time.time())
+    jti = uuid.uuid4().hex
+    claims = {
+        "sub": str(user_id),
+        "type": token_type,
+        "sid": session_id,
+        "jti": jti,
+        "iat": now,
+        "exp": now + ttl,
+        **extra,
+    }
+    token = jwt.encode(claims, get_settings().resolved_secret_key(), algorithm=ALGORITHM)
+    return token, jti
+
+
+def decode_token(token: str, expected_type: TokenType) -> dict[str, Any]:
+    """Verified claims of ``token``; raises ``jwt.InvalidTokenError`` on any defect."""
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        get_settings().resolved_secret_key(),
+        algorithms=[ALGORITHM],
+        options={"require": REQUIRED_CLAIMS},
+    )
+    if claims.get("type") != expected_type:
+        raise jwt.InvalidTokenError("wrong token type")
+    return claims

@@ -1,0 +1,1 @@
+"""Business rules, one module per domain. Functions take the session first, flush, never commit."""

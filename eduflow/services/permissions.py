@@ -1,0 +1,65 @@
+"""Who is acting, and the object-permission helpers every domain service reuses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eduflow.errors import Forbidden, Unauthorized
+from eduflow.models.users import Role
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller as the services see it (no database row needed)."""
+
+    id: int
+    username: str
+    role: Role
+    session_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        """True for admins."""
+        return self.role is Role.admin
+
+    @property
+    def is_instructor(self) -> bool:
+        """True for instructors (not admins)."""
+        return self.role is Role.instructor
+
+    @property
+    def is_student(self) -> bool:
+        """True for students."""
+        return self.role is Role.student
+
+
+# The operator at the command line acts with admin rights.
+OPERATOR = Principal(id=0, username="operator", role=Role.admin)
+
+
+def require_authenticated(actor: Principal | None) -> Principal:
+    """401 for anonymous callers."""
+    if actor is None:
+        raise Unauthorized("Authentication credentials were not provided")
+    return actor
+
+
+def require_role(actor: Principal | None, *roles: Role) -> Principal:
+    """401 when anonymous, 403 when the role is not one of ``roles`` (admins always pass)."""
+    actor = require_authenticated(actor)
+    if actor.is_admin or actor.role in roles:
+        return actor
+    raise Forbidden("Your role does not allow this action")
+
+
+def is_owner_or_admin(actor: Principal | None, owner_id: int) -> bool:
+    """True when ``actor`` owns the object or is an admin."""
+    return actor is not None and (actor.is_admin or actor.id == owner_id)
+
+
+def require_owner_or_admin(actor: Principal | None, owner_id: int) -> Principal:
+    """403 unless ``actor`` owns the (visible) object or is an admin."""
+    actor = require_authenticated(actor)
+    if not is_owner_or_admin(actor, owner_id):
+        raise Forbidden("Only the owner or an admin may change this")
+    return actor

@@ -1,0 +1,57 @@
+"""The command line's skeleton: version, help, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+from eduflow import __version__
+
+
+def test_version(cli: Any) -> None:
+    result = cli("--version")
+    assert result.exit_code == 0
+    assert __version__ in result.stdout
+
+
+def test_help_is_fast_and_lists_commands() -> None:
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "eduflow.cli.__main__", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for command in ("serve", "worker", "db", "admin", "jobs", "cache"):
+        assert command in out.stdout
+    # Heavy modules must not be imported for --help.
+    for heavy in ("fastapi", "sqlalchemy", "redis", "rq", "uvicorn"):
+        assert f" {heavy}\n" not in out.stderr, f"{heavy} imported by --help"
+
+
+def test_serve_refuses_many_workers_without_redis(cli: Any, monkeypatch: Any) -> None:
+    from eduflow.config import reset_settings
+
+    monkeypatch.delenv("EDUFLOW_REDIS_URL")
+    reset_settings()
+    result = cli("serve", "--workers", "2")
+    assert result.exit_code == 1
+    assert "EDUFLOW_REDIS_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_production_requires_secret_key(cli: Any, monkeypatch: Any) -> None:
+    from eduflow.config import reset_settings
+
+    monkeypatch.setenv("EDUFLOW_ENV", "production")
+    monkeypatch.delenv("EDUFLOW_SECRET_KEY")
+    reset_settings()
+    result = cli("serve")
+    assert result.exit_code == 1
+    assert "EDUFLOW_SECRET_KEY is required" in result.stderr
+
+
+def test_db_current_reports_head(cli: Any) -> None:
+    result = cli("db", "current")
+    assert result.exit_code == 0
+    assert "up to date" in result.stdout
