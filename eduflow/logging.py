@@ -139,3 +139,9 @@ def bind_context(**values: Any) -> None:
 def clear_context() -> None:
     """Forget the request/job context."""
     structlog.contextvars.clear_contextvars()
+
+
+def current_request_id() -> str | None:
+    """The request id bound to this context, if any (stored with outbox jobs)."""
+    value = structlog.contextvars.get_contextvars().get("request_id")
+    return str(value) if value else None

@@ -196,7 +196,7 @@ class SmtpSink:
         self._lock = threading.Lock()
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         """Keep the parsed message."""
         from email import message_from_bytes, policy
 
@@ -233,6 +233,21 @@ def smtp_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpSink]:
     finally:
         sink.stop()
         reset_settings()
+
+
+@pytest.fixture
+def login(client: Any) -> Any:
+    """``login(username, password=DEFAULT_PASSWORD)`` -> Authorization headers, via the real API."""
+    from tests.factories import DEFAULT_PASSWORD
+
+    def _login(username: str, password: str = DEFAULT_PASSWORD) -> dict[str, str]:
+        response = client.post(
+            "/api/v1/auth/login/", json={"username": username, "password": password}
+        )
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access']}"}
+
+    return _login
 
 
 @pytest.fixture

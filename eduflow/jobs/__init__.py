@@ -1,0 +1,1 @@
+"""Background jobs: the outbox, task functions, workers and registry tools."""
