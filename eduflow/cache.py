@@ -211,3 +211,21 @@ def reset_store() -> None:
     get_store.cache_clear()
     get_redis.cache_clear()
     _memory_store.clear()
+
+
+def invalidate_catalog(session: object, course_id: int | None = None) -> None:
+    """After the commit, make cached catalogue representations (and ``course_id``'s) unreachable.
+
+    Every service write that changes a course, its lessons or its seats calls this.
+    """
+    from sqlmodel import Session
+
+    from eduflow.db import on_commit
+
+    assert isinstance(session, Session)
+    on_commit(session, lambda: bump_catalog_generations(course_id))
+
+
+def bump_catalog_generations(course_id: int | None = None) -> None:
+    """Bump the generation keys that namespace cached catalogue responses."""
+    # Filled in by the response cache; a no-op until responses are cached.
