@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_max_failures_per_ip: int = Field(default=50, ge=1)
     login_window: int = Field(default=300, ge=1, description="seconds")
+    auth_state_ttl: int = Field(
+        default=300, ge=1, description="seconds a cached user/session auth state lives in Redis"
+    )
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     smtp_url: str | None = None
     mail_from: str = "EduFlow <no-reply@eduflow.local>"
@@ -47,11 +51,31 @@ class Settings(BaseSettings):
     pending_ttl: int = Field(default=24 * 3600, ge=1, description="seconds")
     idempotency_ttl: int = Field(default=24 * 3600, ge=1, description="seconds")
     job_retry_intervals: list[int] = Field(default_factory=lambda: [10, 60, 300])
+    job_timeout: int = Field(default=60, ge=1, description="seconds one job may run")
+    job_lock_ttl: int = Field(default=120, ge=1, description="seconds a task's Redis lock lives")
+    smtp_timeout: float = Field(default=15, gt=0, description="seconds")
+    worker_maintenance_interval: int = Field(default=60, ge=1, description="seconds")
+    outbox_sweep_interval: float = Field(default=30, gt=0, description="seconds")
+    outbox_retention_days: int = Field(default=7, ge=1)
+    expiry_interval: int = Field(default=3600, ge=60, description="seconds between expiry runs")
+    report_cron: str = Field(default="5 0 * * *", description="cron (UTC) of the daily report")
 
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
     db_connect_timeout: int = Field(default=3, ge=1)
+
+    # `eduflow serve` in production (behind a reverse proxy).
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxy addresses trusted for X-Forwarded-For/-Proto, comma-separated.",
+    )
+    keep_alive_timeout: int = Field(
+        default=75, ge=1, description="seconds; keep above the proxy's upstream keep-alive"
+    )
+    graceful_timeout: int = Field(
+        default=30, ge=1, description="seconds in-flight requests get to finish on shutdown"
+    )
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
 
 from eduflow.config import get_settings
@@ -54,7 +55,16 @@ def _build_engine(url: str) -> Engine:
         pool_pre_ping=True,
         pool_timeout=settings.db_connect_timeout,
         pool_recycle=1800,
-        connect_args={"connect_timeout": settings.db_connect_timeout, "options": options},
+        connect_args={
+            "connect_timeout": settings.db_connect_timeout,
+            "options": options,
+            # A vanished server (network cut, host down) is detected by TCP keep-alives
+            # instead of leaving a pooled connection waiting for minutes.
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        },
     )
 
 
@@ -120,6 +130,10 @@ def session_scope(*, read_only: bool = False) -> Iterator[Session]:
         if _is_connection_error(exc):
             raise Unavailable("The database is unavailable; retry shortly") from exc
         raise
+    except PoolTimeout as exc:  # every pooled connection busy for db_connect_timeout seconds
+        session.rollback()
+        session.info.pop(AFTER_COMMIT, None)
+        raise Unavailable("The database is overloaded; retry shortly") from exc
     except BaseException:
         session.rollback()
         session.info.pop(AFTER_COMMIT, None)
@@ -142,4 +156,6 @@ def _is_connection_error(exc: DBAPIError) -> bool:
 
 def is_connection_error(exc: BaseException) -> bool:
     """True when ``exc`` means the database cannot be reached (503, not 500)."""
+    if isinstance(exc, PoolTimeout):
+        return True
     return isinstance(exc, DBAPIError) and _is_connection_error(exc)

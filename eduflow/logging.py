@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
@@ -66,6 +67,14 @@ def redact_processor(
     return event_dict
 
 
+def add_process_id(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: ``pid`` tells apart the lines of several server/worker processes."""
+    event_dict.setdefault("pid", os.getpid())
+    return event_dict
+
+
 def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
     """Configure structlog and stdlib logging once per process."""
     global _configured
@@ -79,6 +88,7 @@ def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
+        add_process_id,
         redact_processor,
     ]
     renderer: Any = (
@@ -103,6 +113,7 @@ def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
                 structlog.stdlib.add_logger_name,
                 structlog.processors.TimeStamper(fmt="iso", utc=True),
                 structlog.processors.format_exc_info,
+                add_process_id,
                 redact_processor,
             ],
         )

@@ -15,6 +15,7 @@ from eduflow.config import get_settings
 ALGORITHM = "HS256"
 TokenType = Literal["access", "refresh"]
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "type", "jti", "sid"]
+MAX_TOKEN_CHARS = 4096
 
 
 def hash_password(password: str, rounds: int | None = None) -> str:
@@ -61,7 +62,13 @@ def encode_token(
 
 
 def decode_token(token: str, expected_type: TokenType) -> dict[str, Any]:
-    """Verified claims of ``token``; raises ``jwt.InvalidTokenError`` on any defect."""
+    """Verified claims of ``token``; raises ``jwt.InvalidTokenError`` on any defect.
+
+    The algorithm list is explicit (no ``alg: none``, no key confusion) and every claim
+    the server relies on is required.
+    """
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
+        raise jwt.InvalidTokenError("malformed token")
     claims: dict[str, Any] = jwt.decode(
         token,
         get_settings().resolved_secret_key(),
@@ -70,4 +77,6 @@ def decode_token(token: str, expected_type: TokenType) -> dict[str, Any]:
     )
     if claims.get("type") != expected_type:
         raise jwt.InvalidTokenError("wrong token type")
+    if not isinstance(claims.get("sid"), str) or not str(claims.get("sub", "")).isdigit():
+        raise jwt.InvalidTokenError("malformed claims")
     return claims

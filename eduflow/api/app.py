@@ -15,9 +15,20 @@ API_PREFIX = "/api/v1"
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start and stop what lives as long as the server process."""
+    from eduflow.config import get_settings
     from eduflow.db import dispose_engines
 
+    # Embedded default (no Redis): jobs run in a thread of this process, fed by the outbox.
+    embedded_jobs = get_settings().is_embedded
+    if embedded_jobs:
+        from eduflow.jobs.embedded import start_embedded_runner
+
+        start_embedded_runner()
     yield
+    if embedded_jobs:
+        from eduflow.jobs.embedded import stop_embedded_runner
+
+        stop_embedded_runner()
     dispose_engines()
 
 
@@ -41,4 +52,8 @@ def create_app() -> FastAPI:
     for module in (auth, users, courses, lessons, enrollments):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
+    # Outermost user middleware: request id, timing, body limit, access log, metrics.
+    from eduflow.api.middleware import RequestContextMiddleware
+
+    app.add_middleware(RequestContextMiddleware)
     return app

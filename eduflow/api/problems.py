@@ -7,12 +7,82 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from eduflow.errors import PROBLEM_BASE, EduFlowError, Unavailable
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    """One invalid field."""
+
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error response of EduFlow carries them."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": PROBLEM_BASE + "validation-error",
+                    "title": "Validation error",
+                    "status": 422,
+                    "detail": "The request is invalid",
+                    "instance": "/api/v1/auth/register/",
+                    "request_id": "5f0c6c1e9a7b4c7e8d2f0a1b2c3d4e5f",
+                    "errors": [{"field": "password", "message": "must not be all digits"}],
+                }
+            ]
+        }
+    )
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    request_id: str | None
+    errors: list[FieldError] | None = None
+
+
+_RESPONSE_TEXT = {
+    400: "Malformed request (e.g. invalid JSON)",
+    401: "Missing, invalid, expired or revoked credentials",
+    403: "Authenticated but not allowed",
+    404: "Not found (or not visible to the caller)",
+    409: "Conflicts with the current state",
+    413: "Request body over the limit",
+    422: "Validation error",
+    429: "Too many attempts (see Retry-After)",
+    503: "A backing service is unavailable",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries documenting problem+json answers for ``statuses``."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {
+            "description": _RESPONSE_TEXT.get(status, "Error"),
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        if status == 401:
+            entry["headers"] = {
+                "WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}
+            }
+        if status == 429:
+            entry["headers"] = {
+                "Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}
+            }
+        out[status] = entry
+    return out
+
 
 _HTTP_SLUGS = {
     400: ("bad-request", "Bad request"),
@@ -73,6 +143,19 @@ def eduflow_error_response(request: Request, exc: EduFlowError) -> Response:
     )
 
 
+def unhandled_response(request: Request, exc: Exception) -> Response:
+    """503 for a lost database, else a generic 500 (logged with its traceback, never shown)."""
+    from eduflow.db import is_connection_error
+    from eduflow.logging import get_logger
+
+    if is_connection_error(exc):
+        return eduflow_error_response(
+            request, Unavailable("The database is unavailable; retry shortly")
+        )
+    get_logger("eduflow.error").error("unhandled_exception", path=request.url.path, exc_info=exc)
+    return problem_response(request, 500, "An unexpected error occurred")
+
+
 def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
@@ -117,19 +200,48 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     async def on_unhandled(request: Request, exc: Exception) -> Response:
-        from eduflow.db import is_connection_error
-        from eduflow.logging import get_logger
-
-        if is_connection_error(exc):
-            return eduflow_error_response(
-                request, Unavailable("The database is unavailable; retry shortly")
-            )
-        get_logger("eduflow.error").error(
-            "unhandled_exception", path=request.url.path, exc_info=exc
-        )
-        return problem_response(request, 500, "An unexpected error occurred")
+        return unhandled_response(request, exc)
 
     app.add_exception_handler(EduFlowError, on_eduflow_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unhandled)
+    install_problem_openapi(app)
+
+
+def install_problem_openapi(app: FastAPI) -> None:
+    """Document problem details in the OpenAPI schema instead of FastAPI's default 422 body."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            tags=app.openapi_tags,
+            servers=app.servers,
+        )
+        components = schema.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in problem_schema.pop("$defs", {}).items():
+            schemas.setdefault(name, sub)
+        schemas["Problem"] = problem_schema
+        problem_422 = problem_responses(422)[422]
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                responses = operation["responses"]
+                old = responses.get("422", {}).get("content", {}).get("application/json")
+                if old is not None:
+                    responses["422"] = problem_422
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,7 +1,15 @@
-"""``eduflow admin``."""
+"""``eduflow admin``: manage accounts, courses and enrollments on the domain services."""
 
 from __future__ import annotations
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="admin commands.")
+from eduflow.cli import admin_courses, admin_enrollments, admin_users
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Manage users, courses and enrollments (acts as an admin, in one transaction).",
+)
+app.add_typer(admin_users.app, name="users")
+app.add_typer(admin_courses.app, name="courses")
+app.add_typer(admin_enrollments.app, name="enrollments")

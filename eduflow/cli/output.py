@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date, datetime
 from typing import Any
 
 from rich.console import Console
@@ -25,7 +26,17 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 def print_json(data: Any) -> None:
     """Stable, indented JSON on stdout (dates and decimals as strings)."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str, sort_keys=False) + "\n")
+    sys.stdout.write(json.dumps(data, indent=2, default=_json_value, sort_keys=False) + "\n")
+
+
+def _json_value(value: Any) -> Any:
+    # Same shapes as the API: ISO 8601 timestamps ("Z" for UTC), decimals as strings.
+    if isinstance(value, datetime):
+        text = value.isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
 
 
 def print_table(
@@ -61,9 +72,31 @@ def emit(data: Any, as_json: bool, columns: Sequence[str] | None = None) -> None
         print_table(rows, columns or (list(rows[0]) if rows else []))
 
 
+def show_more(shown: int, total: int) -> None:
+    """Tell (on stderr) that a listing was cut by ``--limit``."""
+    if shown < total:
+        err_console.print(f"showing {shown} of {total}; use --limit to see more", highlight=False)
+
+
 def success(message: str) -> None:
     """A short confirmation line."""
     console.print(f"[green]✓[/] {message}", highlight=False)
+
+
+def confirm_or_abort(question: str, assume_yes: bool = False) -> None:
+    """Ask before destructive work; ``--yes`` skips it, "no" (or no answer) changes nothing."""
+    import typer
+
+    from eduflow.cli import fail
+
+    if assume_yes:
+        return
+    try:
+        answer = typer.confirm(question, default=False, err=True)
+    except typer.Abort:
+        answer = False
+    if not answer:
+        raise fail("aborted; nothing was changed")
 
 
 def _cell(value: Any) -> str:
@@ -71,6 +104,8 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
     return str(value)
 
 

@@ -26,11 +26,25 @@ def serve(
     port: int = typer.Option(8000, min=1, max=65535, help="Port to bind."),
     workers: int = typer.Option(1, min=1, help="API worker processes (more than 1 needs Redis)."),
     reload: bool = typer.Option(False, help="Reload on code changes (development)."),
+    forwarded_allow_ips: str | None = typer.Option(
+        None,
+        help="Proxies trusted for X-Forwarded-For/-Proto, comma-separated or '*' "
+        "[default: EDUFLOW_FORWARDED_ALLOW_IPS].",
+    ),
+    keep_alive: int | None = typer.Option(
+        None, min=1, help="Idle keep-alive seconds [default: EDUFLOW_KEEP_ALIVE_TIMEOUT]."
+    ),
+    graceful_timeout: int | None = typer.Option(
+        None,
+        min=1,
+        help="Seconds in-flight requests get on shutdown [default: EDUFLOW_GRACEFUL_TIMEOUT].",
+    ),
 ) -> None:
     """Run the HTTP API."""
     import uvicorn
 
     from eduflow.config import get_settings
+    from eduflow.db import dispose_engines
     from eduflow.errors import EduFlowError
     from eduflow.logging import configure_logging, get_logger
 
@@ -48,9 +62,20 @@ def serve(
         raise EduFlowError("--reload cannot be combined with --workers > 1")
     configure_logging()
     prepare_database()
+    # The supervisor process serves nothing: it must not keep database connections open
+    # next to the pools of its worker processes.
+    dispose_engines()
+    trusted = forwarded_allow_ips or settings.forwarded_allow_ips
     get_logger("eduflow.serve").info(
-        "serve_starting", host=host, port=port, workers=workers, embedded=settings.is_embedded
+        "serve_starting",
+        host=host,
+        port=port,
+        workers=workers,
+        embedded=settings.is_embedded,
+        forwarded_allow_ips=trusted,
     )
+    # SIGTERM/SIGINT: stop accepting, let in-flight requests finish (up to the graceful
+    # timeout), run the lifespan shutdown (pools closed), then exit 0.
     uvicorn.run(
         "eduflow.api.app:create_app",
         factory=True,
@@ -59,9 +84,10 @@ def serve(
         workers=workers,
         reload=reload,
         proxy_headers=True,
-        forwarded_allow_ips="*",
-        timeout_keep_alive=15,
-        timeout_graceful_shutdown=20,
+        forwarded_allow_ips=trusted,
+        timeout_keep_alive=keep_alive or settings.keep_alive_timeout,
+        timeout_graceful_shutdown=graceful_timeout or settings.graceful_timeout,
+        backlog=2048,
         access_log=False,
         log_config=None,
         server_header=False,

@@ -1,12 +1,36 @@
-"""The outbox: record a job in the caller's transaction; relay rows to the queue after commit."""
+"""The outbox: record a job in the caller's transaction; relay rows to the queue after commit.
+
+A row becomes the RQ job ``outbox-<row id>`` (enqueued with ``unique=True``), so a row
+relayed twice (after-commit hook and sweep racing, or a crash between enqueue and marking)
+is still one job while RQ keeps the job's key. Exactly-once side effects do not rest on
+that: every task checks its own durable marker in the database.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
 from eduflow.models.outbox import OutboxJob
+
+if TYPE_CHECKING:
+    import redis
+
+# job name -> dotted path of the task function (imported by the worker, not by the API).
+TASKS: dict[str, str] = {
+    "send_enrollment_email": "eduflow.jobs.tasks.send_enrollment_email",
+    "expire_abandoned_enrollments": "eduflow.jobs.tasks.expire_abandoned_enrollments",
+    "daily_report": "eduflow.jobs.tasks.daily_report",
+}
+_PENDING_IDS = "eduflow_outbox_pending"
+_BREAKER_SECONDS = 5.0
+_breaker_until = 0.0
+wake_embedded = threading.Event()  # set after a commit that recorded jobs (embedded runner)
 
 
 def record_job(session: Session, job_name: str, queue: str = "default", **args: Any) -> OutboxJob:
@@ -16,4 +40,197 @@ def record_job(session: Session, job_name: str, queue: str = "default", **args: 
     job = OutboxJob(job_name=job_name, args=args, queue=queue, request_id=current_request_id())
     session.add(job)
     session.flush()
+    pending: list[OutboxJob] | None = session.info.get(_PENDING_IDS)
+    if pending is None:
+        pending = session.info[_PENDING_IDS] = []
+        from eduflow.db import on_commit
+
+        on_commit(session, lambda: relay_after_commit(session.info.pop(_PENDING_IDS, [])))
+    pending.append(job)
     return job
+
+
+def job_id_for(outbox_id: int) -> str:
+    """The RQ job id of an outbox row: one row, one job."""
+    return f"outbox-{outbox_id}"
+
+
+@dataclass
+class RelayResult:
+    """What one relay pass did."""
+
+    relayed: int = 0
+    duplicates: int = 0
+    pruned: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def relay_after_commit(rows: list[OutboxJob]) -> None:
+    """Best effort, right after the commit: hand fresh rows to RQ; never fails the caller.
+
+    Without Redis the embedded runner is woken instead. When Redis does not answer, rows
+    stay in the outbox for the periodic sweep, and further attempts are skipped for a few
+    seconds so a broker outage costs requests nothing.
+    """
+    global _breaker_until
+    from eduflow.cache import get_redis
+    from eduflow.logging import get_logger
+
+    if not rows:
+        return
+    client = get_redis()
+    if client is None:
+        wake_embedded.set()
+        return
+    if time.monotonic() < _breaker_until:
+        return
+    done: list[int] = []
+    try:
+        for row in rows:
+            assert row.id is not None
+            enqueue_row(client, row)
+            done.append(row.id)
+    except Exception as exc:  # a broker problem must never become the request's problem
+        _breaker_until = time.monotonic() + _BREAKER_SECONDS
+        get_logger("eduflow.jobs.outbox").warning(
+            "outbox_relay_deferred", error=f"{type(exc).__name__}: {exc}", pending=len(rows)
+        )
+    if done:
+        try:
+            _mark_relayed(done)
+        except Exception as exc:  # the sweep will see them, get duplicates, and mark them
+            get_logger("eduflow.jobs.outbox").warning("outbox_mark_failed", error=str(exc))
+
+
+def enqueue_row(client: redis.Redis[bytes], row: OutboxJob) -> bool:
+    """Enqueue one outbox row as its RQ job; False when that job already exists."""
+    from rq import Queue, Retry
+    from rq.exceptions import DuplicateJobError
+
+    from eduflow.config import get_settings
+
+    settings = get_settings()
+    assert row.id is not None
+    path = TASKS.get(row.job_name)
+    if path is None:
+        raise ValueError(f"unknown job {row.job_name!r} in outbox row {row.id}")
+    intervals = settings.job_retry_intervals
+    try:
+        Queue(row.queue, connection=client).enqueue_call(
+            path,
+            kwargs=dict(row.args),
+            job_id=job_id_for(row.id),
+            unique=True,
+            timeout=settings.job_timeout,
+            retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+            meta={"request_id": row.request_id, "outbox_id": row.id, "job_name": row.job_name},
+            description=f"{row.job_name}({_describe(row.args)})",
+        )
+    except DuplicateJobError:
+        return False
+    return True
+
+
+def _describe(args: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in args.items())
+
+
+def _mark_relayed(ids: list[int]) -> None:
+    from sqlalchemy import update
+    from sqlmodel import col
+
+    from eduflow.db import session_scope
+    from eduflow.models._base import utcnow
+
+    with session_scope() as session:
+        session.execute(
+            update(OutboxJob)
+            .where(col(OutboxJob.id).in_(ids), col(OutboxJob.relayed_at).is_(None))
+            .values(relayed_at=utcnow(), attempts=OutboxJob.attempts + 1)
+        )
+
+
+def relay_pending(batch: int = 500) -> RelayResult:
+    """The sweep: hand every unrelayed row to RQ (rows are locked with SKIP LOCKED, so
+    several sweepers share the work), then prune old relayed rows."""
+    from sqlmodel import col, select
+
+    from eduflow.cache import get_redis
+    from eduflow.db import session_scope
+    from eduflow.errors import Unavailable
+    from eduflow.models._base import utcnow
+
+    client = get_redis()
+    if client is None:
+        raise Unavailable("relaying needs EDUFLOW_REDIS_URL (the embedded runner reads the outbox)")
+    result = RelayResult()
+    last_id = 0
+    broker_down = False
+    while not broker_down:
+        with session_scope() as session:
+            rows = session.exec(
+                select(OutboxJob)
+                .where(col(OutboxJob.relayed_at).is_(None), col(OutboxJob.id) > last_id)
+                .order_by(col(OutboxJob.id))
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                assert row.id is not None
+                last_id = row.id
+                try:
+                    created = enqueue_row(client, row)
+                except ValueError as exc:  # unknown job name: keep the row, report it
+                    result.errors.append(str(exc))
+                    continue
+                except Exception as exc:  # Redis went away: keep what was done
+                    result.errors.append(f"{type(exc).__name__}: {exc}")
+                    broker_down = True
+                    break
+                row.relayed_at = utcnow()
+                row.attempts += 1
+                session.add(row)
+                if created:
+                    result.relayed += 1
+                else:
+                    result.duplicates += 1
+        if len(rows) < batch:
+            break
+    result.pruned = prune_relayed()
+    return result
+
+
+def prune_relayed(older_than: timedelta | None = None) -> int:
+    """Delete relayed rows older than the retention period (``EDUFLOW_OUTBOX_RETENTION_DAYS``)."""
+    from sqlalchemy import delete
+    from sqlmodel import col
+
+    from eduflow.config import get_settings
+    from eduflow.db import session_scope
+    from eduflow.models._base import utcnow
+
+    age = older_than or timedelta(days=get_settings().outbox_retention_days)
+    with session_scope() as session:
+        result: Any = session.execute(
+            delete(OutboxJob).where(
+                col(OutboxJob.relayed_at).is_not(None), col(OutboxJob.relayed_at) < utcnow() - age
+            )
+        )
+        return int(result.rowcount or 0)
+
+
+def outbox_backlog() -> int:
+    """Rows recorded but not yet handed to the queue (or, embedded, not yet run)."""
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from eduflow.db import session_scope
+
+    with session_scope() as session:
+        return int(
+            session.exec(
+                select(func.count())
+                .select_from(OutboxJob)
+                .where(col(OutboxJob.relayed_at).is_(None))
+            ).one()
+        )

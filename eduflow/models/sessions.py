@@ -1,9 +1,12 @@
-"""Login sessions: one row per login, tracking the current refresh token."""
+"""Login sessions: one row per login, tracking the current refresh token; token schemas."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as SchemaField
 from sqlalchemy import DateTime
 from sqlmodel import Field, SQLModel
 
@@ -23,3 +26,50 @@ class LoginSession(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=DateTime(timezone=True), nullable=False)
     revoked_at: datetime | None = optional_ts_field()
     revoked_reason: str | None = Field(default=None, max_length=40)
+
+
+_JWT_EXAMPLE = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI3In0.c2lnbmF0dXJl"
+
+
+class LoginRequest(BaseModel):
+    """``{username, password}``; ``username`` may also be the account's email."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"username": "ada.l", "password": "analytical-42"}]},
+    )
+
+    username: str = SchemaField(min_length=1, max_length=254)
+    password: str = SchemaField(min_length=1, max_length=1024)
+
+
+class RefreshRequest(BaseModel):
+    """A refresh token, for ``/auth/refresh/`` and ``/auth/logout/``."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"refresh": _JWT_EXAMPLE}]}
+    )
+
+    refresh: str = SchemaField(min_length=1, max_length=4096)
+
+
+class TokenPair(BaseModel):
+    """An access token (short-lived) and the refresh token of the same login."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "access": _JWT_EXAMPLE,
+                    "refresh": _JWT_EXAMPLE,
+                    "token_type": "bearer",
+                    "expires_in": 900,
+                }
+            ]
+        }
+    )
+
+    access: str
+    refresh: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = SchemaField(description="Seconds until the access token expires.")

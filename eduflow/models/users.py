@@ -1,14 +1,22 @@
-"""Users: accounts with one role each."""
+"""Users: accounts with one role each, and their input/output schemas."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
+from pydantic import BaseModel, ConfigDict, EmailStr, field_validator, model_validator
+from pydantic import Field as SchemaField
 from sqlalchemy import CheckConstraint
 from sqlmodel import Field, SQLModel
 
 from eduflow.models._base import created_field
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_.]{3,150}$"
+PASSWORD_MIN_CHARS = 8
+PASSWORD_MAX_BYTES = 72  # bcrypt's hard limit
+EMAIL_MAX_CHARS = 254
 
 
 class Role(StrEnum):
@@ -20,7 +28,11 @@ class Role(StrEnum):
 
 
 class User(SQLModel, table=True):
-    """An account. ``email`` is stored lower-cased so uniqueness is case-insensitive."""
+    """An account. ``email`` is stored lower-cased so uniqueness is case-insensitive.
+
+    ``auth_version`` grows on every change of role, activity or password; the cached
+    auth state of the user is ordered by it (see ``services/auth.py``).
+    """
 
     __tablename__ = "users"
     __table_args__ = (
@@ -33,4 +45,130 @@ class User(SQLModel, table=True):
     password_hash: str = Field(max_length=100)
     role: str = Field(default=Role.student.value, max_length=20, index=True)
     is_active: bool = Field(default=True)
+    auth_version: int = Field(default=1)
     date_joined: datetime = created_field()
+
+
+def password_problem(password: str, username: str | None = None) -> str | None:
+    """Why ``password`` breaks the SPEC rules, or None when it is acceptable."""
+    if len(password) < PASSWORD_MIN_CHARS:
+        return f"must be at least {PASSWORD_MIN_CHARS} characters"
+    if len(password.encode("utf-8")) > PASSWORD_MAX_BYTES:
+        return f"must be at most {PASSWORD_MAX_BYTES} bytes (UTF-8)"
+    if password.isdigit():
+        return "must not be all digits"
+    if username is not None and password == username:
+        return "must not be equal to the username"
+    return None
+
+
+class UserCreate(BaseModel):
+    """Registration input: always creates a student; any other field is refused."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"username": "ada.l", "email": "ada@example.com", "password": "analytical-42"}
+            ]
+        },
+    )
+
+    username: str = SchemaField(min_length=3, max_length=150, pattern=USERNAME_PATTERN)
+    email: EmailStr = SchemaField(max_length=EMAIL_MAX_CHARS)
+    password: str = SchemaField(min_length=PASSWORD_MIN_CHARS, max_length=PASSWORD_MAX_BYTES)
+
+    @field_validator("email")
+    @classmethod
+    def _lower_email(cls, value: str) -> str:
+        return value.lower()
+
+    @field_validator("password")
+    @classmethod
+    def _password_rules(cls, value: str) -> str:
+        problem = password_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _password_not_username(self) -> UserCreate:
+        if self.password == self.username:
+            raise ValueError("password must not be equal to the username")
+        return self
+
+
+class UserPublic(BaseModel):
+    """What a user sees of their own account (``GET /auth/me/``, registration)."""
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 7,
+                    "username": "ada.l",
+                    "email": "ada@example.com",
+                    "role": "student",
+                    "date_joined": "2026-01-05T10:00:00Z",
+                }
+            ]
+        },
+    )
+
+    id: int
+    username: str
+    email: str
+    role: Role
+    date_joined: datetime
+
+
+class UserAdminView(UserPublic):
+    """What an admin sees of any account."""
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 7,
+                    "username": "ada.l",
+                    "email": "ada@example.com",
+                    "role": "instructor",
+                    "is_active": True,
+                    "date_joined": "2026-01-05T10:00:00Z",
+                }
+            ]
+        },
+    )
+
+    is_active: bool
+
+
+class UserUpdate(BaseModel):
+    """Admin change of an account: ``{role?, is_active?}``; nothing else."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"role": "instructor"}]}
+    )
+
+    role: Role | None = None
+    is_active: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in ("role", "is_active"):
+                if name in data and data[name] is None:
+                    raise ValueError(f"{name} may not be null")
+        return data
+
+
+class UserPage(BaseModel):
+    """A page of users."""
+
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[UserAdminView]

@@ -1,27 +1,383 @@
-"""Authentication: turning an access token into a Principal."""
+"""Authentication: login, refresh-token rotation, logout, and access token -> Principal.
+
+Tokens
+  Access and refresh tokens are HS256 JWTs (``eduflow.security``) carrying ``sub`` (user
+  id), ``type``, ``sid`` (the login session), ``jti``, ``iat`` and ``exp``; access tokens
+  also carry the ``role`` they were issued for. Each login is a ``LoginSession`` row
+  that remembers the jti of its one current refresh token. Refresh rotates that jti;
+  presenting an older (spent) jti again means the token was stolen or replayed, so the
+  whole session is revoked (reuse detection). Logout revokes the session.
+
+Auth state without a database query per request (Redis configured)
+  An access token is accepted only when (a) its session is not revoked and (b) the user
+  is active and still has the role the token names. Both facts live in Redis and are
+  read with one ``MGET``:
+    ``eduflow:auth:user:{id}``    -> ``"{auth_version}|{role}|{active}|{username}"``
+    ``eduflow:auth:session:{sid}`` -> ``"1"`` (live) or ``"0"`` (revoked)
+  On a miss both are read from the database and filled. Every change is written through
+  *after its commit*, by whichever process made it (API or CLI, they share Redis):
+    * user state: every change of role, activity or password bumps ``users.auth_version``
+      under a row lock; the cache is written with a compare-and-set script that keeps
+      the highest version. A request that read the old row before the commit and fills
+      the cache afterwards cannot overwrite the newer state, and two racing writers
+      converge on the newest one.
+    * session state only ever goes live -> revoked. Revocation is a plain ``SET "0"``;
+      fills from the database use ``SET NX``, so a stale "live" read never overwrites
+      a revocation.
+  Deactivation and password changes also revoke every session of the user.
+  If Redis does not answer, the state is read from the database (never fail open).
+  Entries expire after ``EDUFLOW_AUTH_STATE_TTL`` seconds, which also bounds the damage
+  of a write-through lost to a Redis outage.
+
+Embedded default (no Redis)
+  The CLI and the server are different processes that share only the SQLite file, so an
+  in-process cache could not be invalidated by ``eduflow admin users deactivate``.
+  Correctness wins: each authenticated request reads both facts with one indexed query
+  (a primary-key join, microseconds on SQLite).
+"""
 
 from __future__ import annotations
 
-import jwt
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from eduflow.db import session_scope
-from eduflow.errors import Unauthorized
+import jwt
+from sqlalchemy import or_, select, update
+from sqlmodel import Session, col
+
+from eduflow.config import get_settings
+from eduflow.db import on_commit, session_scope
+from eduflow.errors import EduFlowError, Forbidden, Unauthorized
+from eduflow.logging import get_logger
+from eduflow.models.sessions import LoginSession, TokenPair
 from eduflow.models.users import Role, User
-from eduflow.security import decode_token
+from eduflow.security import burn_password_check, decode_token, encode_token, verify_password
+from eduflow.services import throttle
 from eduflow.services.permissions import Principal
+
+INVALID_TOKEN = "Invalid or expired token"
+INVALID_CREDENTIALS = "Invalid username or password"
+
+# Keep the cached user state with the highest auth_version (KEYS[1]; ARGV: version,
+# value, ttl). The value starts with "{version}|".
+_CAS_SCRIPT = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local v = tonumber(string.match(cur, '^(%d+)|'))
+  if v and v > tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+
+def _user_key(user_id: int) -> str:
+    from eduflow.cache import key
+
+    return key("auth", "user", user_id)
+
+
+def _session_key(session_id: str) -> str:
+    from eduflow.cache import key
+
+    return key("auth", "session", session_id)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthState:
+    """What an access token is checked against."""
+
+    username: str
+    role: str
+    is_active: bool
+    version: int
+    session_live: bool
+
+
+# --------------------------------------------------------------------------- state cache
+
+
+def _redis() -> Any:
+    from eduflow.cache import get_redis
+
+    return get_redis()
+
+
+def _encode_user_state(version: int, role: str, active: bool, username: str) -> bytes:
+    return f"{version}|{role}|{int(active)}|{username}".encode()
+
+
+def publish_user_state(user_id: int, version: int, role: str, active: bool, username: str) -> None:
+    """Write a user's auth state to the shared cache unless a newer version is there."""
+    client = _redis()
+    if client is None:
+        return
+    value = _encode_user_state(version, role, active, username)
+    try:
+        client.eval(
+            _CAS_SCRIPT, 1, _user_key(user_id), version, value, get_settings().auth_state_ttl
+        )
+    except Exception:  # Redis down: readers fall back to the DB; the TTL bounds staleness
+        get_logger("eduflow.auth").warning("auth_state_publish_failed", user_id=user_id)
+
+
+def publish_user_after_commit(session: Session, user: User) -> None:
+    """Register the write-through of ``user``'s auth state for after the commit."""
+    assert user.id is not None
+    args = (user.id, user.auth_version, user.role, user.is_active, user.username)
+    on_commit(session, lambda: publish_user_state(*args))
+
+
+def _mark_sessions_revoked(session_ids: list[str]) -> None:
+    client = _redis()
+    if client is None or not session_ids:
+        return
+    try:
+        pipe = client.pipeline(transaction=False)
+        for sid in session_ids:
+            pipe.set(_session_key(sid), b"0", ex=get_settings().auth_state_ttl)
+        pipe.execute()
+    except Exception:
+        get_logger("eduflow.auth").warning("auth_state_publish_failed", sessions=len(session_ids))
+
+
+def _load_state_from_db(user_id: int, session_id: str) -> AuthState | None:
+    with session_scope(read_only=True) as session:
+        row = session.execute(
+            select(
+                col(User.username),
+                col(User.role),
+                col(User.is_active),
+                col(User.auth_version),
+                col(LoginSession.id),
+                col(LoginSession.revoked_at),
+            )
+            .select_from(User)
+            .outerjoin(
+                LoginSession,
+                (col(LoginSession.id) == session_id) & (col(LoginSession.user_id) == User.id),
+            )
+            .where(col(User.id) == user_id)
+        ).first()
+    if row is None:
+        return None
+    username, role, active, version, sid, revoked_at = row
+    return AuthState(username, role, bool(active), int(version), sid is not None and not revoked_at)
+
+
+def _parse_user_state(raw: bytes) -> tuple[int, str, bool, str] | None:
+    try:
+        version, role, active, username = raw.decode().split("|", 3)
+        return int(version), role, active == "1", username
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def load_auth_state(user_id: int, session_id: str) -> AuthState | None:
+    """The user's and session's state: from Redis when possible, else from the database."""
+    client = _redis()
+    if client is None:
+        return _load_state_from_db(user_id, session_id)
+    ukey, skey = _user_key(user_id), _session_key(session_id)
+    try:
+        raw_user, raw_session = client.mget(ukey, skey)
+    except Exception:
+        return _load_state_from_db(user_id, session_id)
+    parsed = _parse_user_state(raw_user) if raw_user is not None else None
+    if parsed is not None and raw_session is not None:
+        version, role, active, username = parsed
+        return AuthState(username, role, active, version, raw_session == b"1")
+    state = _load_state_from_db(user_id, session_id)
+    if state is None:
+        return None
+    ttl = get_settings().auth_state_ttl
+    try:
+        if parsed is None:
+            client.eval(
+                _CAS_SCRIPT,
+                1,
+                ukey,
+                state.version,
+                _encode_user_state(state.version, state.role, state.is_active, state.username),
+                ttl,
+            )
+        if raw_session is None:
+            client.set(skey, b"1" if state.session_live else b"0", ex=ttl, nx=True)
+    except Exception:
+        pass  # the answer came from the database; the next request tries the cache again
+    return state
 
 
 def principal_from_access_token(token: str) -> Principal:
-    """The caller behind ``token``; 401 when it is invalid, revoked or the user is inactive."""
+    """The caller behind ``token``; 401 when it is invalid, revoked, stale or the user inactive."""
     try:
         claims = decode_token(token, "access")
         user_id = int(claims["sub"])
-    except (jwt.InvalidTokenError, ValueError, KeyError) as exc:
-        raise Unauthorized("Invalid or expired token") from exc
-    with session_scope(read_only=True) as session:
-        user = session.get(User, user_id)
-        if user is None or not user.is_active:
-            raise Unauthorized("Invalid or expired token")
-        return Principal(
-            id=user_id, username=user.username, role=Role(user.role), session_id=claims["sid"]
+        session_id = str(claims["sid"])
+        role = Role(claims["role"])
+    except (jwt.InvalidTokenError, ValueError, KeyError, TypeError) as exc:
+        raise Unauthorized(INVALID_TOKEN) from exc
+    state = load_auth_state(user_id, session_id)
+    if state is None or not state.is_active or not state.session_live or state.role != role:
+        raise Unauthorized(INVALID_TOKEN)
+    return Principal(id=user_id, username=state.username, role=role, session_id=session_id)
+
+
+# --------------------------------------------------------------------------- login & tokens
+
+
+def find_login_user(session: Session, identifier: str) -> User | None:
+    """The account named by username (exact) or email (case-insensitive)."""
+    ident = identifier.strip()
+    return session.execute(
+        select(User)
+        .where(or_(col(User.username) == ident, col(User.email) == ident.lower()))
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def issue_tokens(session: Session, user: User) -> TokenPair:
+    """Start a login session for ``user`` and return its first token pair."""
+    assert user.id is not None
+    settings = get_settings()
+    session_id = uuid.uuid4().hex
+    refresh, jti = encode_token(user.id, "refresh", session_id, settings.refresh_token_ttl)
+    access, _ = encode_token(
+        user.id, "access", session_id, settings.access_token_ttl, role=user.role
+    )
+    now = _now()
+    session.add(
+        LoginSession(
+            id=session_id,
+            user_id=user.id,
+            refresh_jti=jti,
+            created_at=now,
+            last_used_at=now,
+            expires_at=now + timedelta(seconds=settings.refresh_token_ttl),
         )
+    )
+    session.flush()
+    return TokenPair(access=access, refresh=refresh, expires_in=settings.access_token_ttl)
+
+
+def login(session: Session, identifier: str, password: str, client_address: str) -> TokenPair:
+    """Check the credentials (throttled per account and address) and start a session."""
+    user = find_login_user(session, identifier)
+    account = f"user:{user.id}" if user is not None else f"name:{identifier.strip().lower()}"
+    throttle.check_login_allowed(account, client_address)
+    if user is None:
+        burn_password_check(password)  # same cost as a real check: no enumeration by timing
+        ok = False
+    else:
+        ok = verify_password(password, user.password_hash)
+    if not ok or user is None:
+        throttle.record_login_failure(account, client_address)
+        raise Unauthorized(INVALID_CREDENTIALS)
+    if not user.is_active:
+        raise Forbidden("This account is disabled", slug="account-disabled")
+    throttle.clear_account_failures(account)
+    get_logger("eduflow.auth").info("login", user_id=user.id)
+    return issue_tokens(session, user)
+
+
+def _refresh_claims(token: str) -> dict[str, Any]:
+    try:
+        return decode_token(token, "refresh")
+    except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
+        raise Unauthorized(INVALID_TOKEN) from exc
+
+
+def _locked_login_session(session: Session, claims: dict[str, Any]) -> LoginSession | None:
+    login_session: LoginSession | None = session.execute(
+        select(LoginSession).where(col(LoginSession.id) == claims["sid"]).with_for_update()
+    ).scalar_one_or_none()
+    if login_session is None or login_session.user_id != int(claims["sub"]):
+        return None
+    return login_session
+
+
+class RefreshReused(EduFlowError):
+    """A spent refresh token came back; its whole login has been revoked (401 once committed)."""
+
+    status = 401
+    slug = "refresh-token-reused"
+    title = "Refresh token reused"
+
+
+def rotate_refresh_token(session: Session, token: str) -> TokenPair | RefreshReused:
+    """Spend ``token`` and issue the next pair of its login.
+
+    Reuse of a spent token revokes the login and is *returned*, not raised: the caller
+    commits the revocation first and then answers 401 with it.
+    """
+    claims = _refresh_claims(token)
+    login_session = _locked_login_session(session, claims)
+    if login_session is None or login_session.revoked_at is not None:
+        raise Unauthorized(INVALID_TOKEN)
+    if login_session.refresh_jti != claims["jti"]:
+        revoke_login_session(session, login_session, "refresh-reuse")
+        get_logger("eduflow.auth").warning(
+            "refresh_token_reuse", user_id=login_session.user_id, session_id=login_session.id
+        )
+        return RefreshReused("This refresh token was already used; the login has been revoked")
+    user = session.get(User, login_session.user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized(INVALID_TOKEN)
+    assert user.id is not None
+    settings = get_settings()
+    refresh, jti = encode_token(user.id, "refresh", login_session.id, settings.refresh_token_ttl)
+    access, _ = encode_token(
+        user.id, "access", login_session.id, settings.access_token_ttl, role=user.role
+    )
+    now = _now()
+    login_session.refresh_jti = jti
+    login_session.last_used_at = now
+    login_session.expires_at = now + timedelta(seconds=settings.refresh_token_ttl)
+    session.add(login_session)
+    session.flush()
+    return TokenPair(access=access, refresh=refresh, expires_in=settings.access_token_ttl)
+
+
+def logout(session: Session, token: str) -> None:
+    """Revoke the login of ``token`` (any token of that login, spent or current, will do)."""
+    claims = _refresh_claims(token)
+    login_session = _locked_login_session(session, claims)
+    if login_session is None:
+        raise Unauthorized(INVALID_TOKEN)
+    if login_session.revoked_at is None:
+        revoke_login_session(session, login_session, "logout")
+
+
+def revoke_login_session(session: Session, login_session: LoginSession, reason: str) -> None:
+    """Revoke one login; its tokens stop working once the transaction commits."""
+    login_session.revoked_at = _now()
+    login_session.revoked_reason = reason
+    session.add(login_session)
+    session.flush()
+    sid = login_session.id
+    on_commit(session, lambda: _mark_sessions_revoked([sid]))
+
+
+def revoke_user_sessions(session: Session, user_id: int, reason: str) -> int:
+    """Revoke every live login of a user (deactivation, password change); returns how many."""
+    ids = list(
+        session.execute(
+            select(col(LoginSession.id)).where(
+                col(LoginSession.user_id) == user_id, col(LoginSession.revoked_at).is_(None)
+            )
+        ).scalars()
+    )
+    if ids:
+        session.execute(
+            update(LoginSession)
+            .where(col(LoginSession.id).in_(ids))
+            .values(revoked_at=_now(), revoked_reason=reason)
+        )
+        on_commit(session, lambda: _mark_sessions_revoked(ids))
+    return len(ids)

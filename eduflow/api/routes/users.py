@@ -1,7 +1,54 @@
-"""Users routes."""
+"""Users routes (admin only): list, show, change role or activity."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+
+from eduflow.api.deps import AdminUser, PageDep, SessionDep, page_body
+from eduflow.api.problems import problem_responses
+from eduflow.models.users import Role, UserAdminView, UserPage, UserUpdate
+from eduflow.services import users
 
 router = APIRouter(tags=["users"])
+UserId = Annotated[int, Path(ge=1, le=2**31 - 1, description="User id.")]
+
+
+@router.get("/users/", summary="List users (admin)", responses=problem_responses(401, 403, 422))
+def list_users(
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    page: PageDep,
+    role: Annotated[Role | None, Query(description="Only users with this role.")] = None,
+    search: Annotated[
+        str | None, Query(max_length=200, description="Part of the username or email.")
+    ] = None,
+) -> UserPage:
+    """Paginated accounts, filtered by role and a username/email search."""
+    count, rows = users.list_users(
+        session, role=role, search=search, offset=page.offset, limit=page.page_size
+    )
+    results = [UserAdminView.model_validate(u) for u in rows]
+    return UserPage.model_validate(page_body(request, page, count, results))
+
+
+@router.get(
+    "/users/{user_id}/", summary="Show a user (admin)", responses=problem_responses(401, 403, 404)
+)
+def get_user(user_id: UserId, admin: AdminUser, session: SessionDep) -> UserAdminView:
+    """One account."""
+    return UserAdminView.model_validate(users.get_user(session, user_id))
+
+
+@router.patch(
+    "/users/{user_id}/",
+    summary="Change a user's role or activity (admin)",
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
+)
+def update_user(
+    user_id: UserId, body: UserUpdate, admin: AdminUser, session: SessionDep
+) -> UserAdminView:
+    """Apply ``{role?, is_active?}``; takes effect on the user's next request."""
+    return UserAdminView.model_validate(users.update_user(session, admin, user_id, body))

@@ -1,0 +1,137 @@
+"""One pure-ASGI middleware for what every request needs: id, timing, body limit, log, metrics.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) keeps the per-request cost to a few microseconds:
+no extra task, no response re-streaming, headers appended to the start message in place.
+It also renders unhandled exceptions itself: Starlette's ``Exception`` handler runs in
+``ServerErrorMiddleware`` *outside* user middleware, where a 500 would lose its
+``X-Request-ID``; here the 500 problem gets the id, the log line gets the traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from eduflow.logging import get_logger
+from eduflow.metrics import UNMATCHED_ROUTE, observe_request
+
+# A kept incoming id must be harmless in headers and logs.
+_VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once a streamed body passes the limit (rendered as 413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body exceeds {limit} bytes")
+
+
+class RequestContextMiddleware:
+    """X-Request-ID, X-Response-Time-ms, the 1 MiB body limit, the access log and metrics."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int | None = None) -> None:
+        from eduflow.config import get_settings
+
+        self.app = app
+        self.max_body = max_body_bytes or get_settings().max_body_bytes
+        self.access_log = get_logger("eduflow.access")
+        self.error_log = get_logger("eduflow.error")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection scope."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        request_id: bytes | None = None
+        content_length: int | None = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value if _VALID_REQUEST_ID.match(value) else None
+            elif name == b"content-length":
+                content_length = int(value) if value.isdigit() else None
+        if request_id is None:
+            request_id = str(uuid.uuid4()).encode()
+        rid = request_id.decode()
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = rid
+        tokens = structlog.contextvars.bind_contextvars(request_id=rid)
+        status = 500
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                elapsed = f"{(time.perf_counter() - start) * 1000:.2f}".encode()
+                headers = list(message.get("headers", ()))
+                headers.append((b"x-request-id", request_id))
+                headers.append((b"x-response-time-ms", elapsed))
+                message["headers"] = headers
+            await send(message)
+
+        app_receive = receive
+        if scope["method"] in _BODY_METHODS:
+            limit = self.max_body
+            received = 0
+
+            async def limited_receive() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > limit:
+                        raise BodyTooLarge(limit)
+                return message
+
+            app_receive = limited_receive
+        try:
+            if content_length is not None and content_length > self.max_body:
+                raise BodyTooLarge(self.max_body)
+            await self.app(scope, app_receive, send_with_headers)
+        except BodyTooLarge as exc:
+            if started:
+                raise
+            await self._problem(scope, send_with_headers, exc)
+        except Exception as exc:
+            if started:
+                self.error_log.error("unhandled_exception", path=scope["path"], exc_info=exc)
+                raise
+            await self._problem(scope, send_with_headers, exc)
+        finally:
+            duration = time.perf_counter() - start
+            route = scope.get("route")
+            template = getattr(route, "path", None) or UNMATCHED_ROUTE
+            observe_request(scope["method"], template, status, duration)
+            self.access_log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round(duration * 1000, 2),
+                user_id=state.get("user_id"),
+            )
+            structlog.contextvars.reset_contextvars(**tokens)
+
+    async def _problem(self, scope: Scope, send: Send, exc: Exception) -> None:
+        from eduflow.api.problems import problem_response, unhandled_response
+
+        request = Request(scope)
+        if isinstance(exc, BodyTooLarge):
+            response = problem_response(request, 413, str(exc.detail))
+        else:
+            response = unhandled_response(request, exc)
+
+        async def no_body() -> Message:
+            return {"type": "http.disconnect"}
+
+        await response(scope, no_body, send)

@@ -1,0 +1,7 @@
+"""``eduflow admin courses``."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Manage courses.")

@@ -1,0 +1,180 @@
+"""``eduflow admin users``: accounts, roles, activity and passwords via ``services.users``."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from eduflow.models.users import User
+
+app = typer.Typer(no_args_is_help=True, help="Manage user accounts.")
+
+USER_COLUMNS = ["id", "username", "email", "role", "is_active", "date_joined"]
+USER_ARG = typer.Argument(..., metavar="USER", help="User id, username or email.")
+JSON_OPT = typer.Option(False, "--json", help="Print JSON instead of a table.")
+PASSWORD_STDIN_OPT = typer.Option(
+    False, "--password-stdin", help="Read the password from the first line of standard input."
+)
+
+
+def user_view(user: User) -> dict[str, Any]:
+    """The admin representation of an account (same keys as ``GET /api/v1/users/{id}/``)."""
+    from eduflow.models.users import UserAdminView
+
+    return UserAdminView.model_validate(user).model_dump()
+
+
+def parse_role(value: str | None) -> str | None:
+    """Turn a ROLE argument into a valid role name (a usage error otherwise)."""
+    from eduflow.models.users import Role
+
+    if value is None:
+        return None
+    try:
+        return Role(value.strip().lower()).value
+    except ValueError:
+        choices = ", ".join(r.value for r in Role)
+        raise typer.BadParameter(f"{value!r} is not one of {choices}") from None
+
+
+def read_password(password_stdin: bool) -> str:
+    """A new password from stdin (``--password-stdin``) or a hidden prompt asked twice."""
+    from eduflow.cli import fail
+
+    if password_stdin:
+        line = sys.stdin.readline()
+        password = line.removesuffix("\n").removesuffix("\r")
+        if not password:
+            raise fail("no password on standard input")
+        return password
+    try:
+        value = typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    except typer.Abort:
+        raise fail("no password given (use a terminal or --password-stdin)") from None
+    return str(value)
+
+
+def _show(user: User, as_json: bool) -> None:
+    from eduflow.cli.output import emit
+
+    emit(user_view(user), as_json)
+
+
+@app.command("create")
+def create(
+    username: str = typer.Option(..., help="3-150 letters, digits, '_' or '.'."),
+    email: str = typer.Option(..., help="Unique email address."),
+    role: str = typer.Option("student", callback=parse_role, help="student, instructor or admin."),
+    password_stdin: bool = PASSWORD_STDIN_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Create an account (the password is prompted for, hidden, twice)."""
+    from eduflow.cli.output import success
+    from eduflow.db import session_scope
+    from eduflow.services import users
+
+    password = read_password(password_stdin)
+    with session_scope() as session:
+        user = users.create_user(session, username, email, password, role)
+    if as_json:
+        _show(user, True)
+    else:
+        success(f"created {user.role} {user.username} (id {user.id})")
+
+
+@app.command("list")
+def list_(
+    role: str | None = typer.Option(None, callback=parse_role, help="Only this role."),
+    search: str | None = typer.Option(None, help="Part of the username or email."),
+    active: bool | None = typer.Option(
+        None, "--active/--inactive", help="Only active or only deactivated accounts."
+    ),
+    limit: int = typer.Option(50, min=1, max=100_000, help="Show at most this many."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """List accounts, oldest first."""
+    from eduflow.cli.output import print_json, print_table, show_more
+    from eduflow.db import session_scope
+    from eduflow.services import users
+
+    with session_scope() as session:
+        count, rows = users.list_users(
+            session, role=role, search=search, is_active=active, limit=limit
+        )
+        results = [user_view(u) for u in rows]
+    if as_json:
+        print_json({"count": count, "results": results})
+        return
+    print_table(results, USER_COLUMNS, title="Users")
+    show_more(len(results), count)
+
+
+@app.command("show")
+def show(user: str = USER_ARG, as_json: bool = JSON_OPT) -> None:
+    """Show one account."""
+    from eduflow.db import session_scope
+    from eduflow.services import users
+
+    with session_scope() as session:
+        found = users.get_user_by_ref(session, user)
+    _show(found, as_json)
+
+
+@app.command("set-role")
+def set_role(
+    user: str = USER_ARG,
+    role: str = typer.Argument(
+        ..., metavar="ROLE", callback=parse_role, help="student, instructor or admin."
+    ),
+) -> None:
+    """Change a user's role; it applies from the user's next API request."""
+    from eduflow.cli.output import success
+    from eduflow.db import session_scope
+    from eduflow.services import users
+    from eduflow.services.permissions import OPERATOR
+
+    with session_scope() as session:
+        found = users.set_role(session, OPERATOR, users.get_user_by_ref(session, user), role)
+    success(f"{found.username} is now {found.role}")
+
+
+def _set_active(user: str, active: bool) -> None:
+    from eduflow.cli.output import success
+    from eduflow.db import session_scope
+    from eduflow.services import users
+    from eduflow.services.permissions import OPERATOR
+
+    with session_scope() as session:
+        found = users.set_active(session, OPERATOR, users.get_user_by_ref(session, user), active)
+    success(f"{found.username} is {'active' if found.is_active else 'deactivated'}")
+
+
+@app.command("activate")
+def activate(user: str = USER_ARG) -> None:
+    """Let a deactivated user log in again."""
+    _set_active(user, True)
+
+
+@app.command("deactivate")
+def deactivate(user: str = USER_ARG) -> None:
+    """Block a user: every login ends on its next API request."""
+    _set_active(user, False)
+
+
+@app.command("set-password")
+def set_password(user: str = USER_ARG, password_stdin: bool = PASSWORD_STDIN_OPT) -> None:
+    """Set a new password (prompted twice, hidden); the user's logins end."""
+    from eduflow.cli.output import success
+    from eduflow.db import session_scope
+    from eduflow.services import users
+    from eduflow.services.permissions import OPERATOR
+
+    with session_scope() as session:
+        username = users.get_user_by_ref(session, user).username  # fail before prompting
+    password = read_password(password_stdin)
+    with session_scope() as session:
+        users.set_password(session, OPERATOR, users.get_user_by_ref(session, user), password)
+    success(f"password of {username} changed; their logins have ended")

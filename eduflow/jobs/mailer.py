@@ -1,0 +1,148 @@
+"""Outgoing email: SMTP (``smtp://`` / ``smtps://``, STARTTLS, auth) or ``.eml`` files.
+
+``EDUFLOW_SMTP_URL`` examples::
+
+    smtp://127.0.0.1:1025                     plain, no auth (development)
+    smtp://user:pass@mail.example.com:587     STARTTLS is used when the server offers it
+    smtp://mail.example.com:587?starttls=require
+    smtps://user:pass@mail.example.com:465    implicit TLS
+
+Without it, every message is written as an ``.eml`` file under ``EDUFLOW_MAIL_DIR``.
+"""
+
+from __future__ import annotations
+
+import html
+import smtplib
+import ssl
+import uuid
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from eduflow.config import get_settings
+
+
+class MailUnavailable(Exception):
+    """The mail server could not take the message now (transient: the job retries)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpTarget:
+    """Where and how to deliver over SMTP, parsed from ``EDUFLOW_SMTP_URL``."""
+
+    host: str
+    port: int
+    implicit_tls: bool
+    starttls: str  # "auto" | "require" | "off"
+    username: str | None
+    password: str | None
+
+
+def parse_smtp_url(url: str) -> SmtpTarget:
+    """Parse and validate an ``smtp://`` or ``smtps://`` URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError("EDUFLOW_SMTP_URL must start with smtp:// or smtps://")
+    if not parts.hostname:
+        raise ValueError("EDUFLOW_SMTP_URL has no host")
+    implicit = parts.scheme == "smtps"
+    query = parse_qs(parts.query)
+    starttls = (query.get("starttls") or ["auto"])[0].lower()
+    if starttls not in ("auto", "require", "off"):
+        raise ValueError("starttls must be one of auto, require, off")
+    return SmtpTarget(
+        host=parts.hostname,
+        port=parts.port or (465 if implicit else 25),
+        implicit_tls=implicit,
+        starttls="off" if implicit else starttls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def enrollment_message(
+    *, to: str, username: str, course_title: str, course_id: int, status: str
+) -> EmailMessage:
+    """The confirmation email for one enrollment: subject, plain text and HTML."""
+    settings = get_settings()
+    link = f"{settings.public_base_url.rstrip('/')}/courses/{course_id}/"
+    pending = status == "pending"
+    state_line = (
+        "Your seat is reserved; the enrollment becomes active once it is confirmed."
+        if pending
+        else "Your enrollment is active: you can start the lessons right away."
+    )
+    msg = EmailMessage()
+    msg["Subject"] = f"You are enrolled in {course_title}"
+    msg["From"] = settings.mail_from
+    msg["To"] = to
+    msg["Date"] = formatdate(localtime=False, usegmt=True)
+    msg["Message-ID"] = make_msgid(domain="eduflow.local")
+    msg.set_content(
+        f"Hello {username},\n\n"
+        f'You are enrolled in "{course_title}".\n{state_line}\n\n'
+        f"Course page: {link}\n\n"
+        "-- EduFlow\n"
+    )
+    esc = html.escape
+    msg.add_alternative(
+        "<!doctype html><html><body>"
+        f"<p>Hello {esc(username)},</p>"
+        f"<p>You are enrolled in <strong>{esc(course_title)}</strong>.<br>{esc(state_line)}</p>"
+        f'<p><a href="{esc(link, quote=True)}">Open the course</a></p>'
+        "<p>&mdash; EduFlow</p></body></html>",
+        subtype="html",
+    )
+    return msg
+
+
+def send_message(msg: EmailMessage) -> str:
+    """Deliver ``msg`` (SMTP or ``.eml`` file); returns where it went. Transient failures raise
+    ``MailUnavailable``."""
+    settings = get_settings()
+    if not settings.smtp_url:
+        return _write_eml(msg, settings.mail_dir)
+    target = parse_smtp_url(settings.smtp_url)
+    try:
+        _send_smtp(msg, target, settings.smtp_timeout)
+    except (OSError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError) as exc:
+        raise MailUnavailable(
+            f"SMTP server {target.host}:{target.port} unavailable: {exc}"
+        ) from exc
+    except smtplib.SMTPResponseException as exc:
+        if 400 <= exc.smtp_code < 500:  # 4xx: try again later
+            raise MailUnavailable(f"SMTP temporary failure {exc.smtp_code}") from exc
+        raise
+    return f"smtp://{target.host}:{target.port}"
+
+
+def _send_smtp(msg: EmailMessage, target: SmtpTarget, timeout: float) -> None:
+    context = ssl.create_default_context()
+    client: smtplib.SMTP
+    if target.implicit_tls:
+        client = smtplib.SMTP_SSL(target.host, target.port, timeout=timeout, context=context)
+    else:
+        client = smtplib.SMTP(target.host, target.port, timeout=timeout)
+    with client:
+        client.ehlo()
+        if not target.implicit_tls and target.starttls != "off":
+            if client.has_extn("starttls"):
+                client.starttls(context=context)
+                client.ehlo()
+            elif target.starttls == "require":
+                raise smtplib.SMTPNotSupportedError("the SMTP server does not offer STARTTLS")
+        if target.username:
+            client.login(target.username, target.password or "")
+        client.send_message(msg)
+
+
+def _write_eml(msg: EmailMessage, directory: Path) -> str:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{uuid.uuid4().hex}.eml"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(msg.as_bytes())
+    tmp.replace(path)  # readers never see a half-written message
+    return str(path)

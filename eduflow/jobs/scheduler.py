@@ -1,0 +1,180 @@
+"""Periodic jobs on RQ's cron scheduler, with one enqueue per schedule slot.
+
+RQ's ``CronScheduler`` has no leader election and enqueues interval jobs at every start.
+Each due slot is therefore guarded by a Redis ``SET NX`` key (``eduflow:cron:<name>:<slot>``)
+and becomes the RQ job ``cron-<name>-<slot>``: several schedulers, or a restarted one,
+enqueue each slot once. At start the latest past slot of every cron job is caught up (a
+day's report is idempotent per date, so a repeat is harmless).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from eduflow.cache import key
+from eduflow.config import get_settings
+from eduflow.jobs.outbox import TASKS
+from eduflow.logging import get_logger
+
+if TYPE_CHECKING:
+    import redis
+    from rq.cron import CronJob
+
+log = get_logger("eduflow.jobs.scheduler")
+CRON_GUARD_TTL = int(timedelta(days=8).total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
+class Periodic:
+    """One periodic job: an interval in seconds or a cron string."""
+
+    name: str
+    interval: int | None = None
+    cron: str | None = None
+
+
+def periodic_jobs() -> list[Periodic]:
+    """The periodic jobs of SPEC section 4, timed by settings."""
+    settings = get_settings()
+    return [
+        Periodic("expire_abandoned_enrollments", interval=settings.expiry_interval),
+        Periodic("daily_report", cron=settings.report_cron),
+    ]
+
+
+def slot_kwargs(name: str, slot_time: datetime) -> dict[str, Any]:
+    """The task arguments of one slot (the daily report reports the day before its slot)."""
+    if name == "daily_report":
+        return {"day": (slot_time.astimezone(UTC) - timedelta(days=1)).date().isoformat()}
+    return {}
+
+
+def enqueue_slot(
+    client: redis.Redis[bytes], name: str, slot: str, kwargs: dict[str, Any], guard_ttl: int
+) -> bool:
+    """Enqueue ``name`` for ``slot`` unless that slot was already enqueued (by anyone)."""
+    from rq import Queue, Retry
+    from rq.exceptions import DuplicateJobError
+
+    settings = get_settings()
+    if not client.set(key("cron", name, slot), b"1", nx=True, ex=guard_ttl):
+        return False
+    intervals = settings.job_retry_intervals
+    try:
+        Queue("default", connection=client).enqueue_call(
+            TASKS[name],
+            kwargs=kwargs,
+            job_id=f"cron-{name}-{slot}",
+            unique=True,
+            timeout=settings.job_timeout,
+            retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+            meta={"request_id": None, "slot": slot, "job_name": name},
+            description=f"{name}(slot {slot})",
+        )
+    except DuplicateJobError:
+        return False
+    log.info("periodic_job_enqueued", job_name=name, slot=slot)
+    return True
+
+
+def _latest_cron_slot(cron: str, at: datetime) -> datetime:
+    from croniter import croniter
+
+    # Same convention as RQ's CronJob: cron fields match the local time of the host.
+    local = croniter(cron, at.astimezone().replace(tzinfo=None)).get_prev(datetime)
+    return datetime.fromtimestamp(local.timestamp(), UTC)
+
+
+def _slot_id(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def build_scheduler(client: redis.Redis[bytes]) -> Any:
+    """A CronScheduler whose every enqueue goes through the slot guard."""
+    from rq.cron import CronScheduler
+    from rq.utils import now
+
+    from eduflow.jobs.tasks import daily_report, expire_abandoned_enrollments
+
+    functions: dict[str, Callable[..., Any]] = {
+        "expire_abandoned_enrollments": expire_abandoned_enrollments,
+        "daily_report": daily_report,
+    }
+
+    class GuardedCronScheduler(CronScheduler):  # type: ignore[misc]
+        def enqueue_jobs(self) -> list[CronJob]:
+            at = now()
+            enqueued = []
+            for job in self._cron_jobs:
+                if not job.should_run():
+                    continue
+                if job.cron:
+                    slot_time = job.next_enqueue_time or at
+                    guard = CRON_GUARD_TTL
+                else:
+                    period = int(job.interval or 1)
+                    slot_time = datetime.fromtimestamp(at.timestamp() // period * period, UTC)
+                    guard = max(2 * period, 60)
+                if enqueue_slot(
+                    self.connection,
+                    job.name,
+                    _slot_id(slot_time),
+                    slot_kwargs(job.name, slot_time),
+                    guard,
+                ):
+                    enqueued.append(job)
+                job.set_enqueue_time(at)
+            return enqueued
+
+        def catch_up(self) -> int:
+            """Enqueue the latest past slot of each cron job if nobody did."""
+            count = 0
+            for job in self._cron_jobs:
+                if job.cron:
+                    slot_time = _latest_cron_slot(job.cron, now())
+                    count += enqueue_slot(
+                        self.connection,
+                        job.name,
+                        _slot_id(slot_time),
+                        slot_kwargs(job.name, slot_time),
+                        CRON_GUARD_TTL,
+                    )
+            return count
+
+    scheduler = GuardedCronScheduler(connection=client, name="")
+    for periodic in periodic_jobs():
+        scheduler.register(
+            functions[periodic.name],
+            "default",
+            interval=periodic.interval,
+            cron=periodic.cron,
+            name=periodic.name,
+        )
+    return scheduler
+
+
+def run_scheduler(client: redis.Redis[bytes], stop: threading.Event) -> None:
+    """Run the guarded cron loop until ``stop`` is set (thread-safe: no signal handlers)."""
+    scheduler = build_scheduler(client)
+    scheduler.register_birth()
+    log.info("scheduler_started", name=scheduler.name, jobs=[p.name for p in periodic_jobs()])
+    try:
+        scheduler.catch_up()
+        while not stop.is_set():
+            try:
+                if scheduler.enqueue_jobs():
+                    scheduler.save()
+                scheduler.heartbeat()
+            except Exception:  # Redis blips must not kill the schedule
+                log.exception("scheduler_tick_failed")
+            stop.wait(max(0.5, min(scheduler.calculate_sleep_interval(), 10.0)))
+    finally:
+        try:
+            scheduler.register_death()
+        except Exception:
+            log.warning("scheduler_unregister_failed")
+        log.info("scheduler_stopped", name=scheduler.name)

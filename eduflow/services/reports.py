@@ -1,0 +1,115 @@
+"""Daily reports: per-day figures built from the database; rebuilding a day replaces its row."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from eduflow.errors import NotFound
+from eduflow.models import Course, DailyReport, Enrollment, User
+from eduflow.models._base import utcnow
+from eduflow.models.enrollments import EnrollmentStatus
+
+TOP_COURSES = 5
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The UTC half-open interval [start, end) of ``day``."""
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def default_report_day(now: datetime | None = None) -> date:
+    """The last complete UTC day: the one a periodic run reports on."""
+    return ((now or utcnow()).astimezone(UTC) - timedelta(days=1)).date()
+
+
+def compute_daily_figures(session: Session, day: date) -> dict[str, Any]:
+    """The figures of ``day`` (UTC): new users, new enrollments, active enrollments, top courses.
+
+    ``active_enrollments`` counts enrollments that are active now and were active by the end
+    of the day (confirmed, or created active, before midnight).
+    """
+    start, end = day_bounds(day)
+    new_users = session.exec(
+        select(func.count())
+        .select_from(User)
+        .where(col(User.date_joined) >= start, col(User.date_joined) < end)
+    ).one()
+    new_enrollments = session.exec(
+        select(func.count())
+        .select_from(Enrollment)
+        .where(col(Enrollment.created_at) >= start, col(Enrollment.created_at) < end)
+    ).one()
+    active = session.exec(
+        select(func.count())
+        .select_from(Enrollment)
+        .where(
+            col(Enrollment.status) == EnrollmentStatus.active.value,
+            col(Enrollment.created_at) < end,
+            or_(col(Enrollment.confirmed_at).is_(None), col(Enrollment.confirmed_at) < end),
+        )
+    ).one()
+    count = func.count(col(Enrollment.id)).label("enrollments")
+    top_rows = session.exec(
+        select(col(Course.id), col(Course.title), count)
+        .join(Enrollment, col(Enrollment.course_id) == col(Course.id))
+        .where(col(Enrollment.created_at) >= start, col(Enrollment.created_at) < end)
+        .group_by(col(Course.id), col(Course.title))
+        .order_by(count.desc(), col(Course.id))
+        .limit(TOP_COURSES)
+    ).all()
+    return {
+        "day": day,
+        "new_users": int(new_users),
+        "new_enrollments": int(new_enrollments),
+        "active_enrollments": int(active),
+        "top_courses": [
+            {"course_id": cid, "title": title, "enrollments": int(n)} for cid, title, n in top_rows
+        ],
+    }
+
+
+def build_daily_report(session: Session, day: date) -> DailyReport:
+    """Build ``day``'s report and store it, replacing an earlier build (safe to run twice)."""
+    figures = compute_daily_figures(session, day)
+    values = {**figures, "generated_at": utcnow()}
+    table: Any = DailyReport.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(table).values(**values)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table).values(**values)
+    update = {k: stmt.excluded[k] for k in values if k != "day"}
+    session.execute(stmt.on_conflict_do_update(index_elements=["day"], set_=update))
+    session.flush()
+    report = session.get(DailyReport, day, populate_existing=True)
+    assert report is not None
+    return report
+
+
+def get_daily_report(session: Session, day: date) -> DailyReport:
+    """A stored report (404 when the day was never built)."""
+    report = session.get(DailyReport, day)
+    if report is None:
+        raise NotFound(f"no report for {day.isoformat()}; build it with `eduflow report daily`")
+    return report
+
+
+def report_to_dict(report: DailyReport) -> dict[str, Any]:
+    """A JSON-friendly view of a report."""
+    return {
+        "day": report.day.isoformat(),
+        "new_users": report.new_users,
+        "new_enrollments": report.new_enrollments,
+        "active_enrollments": report.active_enrollments,
+        "top_courses": report.top_courses,
+        "generated_at": report.generated_at.isoformat(),
+    }
