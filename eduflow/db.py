@@ -111,12 +111,17 @@ def _run_after_commit(session: Session) -> None:
 
 
 @contextmanager
-def session_scope(*, read_only: bool = False) -> Iterator[Session]:
+def session_scope(*, read_only: bool = False, replica: bool = False) -> Iterator[Session]:
     """One unit of work: commit on success (then run after-commit hooks), roll back on error.
 
-    Database connection failures become ``Unavailable`` (503) so callers fail fast.
+    ``read_only`` rolls back instead of committing (on the primary: it sees every
+    committed write, e.g. a login or a logout). ``replica`` (implies read-only) reads
+    from ``EDUFLOW_READ_DATABASE_URL`` when set: only for reads that tolerate replication
+    lag, such as filling the catalogue cache. Database connection failures become
+    ``Unavailable`` (503) so callers fail fast.
     """
-    engine = get_read_engine() if read_only else get_engine()
+    read_only = read_only or replica
+    engine = get_read_engine() if replica else get_engine()
     session = Session(engine, expire_on_commit=False)
     try:
         yield session

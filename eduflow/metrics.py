@@ -49,6 +49,54 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     children[1].observe(seconds)
 
 
-def render(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:
-    """The Prometheus text exposition of ``registry`` and its media type."""
+def render(registry: CollectorRegistry | None = None) -> tuple[bytes, str]:
+    """The Prometheus text exposition of ``registry`` and its media type.
+
+    Under ``eduflow serve --workers N`` (``PROMETHEUS_MULTIPROC_DIR`` set), the default
+    view adds up the figures of every worker process, whichever one answers.
+    """
+    if registry is None:
+        import os
+
+        registry = REGISTRY
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            # Scrape-time figures are read from Redis/PostgreSQL, not kept per process.
+            registry.register(JobsCollector())  # type: ignore[arg-type]
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+JOBS_ENQUEUED = Counter(
+    "eduflow_jobs_enqueued_total", "Jobs handed to the queue (outbox relay), by job.", ["job"]
+)
+
+
+class JobsCollector:
+    """Scrape-time gauges: failed jobs (RQ's failed registries) and the outbox backlog.
+
+    Read when scraped, so they are right whichever process failed the job; a backend that
+    does not answer simply leaves its gauge out of that scrape.
+    """
+
+    def collect(self) -> Any:
+        """Yield the gauges that can be read now."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        from eduflow.jobs.metrics import failed_jobs_count, outbox_backlog_or_none
+
+        backlog = outbox_backlog_or_none()
+        if backlog is not None:
+            yield GaugeMetricFamily(
+                "eduflow_outbox_backlog", "Outbox rows not yet handed to the queue.", backlog
+            )
+        failed = failed_jobs_count()
+        if failed is not None:
+            yield GaugeMetricFamily(
+                "eduflow_jobs_failed", "Jobs in RQ's failed registries (replayable).", failed
+            )
+
+
+REGISTRY.register(JobsCollector())  # type: ignore[arg-type]

@@ -137,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
             opts.log_dir,
             env,
         ),
-        *(Process(f"worker-{i}", ["worker"], opts.log_dir, env) for i in range(1, opts.workers + 1)),
+        *(
+            Process(f"worker-{i}", ["worker"], opts.log_dir, env)
+            for i in range(1, opts.workers + 1)
+        ),
         Process("scheduler", ["scheduler"], opts.log_dir, env),
     ]
     status = 0

@@ -126,12 +126,31 @@ def app() -> Any:
     return create_app()
 
 
+def assert_problem_response(response: Any) -> None:
+    """Every error is problem+json whose ``request_id`` is the response's X-Request-ID."""
+    if response.status_code < 400 or response.request.method == "HEAD":
+        return
+    response.read()
+    content_type = response.headers.get("content-type", "")
+    assert content_type.startswith("application/problem+json"), (
+        f"{response.request.method} {response.request.url} -> {response.status_code} "
+        f"with {content_type!r}: {response.text[:200]}"
+    )
+    body = response.json()
+    assert body["status"] == response.status_code, body
+    assert body["request_id"] and body["request_id"] == response.headers["x-request-id"], body
+
+
 @pytest.fixture
 def client(app: Any) -> Iterator[Any]:
-    """An HTTP client for the app (Starlette TestClient, lifespan included)."""
+    """An HTTP client for the app (Starlette TestClient, lifespan included).
+
+    Every error response it receives is checked against the problem-details contract.
+    """
     from fastapi.testclient import TestClient
 
     with TestClient(app, base_url="http://testserver") as c:
+        c.event_hooks["response"].append(assert_problem_response)
         yield c
 
 

@@ -251,3 +251,10 @@ def test_dockerfile_is_multi_stage_non_root_and_locked() -> None:
         *sources, _dest = shlex.split(line)
         for source in sources:
             assert (ROOT / source).exists(), source
+
+
+def test_readme_configuration_table_lists_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+    rows = set(re.findall(r"^\| `(EDUFLOW_[A-Z0-9_]+)` \|", readme, flags=re.MULTILINE))
+    assert settings_env_names() - rows == set(), "settings missing from the README table"
+    assert rows - settings_env_names() == set(), "README documents settings that do not exist"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from eduflow.db import session_scope
@@ -37,7 +38,17 @@ def _bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def get_optional_principal(request: Request) -> Principal | None:
+# Declares the bearer scheme in OpenAPI (Swagger's "Authorize"); parsing stays ours so a
+# malformed header is a 401 problem rather than silently anonymous.
+bearer_scheme = HTTPBearer(
+    auto_error=False, bearerFormat="JWT", description="Access token from /api/v1/auth/login/"
+)
+
+
+def get_optional_principal(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
+) -> Principal | None:
     """The caller when a valid access token is sent, None when no token is sent; 401 if bad."""
     token = _bearer_token(request)
     if token is None:

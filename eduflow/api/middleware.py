@@ -34,6 +34,28 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"The request body exceeds {limit} bytes")
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route as a template (``/api/v1/users/{user_id}/``), for bounded labels.
+
+    Rebuilt from the path and its parameters: included routers keep their own, un-prefixed
+    path on the route object.
+    """
+    if scope.get("route") is None:
+        return UNMATCHED_ROUTE
+    path: str = scope["path"]
+    params = scope.get("path_params")
+    if not params:
+        return path
+    segments = path.split("/")
+    for name, value in params.items():
+        text = str(value)
+        for i, segment in enumerate(segments):
+            if segment == text:
+                segments[i] = "{" + name + "}"
+                break
+    return "/".join(segments)
+
+
 class RequestContextMiddleware:
     """X-Request-ID, X-Response-Time-ms, the 1 MiB body limit, the access log and metrics."""
 
@@ -109,9 +131,7 @@ class RequestContextMiddleware:
             await self._problem(scope, send_with_headers, exc)
         finally:
             duration = time.perf_counter() - start
-            route = scope.get("route")
-            template = getattr(route, "path", None) or UNMATCHED_ROUTE
-            observe_request(scope["method"], template, status, duration)
+            observe_request(scope["method"], route_template(scope), status, duration)
             self.access_log.info(
                 "request",
                 method=scope["method"],

@@ -21,6 +21,26 @@ def prepare_database() -> None:
         )
 
 
+def prepare_metrics_dir() -> None:
+    """Let every worker process count into one /metrics view (prometheus multiprocess mode).
+
+    Uses ``PROMETHEUS_MULTIPROC_DIR`` when set (emptied of the last run's files), else a
+    fresh temporary directory; the worker processes inherit the variable.
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured:
+        path = Path(configured)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="eduflow-metrics-")
+
+
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8000, min=1, max=65535, help="Port to bind."),
@@ -65,6 +85,8 @@ def serve(
     # The supervisor process serves nothing: it must not keep database connections open
     # next to the pools of its worker processes.
     dispose_engines()
+    if workers > 1:
+        prepare_metrics_dir()
     trusted = forwarded_allow_ips or settings.forwarded_allow_ips
     get_logger("eduflow.serve").info(
         "serve_starting",

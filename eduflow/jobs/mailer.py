@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import html
 import smtplib
+import socket
 import ssl
 import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -119,13 +121,20 @@ def send_message(msg: EmailMessage) -> str:
     return f"smtp://{target.host}:{target.port}"
 
 
+@lru_cache(maxsize=1)
+def _local_hostname() -> str:
+    # smtplib would call socket.getfqdn() (a DNS lookup) for every connection.
+    return socket.getfqdn()
+
+
 def _send_smtp(msg: EmailMessage, target: SmtpTarget, timeout: float) -> None:
     context = ssl.create_default_context()
     client: smtplib.SMTP
+    name = _local_hostname()
     if target.implicit_tls:
-        client = smtplib.SMTP_SSL(target.host, target.port, timeout=timeout, context=context)
+        client = smtplib.SMTP_SSL(target.host, target.port, name, timeout=timeout, context=context)
     else:
-        client = smtplib.SMTP(target.host, target.port, timeout=timeout)
+        client = smtplib.SMTP(target.host, target.port, name, timeout=timeout)
     with client:
         client.ehlo()
         if not target.implicit_tls and target.starttls != "off":

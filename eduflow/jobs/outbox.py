@@ -123,11 +123,19 @@ def enqueue_row(client: redis.Redis[bytes], row: OutboxJob) -> bool:
             unique=True,
             timeout=settings.job_timeout,
             retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
-            meta={"request_id": row.request_id, "outbox_id": row.id, "job_name": row.job_name},
+            meta={
+                "request_id": row.request_id,
+                "outbox_id": row.id,
+                "job_name": row.job_name,
+                "max_retries": len(intervals),
+            },
             description=f"{row.job_name}({_describe(row.args)})",
         )
     except DuplicateJobError:
         return False
+    from eduflow.metrics import JOBS_ENQUEUED
+
+    JOBS_ENQUEUED.labels(row.job_name).inc()
     return True
 
 

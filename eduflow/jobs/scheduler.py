@@ -72,7 +72,12 @@ def enqueue_slot(
             unique=True,
             timeout=settings.job_timeout,
             retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
-            meta={"request_id": None, "slot": slot, "job_name": name},
+            meta={
+                "request_id": None,
+                "slot": slot,
+                "job_name": name,
+                "max_retries": len(intervals),
+            },
             description=f"{name}(slot {slot})",
         )
     except DuplicateJobError:

@@ -52,6 +52,11 @@ class EduFlowWorker(SimpleWorker):  # type: ignore[misc]
         _forget_inherited_connections()
         super().bootstrap(*args, **kwargs)
 
+    @property
+    def dequeue_timeout(self) -> int:
+        """Wake up from BLPOP often enough to run maintenance (reclaiming a dead worker's job)."""
+        return max(1, min(int(self.worker_ttl) - 15, int(self.maintenance_interval)))
+
     def get_heartbeat_ttl(self, job: Any, working_time: float = 0.0) -> int:
         """A job cannot outlive its timeout here, so a dead worker's job is reclaimed soon after
         (RQ's default adds a fixed minute)."""

@@ -1,10 +1,12 @@
-"""Enrollments of students in courses."""
+"""Enrollments of students in courses; their input/output schemas."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
 
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as SchemaField
 from sqlalchemy import CheckConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -37,3 +39,53 @@ class Enrollment(SQLModel, table=True):
     updated_at: datetime = created_field()
     confirmed_at: datetime | None = optional_ts_field()
     email_sent_at: datetime | None = optional_ts_field()
+
+
+# ---------------------------------------------------------------- schemas
+
+
+class EnrollmentCreate(BaseModel):
+    """``POST /enrollments/``: the caller (a student) enrolls in ``course``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"course": 12}]})
+
+    course: int = SchemaField(ge=1, le=2**31 - 1, description="The course id.")
+
+
+class EnrollmentPublic(BaseModel):
+    """An enrollment as its student, the course owner and admins see it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 301,
+                    "course": 12,
+                    "course_title": "Intro to Python",
+                    "student": "ada.l",
+                    "status": "pending",
+                    "created_at": "2026-01-05T10:00:00Z",
+                    "updated_at": "2026-01-05T10:00:00Z",
+                    "confirmed_at": None,
+                }
+            ]
+        }
+    )
+
+    id: int
+    course: int
+    course_title: str
+    student: str = SchemaField(description="The student's username.")
+    status: EnrollmentStatus
+    created_at: datetime
+    updated_at: datetime
+    confirmed_at: datetime | None
+
+
+class EnrollmentPage(BaseModel):
+    """A page of enrollments."""
+
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[EnrollmentPublic]

@@ -1,9 +1,12 @@
-"""Lessons of a course, ordered by ``order_index``."""
+"""Lessons of a course, ordered by ``order_index``; their input/output schemas."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any
 
+from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import Field as SchemaField
 from sqlalchemy import CheckConstraint, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
@@ -28,3 +31,94 @@ class Lesson(SQLModel, table=True):
     order_index: int = Field(default=1)
     created_at: datetime = created_field()
     updated_at: datetime = created_field()
+
+
+# ---------------------------------------------------------------- schemas
+
+INT_MAX = 2**31 - 1
+
+LessonTitle = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=200),
+    SchemaField(description="Trimmed, 3-200 characters.", examples=["Loops"]),
+]
+LessonContent = Annotated[str | None, SchemaField(max_length=200_000)]
+DurationMin = Annotated[int | None, SchemaField(ge=1, le=100_000, description="Minutes.")]
+OrderIndex = Annotated[int, SchemaField(ge=1, le=1_000_000, description="Position, from 1.")]
+
+_LESSON_EXAMPLE: dict[str, Any] = {
+    "course": 12,
+    "title": "Loops",
+    "content": "for and while, with exercises.",
+    "duration_min": 25,
+    "order_index": 3,
+}
+
+
+class LessonCreate(BaseModel):
+    """``POST /lessons/`` (and ``PUT``); ``order_index`` defaults to after the last lesson."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_LESSON_EXAMPLE]})
+
+    course: int = SchemaField(ge=1, le=INT_MAX, description="The course id.")
+    title: LessonTitle
+    content: LessonContent = None
+    duration_min: DurationMin = None
+    order_index: OrderIndex | None = None
+
+
+class LessonUpdate(BaseModel):
+    """``PATCH /lessons/{id}/``: only the fields sent change (a lesson never changes course)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"title": "Loops and ranges"}]}
+    )
+
+    title: LessonTitle | None = None
+    content: LessonContent = None
+    duration_min: DurationMin = None
+    order_index: OrderIndex | None = None
+
+    @field_validator("title", "order_index", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+
+class LessonPublic(BaseModel):
+    """A lesson; ``content`` is null unless the caller may read it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 40,
+                    **_LESSON_EXAMPLE,
+                    "created_at": "2026-01-05T10:00:00Z",
+                    "updated_at": "2026-01-05T10:00:00Z",
+                }
+            ]
+        }
+    )
+
+    id: int
+    course: int
+    title: str
+    content: str | None = SchemaField(
+        description="Only for the course owner, admins and actively enrolled students."
+    )
+    duration_min: int | None
+    order_index: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class LessonPage(BaseModel):
+    """A page of lessons."""
+
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[LessonPublic]

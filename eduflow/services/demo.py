@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Table, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
 from eduflow.cache import invalidate_catalog
@@ -38,48 +39,15 @@ MAX_ENROLLMENTS = 5_000_000
 
 ProgressFn = Callable[[str, int], None]
 
-_TOPICS = (
-    "Python",
-    "Data Analysis",
-    "Machine Learning",
-    "Web Development",
-    "SQL",
-    "PostgreSQL",
-    "JavaScript",
-    "TypeScript",
-    "React",
-    "Docker",
-    "Kubernetes",
-    "Linux",
-    "Git",
-    "Statistics",
-    "Photography",
-    "Watercolour Painting",
-    "Public Speaking",
-    "Project Management",
-    "Digital Marketing",
-    "UX Design",
-    "Spanish",
-    "French",
-    "Japanese",
-    "Guitar",
-    "Piano",
-    "Music Theory",
-    "Creative Writing",
-    "Personal Finance",
-    "Accounting",
-    "Negotiation",
-    "Nutrition",
-    "Yoga",
-    "Cybersecurity",
-    "Cloud Architecture",
-    "Rust",
-    "Go",
-    "Mobile Apps",
-    "Game Design",
-    "3D Modelling",
-    "Excel",
+_TOPIC_NAMES = (
+    "Python|Data Analysis|Machine Learning|Web Development|SQL|PostgreSQL|JavaScript|"
+    "TypeScript|React|Docker|Kubernetes|Linux|Git|Statistics|Photography|"
+    "Watercolour Painting|Public Speaking|Project Management|Digital Marketing|"
+    "UX Design|Spanish|French|Japanese|Guitar|Piano|Music Theory|Creative Writing|"
+    "Personal Finance|Accounting|Negotiation|Nutrition|Yoga|Cybersecurity|"
+    "Cloud Architecture|Rust|Go|Mobile Apps|Game Design|3D Modelling|Excel"
 )
+_TOPICS = tuple(_TOPIC_NAMES.split("|"))
 _TITLE_PATTERNS = (
     "Introduction to {topic}",
     "{topic} for Beginners",
@@ -223,18 +191,17 @@ def seed_demo(session: Session, spec: DemoSpec, progress: ProgressFn | None = No
     spec.validate()
     users = _table(User)
     if session.scalar(select(users.c.id).where(users.c.username == ADMIN_USERNAME)) is not None:
-        raise Conflict(
-            f"demo data is already present (user {ADMIN_USERNAME!r} exists); "
-            "seed an empty database",
-            slug="demo-already-seeded",
-        )
+        raise _already_seeded()
     rng = random.Random(spec.seed)
     now = utcnow().replace(microsecond=0)
     report = progress or (lambda _stage, _n: None)
     result = DemoResult(password=spec.password)
     password_hash = hash_password(spec.password)
 
-    _insert_users(session, Role.admin, [ADMIN_USERNAME], password_hash, rng, now, report)
+    try:  # a concurrent seed loses here, on the unique username, before inserting anything
+        _insert_users(session, Role.admin, [ADMIN_USERNAME], password_hash, rng, now, report)
+    except IntegrityError as exc:
+        raise _already_seeded() from exc
     instructor_names = [instructor_username(i + 1) for i in range(spec.instructor_count)]
     instructor_ids = _insert_users(
         session, Role.instructor, instructor_names, password_hash, rng, now, report
@@ -272,6 +239,13 @@ def seed_demo(session: Session, spec: DemoSpec, progress: ProgressFn | None = No
     if student_names:
         result.logins.append({"role": Role.student.value, "username": student_names[0]})
     return result
+
+
+def _already_seeded() -> Conflict:
+    return Conflict(
+        f"demo data is already present (user {ADMIN_USERNAME!r} exists); seed an empty database",
+        slug="demo-already-seeded",
+    )
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -348,7 +322,7 @@ def _course_rows(
         title = rng.choice(_TITLE_PATTERNS).format(topic=topic)
         audience, outcome = rng.choice(_AUDIENCES), rng.choice(_OUTCOMES)
         description = (
-            f"A {spec.lessons_per_course}-lesson course on {topic} for {audience}. "
+            f"A course on {topic} for {audience}, in {spec.lessons_per_course} lessons. "
             f"Short videos, exercises and a final project help you {outcome}."
         )
         created = now - timedelta(days=rng.randint(1, 365), seconds=rng.randint(0, 86399))

@@ -128,3 +128,28 @@ def test_seed_works_on_the_embedded_sqlite_default(sqlite_url: str) -> None:
     with session_scope(read_only=True) as session:
         assert session.scalar(select(func.sum(Course.seats_taken))) == 400
         assert session.scalar(select(func.sum(Course.lessons_count))) == 90
+
+
+def test_two_concurrent_seeds_give_one_data_set() -> None:
+    import threading
+
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            _seed()
+            outcomes.append("seeded")
+        except Conflict:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["conflict", "seeded"]
+    with session_scope(read_only=True) as session:
+        assert session.scalar(select(func.count()).select_from(Course)) == 30
+        assert session.scalar(select(func.count()).select_from(Enrollment)) == 400

@@ -1,0 +1,317 @@
+"""Courses: who may see and change them, validation, listing and the course representation.
+
+Shared by the API (``/courses/``), the operator CLI (``eduflow admin courses …``, acting as
+``permissions.OPERATOR``) and the other catalogue services. Every write invalidates the
+cached catalogue after its commit (``cache.invalidate_catalog``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import ColumnElement, delete, func, or_, select, true
+from sqlmodel import Session, col
+
+from eduflow.cache import invalidate_catalog
+from eduflow.errors import Invalid, NotFound
+from eduflow.models._base import utcnow
+from eduflow.models.courses import Course, CourseCreate, CoursePublic, CourseUpdate
+from eduflow.models.enrollments import Enrollment
+from eduflow.models.users import Role, User
+from eduflow.services.permissions import Principal, require_owner_or_admin, require_role
+
+M = TypeVar("M", bound=BaseModel)
+
+CourseOrdering = Literal["created_at", "-created_at", "price", "-price", "title", "-title"]
+DEFAULT_ORDERING: CourseOrdering = "-created_at"
+_ORDER_COLUMNS: dict[str, Any] = {
+    "created_at": col(Course.created_at),
+    "price": col(Course.price),
+    "title": col(Course.title),
+}
+
+
+def parse_input(model: type[M], data: M | Mapping[str, Any]) -> M:
+    """Validate ``data`` against ``model`` (the CLI passes dicts); 422 with ``errors[]``."""
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err.get("loc", ())) or "body"
+            message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+            if err.get("type") == "extra_forbidden":
+                message = "unknown field"
+            errors.append({"field": field, "message": message})
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise Invalid(detail, errors=errors) from exc
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored timestamp is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching ``text`` literally anywhere (escape character: backslash)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def to_public(course: Course, owner: str) -> CoursePublic:
+    """The representation of ``course`` (``owner`` is the owner's username)."""
+    assert course.id is not None
+    return CoursePublic(
+        id=course.id,
+        title=course.title,
+        description=course.description,
+        price=f"{course.price:.2f}",
+        is_published=course.is_published,
+        capacity=course.capacity,
+        seats_taken=course.seats_taken,
+        owner=owner,
+        lessons_count=course.lessons_count,
+        created_at=as_utc(course.created_at),
+        updated_at=as_utc(course.updated_at),
+    )
+
+
+def visible_courses(actor: Principal | None) -> ColumnElement[bool]:
+    """SQL condition: the courses ``actor`` may see (published, own drafts, or all for admins)."""
+    if actor is not None and actor.is_admin:
+        return true()
+    if actor is not None and actor.is_instructor:
+        return or_(col(Course.is_published), col(Course.owner_id) == actor.id)
+    return col(Course.is_published) == true()
+
+
+def can_see(actor: Principal | None, course: Course) -> bool:
+    """True when ``actor`` may see ``course``."""
+    if course.is_published:
+        return True
+    return actor is not None and (actor.is_admin or actor.id == course.owner_id)
+
+
+def get_visible_course(
+    session: Session, actor: Principal | None, course_id: int, *, lock: bool = False
+) -> Course:
+    """The course if ``actor`` may see it, else 404 (drafts never leak their existence)."""
+    stmt = select(Course).where(col(Course.id) == course_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    course: Course | None = session.execute(stmt).scalar_one_or_none()
+    if course is None or not can_see(actor, course):
+        raise NotFound(f"No course with id {course_id}")
+    return course
+
+
+def get_course_for_change(session: Session, actor: Principal | None, course_id: int) -> Course:
+    """The course, row-locked, when ``actor`` owns it or is an admin (404 if invisible, 403)."""
+    course = get_visible_course(session, actor, course_id, lock=True)
+    require_owner_or_admin(actor, course.owner_id)
+    return course
+
+
+def _owner_name(session: Session, course: Course) -> str:
+    stmt = select(col(User.username)).where(col(User.id) == course.owner_id)
+    return str(session.execute(stmt).scalar())
+
+
+def course_detail(session: Session, actor: Principal | None, course_id: int) -> CoursePublic:
+    """``GET /courses/{id}/``: one query (course joined with its owner's username)."""
+    row = session.execute(
+        select(Course, col(User.username))
+        .join(User, col(User.id) == col(Course.owner_id))
+        .where(col(Course.id) == course_id)
+    ).one_or_none()
+    if row is None or not can_see(actor, row[0]):
+        raise NotFound(f"No course with id {course_id}")
+    return to_public(row[0], row[1])
+
+
+@dataclass(frozen=True, slots=True)
+class CourseFilters:
+    """The list filters of ``GET /courses/``."""
+
+    search: str | None = None
+    ordering: CourseOrdering = DEFAULT_ORDERING
+    is_published: bool | None = None
+    owner: str | None = None  # username
+
+
+def _filter_conditions(actor: Principal | None, filters: CourseFilters) -> list[Any]:
+    conditions: list[Any] = [visible_courses(actor)]
+    if filters.search and filters.search.strip():
+        pattern = like_pattern(filters.search.strip())
+        conditions.append(
+            or_(
+                col(Course.title).ilike(pattern, escape="\\"),
+                col(Course.description).ilike(pattern, escape="\\"),
+            )
+        )
+    if filters.is_published is not None:
+        conditions.append(col(Course.is_published) == filters.is_published)
+    if filters.owner is not None:
+        owner_id = select(col(User.id)).where(col(User.username) == filters.owner)
+        conditions.append(col(Course.owner_id) == owner_id.scalar_subquery())
+    return conditions
+
+
+def _ordered(stmt: Any, ordering: str) -> Any:
+    column = _ORDER_COLUMNS.get(ordering.lstrip("-"))
+    if column is None:
+        raise Invalid.field("ordering", "unknown ordering")
+    if ordering.startswith("-"):  # id breaks ties so pages never overlap
+        return stmt.order_by(column.desc(), col(Course.id).desc())
+    return stmt.order_by(column.asc(), col(Course.id).asc())
+
+
+def list_courses(
+    session: Session,
+    actor: Principal | None,
+    filters: CourseFilters | None = None,
+    *,
+    offset: int = 0,
+    limit: int | None = 20,
+) -> tuple[int, list[CoursePublic]]:
+    """``(total, page)`` of the courses ``actor`` may see: two queries whatever the page size."""
+    filters = filters or CourseFilters()
+    conditions = _filter_conditions(actor, filters)
+    total = session.execute(select(func.count()).select_from(Course).where(*conditions)).scalar()
+    stmt = (
+        select(Course, col(User.username))
+        .join(User, col(User.id) == col(Course.owner_id))
+        .where(*conditions)
+    )
+    stmt = _ordered(stmt, filters.ordering).offset(offset)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    rows = session.execute(stmt).all()
+    return int(total or 0), [to_public(course, owner) for course, owner in rows]
+
+
+def create_course(
+    session: Session,
+    actor: Principal,
+    data: CourseCreate | Mapping[str, Any],
+    *,
+    owner: User | None = None,
+) -> CoursePublic:
+    """A new course owned by the caller (instructors and admins; the CLI may name an owner)."""
+    require_role(actor, Role.instructor)
+    payload = parse_input(CourseCreate, data)
+    if owner is None:
+        owner_id, owner_name = actor.id, actor.username
+    else:
+        _require_teacher(owner)
+        assert owner.id is not None
+        owner_id, owner_name = owner.id, owner.username
+    course = Course(**payload.model_dump(), owner_id=owner_id)
+    session.add(course)
+    session.flush()
+    invalidate_catalog(session, course.id)
+    return to_public(course, owner_name)
+
+
+def _apply(session: Session, course: Course, changes: dict[str, Any]) -> None:
+    capacity = changes.get("capacity", course.capacity)
+    if capacity is not None and capacity < course.seats_taken:
+        raise Invalid.field(
+            "capacity", f"must not be below the {course.seats_taken} seats already taken"
+        )
+    for name, value in changes.items():
+        setattr(course, name, value)
+    course.updated_at = utcnow()
+    session.add(course)
+    session.flush()
+    invalidate_catalog(session, course.id)
+
+
+def update_course(
+    session: Session,
+    actor: Principal,
+    course_id: int,
+    data: CourseUpdate | CourseCreate | Mapping[str, Any],
+) -> CoursePublic:
+    """Change a course (owner/admin). ``CourseCreate`` replaces it (PUT), ``CourseUpdate``
+    or a mapping changes only the fields given (PATCH)."""
+    if isinstance(data, CourseCreate):
+        changes = data.model_dump()
+    else:
+        changes = parse_input(CourseUpdate, data).model_dump(exclude_unset=True)
+    course = get_course_for_change(session, actor, course_id)
+    _apply(session, course, changes)
+    return to_public(course, _owner_name(session, course))
+
+
+def publish_course(session: Session, actor: Principal, course_id: int) -> CoursePublic:
+    """Make a course visible to everyone (owner/admin)."""
+    return update_course(session, actor, course_id, CourseUpdate(is_published=True))
+
+
+def unpublish_course(session: Session, actor: Principal, course_id: int) -> CoursePublic:
+    """Turn a course back into a draft (owner/admin); enrollments are kept."""
+    return update_course(session, actor, course_id, CourseUpdate(is_published=False))
+
+
+def _require_teacher(user: User) -> None:
+    if user.role not in (Role.instructor.value, Role.admin.value) or not user.is_active:
+        raise Invalid.field("owner", "must be an active instructor or admin")
+
+
+def transfer_course(
+    session: Session, actor: Principal, course_id: int, new_owner: User | int | str
+) -> CoursePublic:
+    """Give a course to another instructor or admin (``new_owner``: user, id or username)."""
+    from eduflow.services.users import get_user_by_ref
+
+    course = get_course_for_change(session, actor, course_id)
+    if isinstance(new_owner, User):
+        user = new_owner
+    else:
+        try:
+            user = get_user_by_ref(session, str(new_owner))
+        except NotFound as exc:
+            raise Invalid.field("owner", f"no user matches {new_owner!r}") from exc
+    _require_teacher(user)
+    assert user.id is not None
+    course.owner_id = user.id
+    course.updated_at = utcnow()
+    session.add(course)
+    session.flush()
+    invalidate_catalog(session, course.id)
+    return to_public(course, user.username)
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedCourse:
+    """What went with a deleted course."""
+
+    id: int
+    title: str
+    lessons: int
+    enrollments: int
+
+
+def delete_course(session: Session, actor: Principal, course_id: int) -> DeletedCourse:
+    """Delete a course with its lessons and enrollments (owner/admin); says how many went."""
+    course = get_course_for_change(session, actor, course_id)
+    enrollments = session.execute(
+        select(func.count()).select_from(Enrollment).where(col(Enrollment.course_id) == course_id)
+    ).scalar()
+    report = DeletedCourse(
+        id=course_id,
+        title=course.title,
+        lessons=course.lessons_count,
+        enrollments=int(enrollments or 0),
+    )
+    session.execute(delete(Course).where(col(Course.id) == course_id))
+    session.expunge(course)
+    invalidate_catalog(session, course_id)
+    return report

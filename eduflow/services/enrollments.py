@@ -1,0 +1,320 @@
+"""Enrollments: enroll, confirm, cancel, list, and the expiry of abandoned ones.
+
+Capacity and uniqueness under concurrency
+  ``seats_taken`` counts active + pending enrollments. Enrolling takes a seat with one
+  conditional ``UPDATE courses SET seats_taken = seats_taken + 1 WHERE … seats_taken <
+  capacity`` (atomic on PostgreSQL: the row lock re-checks the condition; SQLite runs one
+  writer at a time), then inserts the enrollment with ``ON CONFLICT (student_id,
+  course_id) DO UPDATE … WHERE status = 'expired'``: an expired row is reused, any other
+  existing row means "already enrolled" and the seat is given back before the 409. The
+  unique constraint is therefore the last line of defence and never surfaces as an error.
+  A lock-free read first turns away requests for full or missing courses cheaply.
+
+Every change of seats or statuses invalidates the cached catalogue after the commit;
+every new enrollment records its confirmation email in the outbox in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col
+
+from eduflow.cache import invalidate_catalog
+from eduflow.errors import Conflict, Forbidden, NotFound
+from eduflow.jobs.outbox import record_job
+from eduflow.models._base import utcnow
+from eduflow.models.courses import Course
+from eduflow.models.enrollments import Enrollment, EnrollmentPublic, EnrollmentStatus
+from eduflow.models.users import User
+from eduflow.services.courses import as_utc
+from eduflow.services.permissions import Principal, is_owner_or_admin, require_authenticated
+
+SEAT_HOLDING = (EnrollmentStatus.pending.value, EnrollmentStatus.active.value)
+
+
+def _already_enrolled(course_id: int) -> Conflict:
+    return Conflict(
+        f"You are already enrolled in course {course_id}",
+        slug="already-enrolled",
+        title="Already enrolled",
+    )
+
+
+def _course_full(course_id: int) -> Conflict:
+    return Conflict(f"Course {course_id} has no seat left", slug="course-full", title="Course full")
+
+
+def _upsert(session: Session, values: dict[str, Any]) -> Any:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(Enrollment).values(**values)
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=["student_id", "course_id"],
+        set_={
+            "status": excluded.status,
+            "created_at": excluded.created_at,
+            "updated_at": excluded.updated_at,
+            "confirmed_at": excluded.confirmed_at,
+            "email_sent_at": None,
+        },
+        where=col(Enrollment.status) == EnrollmentStatus.expired.value,
+    ).returning(col(Enrollment.id))
+
+
+def _holds_seat(session: Session, student_id: int, course_id: int) -> bool:
+    status = session.execute(
+        select(col(Enrollment.status)).where(
+            col(Enrollment.student_id) == student_id, col(Enrollment.course_id) == course_id
+        )
+    ).scalar()
+    return status in SEAT_HOLDING
+
+
+def enroll_student(session: Session, actor: Principal | None, course_id: int) -> EnrollmentPublic:
+    """Enroll the calling student in a published course: free -> active, paid -> pending.
+
+    409 ``already-enrolled`` for a duplicate, 409 ``course-full`` when no seat is left.
+    """
+    actor = require_authenticated(actor)
+    if not actor.is_student:
+        raise Forbidden("Only students can enroll in courses")
+    course = session.execute(
+        select(
+            col(Course.title),
+            col(Course.price),
+            col(Course.is_published),
+            col(Course.capacity),
+            col(Course.seats_taken),
+        ).where(col(Course.id) == course_id)
+    ).one_or_none()
+    if course is None or not course.is_published:
+        raise NotFound(f"No course with id {course_id}")
+    if course.capacity is not None and course.seats_taken >= course.capacity:
+        if _holds_seat(session, actor.id, course_id):
+            raise _already_enrolled(course_id)
+        raise _course_full(course_id)
+
+    seat = session.execute(
+        update(Course)
+        .where(
+            col(Course.id) == course_id,
+            col(Course.is_published),
+            (col(Course.capacity).is_(None)) | (col(Course.seats_taken) < col(Course.capacity)),
+        )
+        .values(seats_taken=col(Course.seats_taken) + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if not getattr(seat, "rowcount", 0):
+        if _holds_seat(session, actor.id, course_id):
+            raise _already_enrolled(course_id)
+        raise _course_full(course_id)
+
+    now = utcnow()
+    status = EnrollmentStatus.pending if course.price > 0 else EnrollmentStatus.active
+    values = {
+        "student_id": actor.id,
+        "course_id": course_id,
+        "status": status.value,
+        "created_at": now,
+        "updated_at": now,
+        "confirmed_at": now if status is EnrollmentStatus.active else None,
+    }
+    enrollment_id = session.execute(_upsert(session, values)).scalar()
+    if enrollment_id is None:  # a live enrollment exists: give the seat back
+        _release_seats(session, course_id, 1)
+        raise _already_enrolled(course_id)
+    record_job(session, "send_enrollment_email", enrollment_id=enrollment_id)
+    invalidate_catalog(session, course_id)
+    return EnrollmentPublic(
+        id=enrollment_id,
+        course=course_id,
+        course_title=course.title,
+        student=actor.username,
+        status=status,
+        created_at=now,
+        updated_at=now,
+        confirmed_at=values["confirmed_at"],
+    )
+
+
+def _release_seats(session: Session, course_id: int, count: int) -> None:
+    session.execute(
+        update(Course)
+        .where(col(Course.id) == course_id)
+        .values(seats_taken=col(Course.seats_taken) - count)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _visible_enrollments(actor: Principal) -> list[Any]:
+    if actor.is_admin:
+        return []
+    if actor.is_instructor:
+        return [col(Course.owner_id) == actor.id]
+    return [col(Enrollment.student_id) == actor.id]
+
+
+def _public(enrollment: Enrollment, course_title: str, student: str) -> EnrollmentPublic:
+    assert enrollment.id is not None
+    return EnrollmentPublic(
+        id=enrollment.id,
+        course=enrollment.course_id,
+        course_title=course_title,
+        student=student,
+        status=EnrollmentStatus(enrollment.status),
+        created_at=as_utc(enrollment.created_at),
+        updated_at=as_utc(enrollment.updated_at),
+        confirmed_at=as_utc(enrollment.confirmed_at) if enrollment.confirmed_at else None,
+    )
+
+
+def _select_enrollments() -> Any:
+    return (
+        select(Enrollment, col(Course.title), col(User.username), col(Course.owner_id))
+        .join(Course, col(Course.id) == col(Enrollment.course_id))
+        .join(User, col(User.id) == col(Enrollment.student_id))
+    )
+
+
+def list_enrollments(
+    session: Session,
+    actor: Principal | None,
+    *,
+    course_id: int | None = None,
+    status: EnrollmentStatus | str | None = None,
+    offset: int = 0,
+    limit: int | None = 20,
+    student_id: int | None = None,
+) -> tuple[int, list[EnrollmentPublic]]:
+    """``(total, page)``, newest first: students see their own, instructors those in their
+    courses, admins all; two queries whatever the page size."""
+    actor = require_authenticated(actor)
+    conditions = _visible_enrollments(actor)
+    if course_id is not None:
+        conditions.append(col(Enrollment.course_id) == course_id)
+    if student_id is not None:
+        conditions.append(col(Enrollment.student_id) == student_id)
+    if status is not None:
+        conditions.append(col(Enrollment.status) == EnrollmentStatus(status).value)
+    total = session.execute(
+        select(func.count())
+        .select_from(Enrollment)
+        .join(Course, col(Course.id) == col(Enrollment.course_id))
+        .where(*conditions)
+    ).scalar()
+    stmt = (
+        _select_enrollments()
+        .where(*conditions)
+        .order_by(col(Enrollment.created_at).desc(), col(Enrollment.id).desc())
+        .offset(offset)
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    rows = session.execute(stmt).all()
+    return int(total or 0), [_public(e, title, student) for e, title, student, _ in rows]
+
+
+def _load_visible(
+    session: Session, actor: Principal, enrollment_id: int
+) -> tuple[Enrollment, str, str, int]:
+    row = session.execute(
+        _select_enrollments().where(col(Enrollment.id) == enrollment_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"No enrollment with id {enrollment_id}")
+    enrollment, title, student, owner_id = row
+    if not (actor.is_admin or actor.id in (enrollment.student_id, owner_id)):
+        raise NotFound(f"No enrollment with id {enrollment_id}")
+    return enrollment, title, student, owner_id
+
+
+def get_enrollment(
+    session: Session, actor: Principal | None, enrollment_id: int
+) -> EnrollmentPublic:
+    """One enrollment, for its student, the course owner and admins (404 for anyone else)."""
+    actor = require_authenticated(actor)
+    enrollment, title, student, _ = _load_visible(session, actor, enrollment_id)
+    return _public(enrollment, title, student)
+
+
+def confirm_enrollment(
+    session: Session, actor: Principal | None, enrollment_id: int
+) -> EnrollmentPublic:
+    """pending -> active (course owner/admin); confirming an active one changes nothing,
+    an expired one is a 409 (its seat was given back)."""
+    actor = require_authenticated(actor)
+    enrollment, title, student, owner_id = _load_visible(session, actor, enrollment_id)
+    if not is_owner_or_admin(actor, owner_id):
+        raise Forbidden("Only the course owner or an admin may confirm enrollments")
+    now = utcnow()
+    result = session.execute(
+        update(Enrollment)
+        .where(
+            col(Enrollment.id) == enrollment_id,
+            col(Enrollment.status) == EnrollmentStatus.pending.value,
+        )
+        .values(status=EnrollmentStatus.active.value, confirmed_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(enrollment)
+    if not getattr(result, "rowcount", 0) and enrollment.status != EnrollmentStatus.active.value:
+        raise Conflict(
+            f"Enrollment {enrollment_id} is {enrollment.status} and cannot be confirmed",
+            slug="enrollment-not-pending",
+            title="Enrollment not pending",
+        )
+    invalidate_catalog(session, enrollment.course_id)
+    return _public(enrollment, title, student)
+
+
+def cancel_enrollment(session: Session, actor: Principal | None, enrollment_id: int) -> None:
+    """Unenroll (the enrolled student or an admin): the row goes and its seat is freed."""
+    actor = require_authenticated(actor)
+    enrollment, _, _, _ = _load_visible(session, actor, enrollment_id)
+    if not (actor.is_admin or actor.id == enrollment.student_id):
+        raise Forbidden("Only the enrolled student or an admin may cancel an enrollment")
+    course_id = enrollment.course_id
+    session.expunge(enrollment)
+    status = session.execute(
+        delete(Enrollment)
+        .where(col(Enrollment.id) == enrollment_id)
+        .returning(col(Enrollment.status))
+        .execution_options(synchronize_session=False)
+    ).scalar()
+    if status is None:  # cancelled concurrently
+        raise NotFound(f"No enrollment with id {enrollment_id}")
+    if status in SEAT_HOLDING:
+        _release_seats(session, course_id, 1)
+    invalidate_catalog(session, course_id)
+
+
+def expire_abandoned_enrollments(
+    session: Session, older_than: timedelta, *, now: datetime | None = None
+) -> int:
+    """Expire pending enrollments created more than ``older_than`` ago and free their seats."""
+    cutoff = (now or utcnow()) - older_than
+    course_ids = (
+        session.execute(
+            update(Enrollment)
+            .where(
+                col(Enrollment.status) == EnrollmentStatus.pending.value,
+                col(Enrollment.created_at) < cutoff,
+            )
+            .values(status=EnrollmentStatus.expired.value, updated_at=utcnow())
+            .returning(col(Enrollment.course_id))
+            .execution_options(synchronize_session=False)
+        )
+        .scalars()
+        .all()
+    )
+    freed = Counter(course_ids)
+    for course_id in sorted(freed):  # a fixed lock order: no deadlock between two runs
+        _release_seats(session, course_id, freed[course_id])
+        invalidate_catalog(session, course_id)
+    return len(course_ids)

@@ -1,0 +1,85 @@
+"""An enrollment rush: really concurrent HTTP requests against a live server on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from eduflow.models import Course, Enrollment, OutboxJob
+from eduflow.models.users import Role
+from eduflow.services.auth import issue_tokens
+from tests.factories import make_course, make_user
+
+pytestmark = pytest.mark.slow
+
+
+def _tokens(session: Any, count: int) -> list[str]:
+    users = [make_user(session, Role.student) for _ in range(count)]
+    return [issue_tokens(session, user).access for user in users]
+
+
+async def _fire(url: str, requests: list[tuple[str, dict[str, Any]]]) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        return await asyncio.gather(
+            *(
+                client.post(url, headers={"Authorization": f"Bearer {tok}"}, json=body)
+                for tok, body in requests
+            )
+        )
+
+
+def _counts(session: Any, course_id: int) -> tuple[int, int, int]:
+    session.expire_all()
+    enrolled = session.execute(
+        select(func.count()).select_from(Enrollment).where(Enrollment.course_id == course_id)
+    ).scalar()
+    jobs = session.execute(select(func.count()).select_from(OutboxJob)).scalar()
+    return enrolled, session.get(Course, course_id).seats_taken, jobs
+
+
+def test_capacity_holds_under_a_rush_of_300_students(session: Any, live_server: Any) -> None:
+    course = make_course(session, capacity=50)
+    tokens = _tokens(session, 300)
+    session.commit()
+    responses = asyncio.run(
+        _fire(
+            f"{live_server.url}/api/v1/enrollments/", [(t, {"course": course.id}) for t in tokens]
+        )
+    )
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {201: 50, 409: 250}, statuses
+    assert all(r.json()["type"].endswith("/course-full") for r in responses if r.status_code == 409)
+    assert _counts(session, course.id) == (50, 50, 50)
+
+
+def test_one_student_firing_ten_times_gets_one_enrollment(session: Any, live_server: Any) -> None:
+    course = make_course(session, capacity=50)
+    token = _tokens(session, 1)[0]
+    session.commit()
+    responses = asyncio.run(
+        _fire(f"{live_server.url}/api/v1/enrollments/", [(token, {"course": course.id})] * 10)
+    )
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {201: 1, 409: 9}, statuses
+    assert all(
+        r.json()["type"].endswith("/already-enrolled") for r in responses if r.status_code == 409
+    )
+    assert _counts(session, course.id) == (1, 1, 1)
+
+
+def test_mixed_rush_on_unlimited_course_counts_every_seat(session: Any, live_server: Any) -> None:
+    course = make_course(session, capacity=None, price="5.00")
+    tokens = _tokens(session, 60)
+    session.commit()
+    requests = [(t, {"course": course.id}) for t in tokens] * 2  # every student twice
+    responses = asyncio.run(_fire(f"{live_server.url}/api/v1/enrollments/", requests))
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {201: 60, 409: 60}, statuses
+    assert {r.json()["status"] for r in responses if r.status_code == 201} == {"pending"}
+    assert _counts(session, course.id) == (60, 60, 60)

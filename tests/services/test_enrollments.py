@@ -1,0 +1,193 @@
+"""Enrollment rules at the service level: statuses, seats, duplicates, confirm, cancel,
+expiry, the outbox job, and the same rules on the embedded SQLite database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from eduflow.errors import Conflict, Forbidden, NotFound, Unauthorized
+from eduflow.models import Course, Enrollment, OutboxJob
+from eduflow.models._base import utcnow
+from eduflow.models.users import Role
+from eduflow.services import enrollments
+from eduflow.services.permissions import OPERATOR, Principal
+from tests.factories import make_course, make_enrollment, make_user
+
+
+def as_principal(user: Any) -> Principal:
+    return Principal(id=user.id, username=user.username, role=Role(user.role))
+
+
+def seats(session: Any, course: Course) -> int:
+    session.expire_all()
+    return session.get(Course, course.id).seats_taken
+
+
+def test_free_course_is_active_and_paid_is_pending(session: Any) -> None:
+    student = as_principal(make_user(session))
+    free = make_course(session, price=0)
+    paid = make_course(session, price="9.99")
+    one = enrollments.enroll_student(session, student, free.id)
+    two = enrollments.enroll_student(session, student, paid.id)
+    assert one.status == "active" and one.confirmed_at is not None
+    assert two.status == "pending" and two.confirmed_at is None
+    assert seats(session, free) == 1 and seats(session, paid) == 1
+    jobs = session.execute(select(OutboxJob)).scalars().all()
+    assert [(j.job_name, j.args) for j in jobs] == [
+        ("send_enrollment_email", {"enrollment_id": one.id}),
+        ("send_enrollment_email", {"enrollment_id": two.id}),
+    ]
+
+
+def test_duplicate_is_409_and_keeps_the_seat_count(session: Any) -> None:
+    student = as_principal(make_user(session))
+    course = make_course(session, capacity=5)
+    enrollments.enroll_student(session, student, course.id)
+    with pytest.raises(Conflict) as info:
+        enrollments.enroll_student(session, student, course.id)
+    assert info.value.problem_slug == "already-enrolled"
+    assert seats(session, course) == 1
+
+
+def test_full_course_is_409_course_full(session: Any) -> None:
+    course = make_course(session, capacity=1)
+    first = as_principal(make_user(session))
+    enrollments.enroll_student(session, first, course.id)
+    with pytest.raises(Conflict) as info:
+        enrollments.enroll_student(session, as_principal(make_user(session)), course.id)
+    assert info.value.problem_slug == "course-full"
+    with pytest.raises(Conflict) as again:  # the enrolled student hears "already enrolled"
+        enrollments.enroll_student(session, first, course.id)
+    assert again.value.problem_slug == "already-enrolled"
+    assert seats(session, course) == 1
+
+
+def test_only_students_enroll_in_published_courses(session: Any) -> None:
+    course = make_course(session)
+    draft = make_course(session, is_published=False)
+    with pytest.raises(Unauthorized):
+        enrollments.enroll_student(session, None, course.id)
+    for role in (Role.instructor, Role.admin):
+        with pytest.raises(Forbidden):
+            enrollments.enroll_student(session, as_principal(make_user(session, role)), course.id)
+    student = as_principal(make_user(session))
+    for course_id in (draft.id, 10**6):
+        with pytest.raises(NotFound):
+            enrollments.enroll_student(session, student, course_id)
+
+
+def test_cancel_frees_the_seat_and_re_enroll_works(session: Any) -> None:
+    course = make_course(session, capacity=1)
+    student = as_principal(make_user(session))
+    first = enrollments.enroll_student(session, student, course.id)
+    enrollments.cancel_enrollment(session, student, first.id)
+    assert seats(session, course) == 0
+    second = enrollments.enroll_student(session, student, course.id)
+    assert second.status == "active" and seats(session, course) == 1
+
+
+def test_cancel_and_confirm_permissions(session: Any) -> None:
+    owner = make_user(session, Role.instructor)
+    course = make_course(session, owner=owner, price=10)
+    student = make_user(session)
+    enrollment = make_enrollment(session, student, course, status="pending")
+    other_student = as_principal(make_user(session))
+    other_instructor = as_principal(make_user(session, Role.instructor))
+    with pytest.raises(NotFound):
+        enrollments.confirm_enrollment(session, other_student, enrollment.id)
+    with pytest.raises(NotFound):
+        enrollments.cancel_enrollment(session, other_instructor, enrollment.id)
+    with pytest.raises(Forbidden):
+        enrollments.confirm_enrollment(session, as_principal(student), enrollment.id)
+    with pytest.raises(Forbidden):
+        enrollments.cancel_enrollment(session, as_principal(owner), enrollment.id)
+    confirmed = enrollments.confirm_enrollment(session, as_principal(owner), enrollment.id)
+    assert confirmed.status == "active" and confirmed.confirmed_at is not None
+    again = enrollments.confirm_enrollment(session, OPERATOR, enrollment.id)
+    assert again.status == "active" and again.confirmed_at == confirmed.confirmed_at
+    enrollments.cancel_enrollment(session, OPERATOR, enrollment.id)
+    assert seats(session, course) == 0
+
+
+def test_expiry_frees_seats_and_allows_re_enrolling(session: Any) -> None:
+    course = make_course(session, price=10, capacity=2)
+    other = make_course(session, price=10)
+    old_student, new_student = make_user(session), make_user(session)
+    old = enrollments.enroll_student(session, as_principal(old_student), course.id)
+    enrollments.enroll_student(session, as_principal(old_student), other.id)
+    enrollments.enroll_student(session, as_principal(new_student), course.id)
+    active = make_user(session)
+    session.refresh(other)  # the factory bumps the ORM counter
+    make_enrollment(
+        session, active, other, status="active", created_at=utcnow() - timedelta(days=3)
+    )
+    later = utcnow() + timedelta(hours=2)
+    count = enrollments.expire_abandoned_enrollments(
+        session, older_than=timedelta(hours=1), now=later
+    )
+    assert count == 3
+    assert seats(session, course) == 0 and seats(session, other) == 1
+    with pytest.raises(Conflict):
+        enrollments.confirm_enrollment(session, OPERATOR, old.id)
+    assert enrollments.expire_abandoned_enrollments(session, timedelta(hours=1), now=later) == 0
+    again = enrollments.enroll_student(session, as_principal(old_student), course.id)
+    assert again.id == old.id and again.status == "pending"
+    row = session.get(Enrollment, old.id)
+    session.refresh(row)
+    assert row.email_sent_at is None and row.status == "pending"
+    assert seats(session, course) == 1
+
+
+def test_expiry_keeps_recent_pending(session: Any) -> None:
+    course = make_course(session, price=10)
+    enrollments.enroll_student(session, as_principal(make_user(session)), course.id)
+    assert enrollments.expire_abandoned_enrollments(session, timedelta(hours=24)) == 0
+    assert seats(session, course) == 1
+
+
+def test_listing_is_scoped_by_role(session: Any) -> None:
+    owner = make_user(session, Role.instructor)
+    mine = make_course(session, owner=owner, price=5)
+    theirs = make_course(session)
+    student = make_user(session)
+    make_enrollment(session, student, mine, status="pending")
+    make_enrollment(session, student, theirs)
+    make_enrollment(session, make_user(session), theirs)
+    assert enrollments.list_enrollments(session, as_principal(student))[0] == 2
+    count, rows = enrollments.list_enrollments(session, as_principal(owner))
+    assert count == 1 and rows[0].course == mine.id and rows[0].student == student.username
+    assert enrollments.list_enrollments(session, OPERATOR)[0] == 3
+    assert enrollments.list_enrollments(session, OPERATOR, course_id=theirs.id)[0] == 2
+    assert enrollments.list_enrollments(session, OPERATOR, status="pending")[0] == 1
+
+
+def test_same_rules_on_sqlite(sqlite_url: str) -> None:
+    from eduflow import schema
+    from eduflow.db import session_scope
+
+    schema.upgrade("head")
+    with session_scope() as session:
+        course = make_course(session, capacity=1, price="2.50")
+        student = as_principal(make_user(session))
+        course_id = course.id
+        enrollment = enrollments.enroll_student(session, student, course_id)
+        assert enrollment.status == "pending"
+        with pytest.raises(Conflict) as dup:
+            enrollments.enroll_student(session, student, course_id)
+        assert dup.value.problem_slug == "already-enrolled"
+        with pytest.raises(Conflict) as full:
+            enrollments.enroll_student(session, as_principal(make_user(session)), course_id)
+        assert full.value.problem_slug == "course-full"
+        assert (
+            enrollments.expire_abandoned_enrollments(
+                session, timedelta(hours=1), now=utcnow() + timedelta(hours=2)
+            )
+            == 1
+        )
+        assert enrollments.enroll_student(session, student, course_id).id == enrollment.id
+    with session_scope() as session:
+        assert session.get(Course, course_id).seats_taken == 1

@@ -1,0 +1,67 @@
+"""Daily report figures against a hand count; rebuilding a day replaces it."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from sqlmodel import select
+
+from eduflow.db import session_scope
+from eduflow.models import DailyReport, User
+from eduflow.services.reports import build_daily_report
+from tests.factories import make_course, make_enrollment, make_user
+
+DAY = date(2024, 5, 10)
+NOON = datetime(2024, 5, 10, 12, tzinfo=UTC)
+
+
+def _seed() -> dict[str, int]:
+    before, after = NOON - timedelta(days=1), NOON + timedelta(days=1)
+    with session_scope() as s:
+        a = make_course(s, title="Algebra")
+        b = make_course(s, title="Biology")
+        c = make_course(s, title="Chemistry")
+        # 2 instructors above + 5 students joined on DAY; 2 students joined on other days.
+        for u in s.exec(select(User)).all():
+            u.date_joined = NOON
+        on_day = [make_user(s, date_joined=NOON) for _ in range(5)]
+        other = [make_user(s, date_joined=before), make_user(s, date_joined=after)]
+        # Enrollments on DAY: Biology 3, Algebra 2 (1 pending), Chemistry 1 (expired).
+        for st in on_day[:3]:
+            make_enrollment(s, st, b, created_at=NOON)
+        make_enrollment(s, on_day[3], a, created_at=NOON)
+        make_enrollment(s, on_day[4], a, status="pending", created_at=NOON)
+        make_enrollment(s, on_day[0], c, status="expired", created_at=NOON)
+        # Before DAY: one active (counts as active), after DAY: one (does not count at all).
+        make_enrollment(s, other[0], a, created_at=before)
+        make_enrollment(s, other[1], b, created_at=after)
+        return {"a": a.id, "b": b.id, "c": c.id}
+
+
+def test_figures_match_a_hand_count() -> None:
+    ids = _seed()
+    with session_scope() as s:
+        report = build_daily_report(s, DAY)
+    assert report.new_users == 3 + 5  # 3 instructors (one per course) + 5 students
+    assert report.new_enrollments == 6
+    assert report.active_enrollments == 3 + 1 + 1  # Biology 3, Algebra 1 on DAY, 1 before
+    assert report.top_courses == [
+        {"course_id": ids["b"], "title": "Biology", "enrollments": 3},
+        {"course_id": ids["a"], "title": "Algebra", "enrollments": 2},
+        {"course_id": ids["c"], "title": "Chemistry", "enrollments": 1},
+    ]
+
+
+def test_rebuilding_a_day_replaces_its_row() -> None:
+    with session_scope() as s:
+        first = build_daily_report(s, DAY)
+    assert first.new_users == 0
+    with session_scope() as s:
+        make_user(s, date_joined=NOON)
+    with session_scope() as s:
+        second = build_daily_report(s, DAY)
+    assert second.new_users == 1
+    with session_scope() as s:
+        rows = s.exec(select(DailyReport)).all()
+    assert len(rows) == 1 and rows[0].new_users == 1
+    assert rows[0].generated_at >= first.generated_at
