@@ -232,12 +232,19 @@ def finished_jobs(stats: Any) -> int:
     return 0
 
 
+def finished_email_jobs() -> int:
+    """How many ``send_enrollment_email`` jobs ``eduflow jobs list`` shows as finished."""
+    listing = json.loads(eduflow("jobs", "list", "--status", "finished", "--json"))
+    rows = listing.get("results", []) if isinstance(listing, dict) else listing
+    return sum(1 for row in rows if row.get("function") == "send_enrollment_email")
+
+
 def wait_for_finished_jobs(minimum: int, timeout: float) -> Any:
-    """``eduflow jobs stats --json`` once it counts ``minimum`` finished jobs."""
+    """``eduflow jobs stats --json`` once it counts ``minimum`` finished jobs, email included."""
     deadline = time.monotonic() + timeout
     while True:
         stats = json.loads(eduflow("jobs", "stats", "--json"))
-        if finished_jobs(stats) >= minimum:
+        if finished_jobs(stats) >= minimum and finished_email_jobs() >= 1:
             return stats
         if time.monotonic() > deadline:
             raise SmokeFailure(f"jobs stats show no finished job: {stats}")

@@ -17,7 +17,8 @@ def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> 
     success(f"database at revision {schema.current_revision()}")
 
 
-@app.command("downgrade")
+# ignore_unknown_options: lets "-1" (one revision back) through as the argument.
+@app.command("downgrade", context_settings={"ignore_unknown_options": True})
 def downgrade(revision: str = typer.Argument(..., help="Target, e.g. -1 or base.")) -> None:
     """Migrate the database down to REVISION."""
     from eduflow import schema

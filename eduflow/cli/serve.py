@@ -21,11 +21,12 @@ def prepare_database() -> None:
         )
 
 
-def prepare_metrics_dir() -> None:
+def prepare_metrics_dir() -> str | None:
     """Let every worker process count into one /metrics view (prometheus multiprocess mode).
 
     Uses ``PROMETHEUS_MULTIPROC_DIR`` when set (emptied of the last run's files), else a
-    fresh temporary directory; the worker processes inherit the variable.
+    fresh temporary directory (returned, for removal at exit); the worker processes
+    inherit the variable.
     """
     import os
     import tempfile
@@ -37,8 +38,10 @@ def prepare_metrics_dir() -> None:
         path.mkdir(parents=True, exist_ok=True)
         for stale in path.glob("*.db"):
             stale.unlink()
-    else:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="eduflow-metrics-")
+        return None
+    created = tempfile.mkdtemp(prefix="eduflow-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = created
+    return created
 
 
 def serve(
@@ -85,8 +88,7 @@ def serve(
     # The supervisor process serves nothing: it must not keep database connections open
     # next to the pools of its worker processes.
     dispose_engines()
-    if workers > 1:
-        prepare_metrics_dir()
+    metrics_dir = prepare_metrics_dir() if workers > 1 else None
     trusted = forwarded_allow_ips or settings.forwarded_allow_ips
     get_logger("eduflow.serve").info(
         "serve_starting",
@@ -98,22 +100,28 @@ def serve(
     )
     # SIGTERM/SIGINT: stop accepting, let in-flight requests finish (up to the graceful
     # timeout), run the lifespan shutdown (pools closed), then exit 0.
-    uvicorn.run(
-        "eduflow.api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        reload=reload,
-        proxy_headers=True,
-        forwarded_allow_ips=trusted,
-        timeout_keep_alive=keep_alive or settings.keep_alive_timeout,
-        timeout_graceful_shutdown=graceful_timeout or settings.graceful_timeout,
-        backlog=2048,
-        access_log=False,
-        log_config=None,
-        server_header=False,
-    )
+    try:
+        uvicorn.run(
+            "eduflow.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            reload=reload,
+            proxy_headers=True,
+            forwarded_allow_ips=trusted,
+            timeout_keep_alive=keep_alive or settings.keep_alive_timeout,
+            timeout_graceful_shutdown=graceful_timeout or settings.graceful_timeout,
+            backlog=2048,
+            access_log=False,
+            log_config=None,
+            server_header=False,
+        )
+    finally:
+        if metrics_dir:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def register(app: typer.Typer) -> None:

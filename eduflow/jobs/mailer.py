@@ -136,6 +136,8 @@ def _send_smtp(msg: EmailMessage, target: SmtpTarget, timeout: float) -> None:
     else:
         client = smtplib.SMTP(target.host, target.port, name, timeout=timeout)
     with client:
+        if client.sock is not None:  # smtplib writes small pieces: avoid Nagle/delayed-ACK stalls
+            client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.ehlo()
         if not target.implicit_tls and target.starttls != "off":
             if client.has_extn("starttls"):

@@ -51,6 +51,7 @@ from eduflow.config import get_settings
 from eduflow.db import on_commit, session_scope
 from eduflow.errors import EduFlowError, Forbidden, Unauthorized
 from eduflow.logging import get_logger
+from eduflow.metrics import LOGIN_ATTEMPTS
 from eduflow.models.sessions import LoginSession, TokenPair
 from eduflow.models.users import Role, User
 from eduflow.security import burn_password_check, decode_token, encode_token, verify_password
@@ -148,7 +149,8 @@ def _mark_sessions_revoked(session_ids: list[str]) -> None:
 
 
 def _load_state_from_db(user_id: int, session_id: str) -> AuthState | None:
-    with session_scope(read_only=True) as session:
+    # The primary, never the read replica: a lagging replica could miss a revocation.
+    with session_scope() as session:
         row = session.execute(
             select(
                 col(User.username),
@@ -270,7 +272,11 @@ def login(session: Session, identifier: str, password: str, client_address: str)
     """Check the credentials (throttled per account and address) and start a session."""
     user = find_login_user(session, identifier)
     account = f"user:{user.id}" if user is not None else f"name:{identifier.strip().lower()}"
-    throttle.check_login_allowed(account, client_address)
+    try:
+        throttle.check_login_allowed(account, client_address)
+    except EduFlowError:
+        LOGIN_ATTEMPTS.labels("throttled").inc()
+        raise
     if user is None:
         burn_password_check(password)  # same cost as a real check: no enumeration by timing
         ok = False
@@ -278,10 +284,13 @@ def login(session: Session, identifier: str, password: str, client_address: str)
         ok = verify_password(password, user.password_hash)
     if not ok or user is None:
         throttle.record_login_failure(account, client_address)
+        LOGIN_ATTEMPTS.labels("failed").inc()
         raise Unauthorized(INVALID_CREDENTIALS)
     if not user.is_active:
+        LOGIN_ATTEMPTS.labels("disabled").inc()
         raise Forbidden("This account is disabled", slug="account-disabled")
     throttle.clear_account_failures(account)
+    LOGIN_ATTEMPTS.labels("success").inc()
     get_logger("eduflow.auth").info("login", user_id=user.id)
     return issue_tokens(session, user)
 

@@ -22,7 +22,12 @@ from eduflow.models._base import utcnow
 from eduflow.models.courses import Course, CourseCreate, CoursePublic, CourseUpdate
 from eduflow.models.enrollments import Enrollment
 from eduflow.models.users import Role, User
-from eduflow.services.permissions import Principal, require_owner_or_admin, require_role
+from eduflow.services.permissions import (
+    Principal,
+    require_authenticated,
+    require_owner_or_admin,
+    require_role,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -113,6 +118,7 @@ def get_visible_course(
 
 def get_course_for_change(session: Session, actor: Principal | None, course_id: int) -> Course:
     """The course, row-locked, when ``actor`` owns it or is an admin (404 if invisible, 403)."""
+    actor = require_authenticated(actor)
     course = get_visible_course(session, actor, course_id, lock=True)
     require_owner_or_admin(actor, course.owner_id)
     return course

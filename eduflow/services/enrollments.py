@@ -187,10 +187,10 @@ def list_enrollments(
     actor: Principal | None,
     *,
     course_id: int | None = None,
+    student_id: int | None = None,
     status: EnrollmentStatus | str | None = None,
     offset: int = 0,
     limit: int | None = 20,
-    student_id: int | None = None,
 ) -> tuple[int, list[EnrollmentPublic]]:
     """``(total, page)``, newest first: students see their own, instructors those in their
     courses, admins all; two queries whatever the page size."""

@@ -163,6 +163,7 @@ def test_listing_is_scoped_by_role(session: Any) -> None:
     assert enrollments.list_enrollments(session, OPERATOR)[0] == 3
     assert enrollments.list_enrollments(session, OPERATOR, course_id=theirs.id)[0] == 2
     assert enrollments.list_enrollments(session, OPERATOR, status="pending")[0] == 1
+    assert enrollments.list_enrollments(session, OPERATOR, student_id=student.id)[0] == 2
 
 
 def test_same_rules_on_sqlite(sqlite_url: str) -> None:
