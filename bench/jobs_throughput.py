@@ -25,9 +25,9 @@ class Sink:
     """aiosmtpd server counting messages."""
 
     def __init__(self) -> None:
-        from aiosmtpd.controller import Controller
-
         import socket
+
+        from aiosmtpd.controller import Controller
 
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))

@@ -72,6 +72,13 @@ def relay_after_commit(rows: list[OutboxJob]) -> None:
     stay in the outbox for the periodic sweep, and further attempts are skipped for a few
     seconds so a broker outage costs requests nothing.
     """
+    try:
+        _relay_now(rows)
+    except Exception:
+        pass
+
+
+def _relay_now(rows: list[OutboxJob]) -> None:
     global _breaker_until
     from eduflow.cache import get_redis
     from eduflow.logging import get_logger
@@ -85,6 +92,7 @@ def relay_after_commit(rows: list[OutboxJob]) -> None:
     if time.monotonic() < _breaker_until:
         return
     done: list[int] = []
+    failure: str | None = None
     try:
         for row in rows:
             assert row.id is not None
@@ -92,14 +100,16 @@ def relay_after_commit(rows: list[OutboxJob]) -> None:
             done.append(row.id)
     except Exception as exc:  # a broker problem must never become the request's problem
         _breaker_until = time.monotonic() + _BREAKER_SECONDS
-        get_logger("eduflow.jobs.outbox").warning(
-            "outbox_relay_deferred", error=f"{type(exc).__name__}: {exc}", pending=len(rows)
-        )
+        failure = f"{type(exc).__name__}: {exc}"
     if done:
         try:
             _mark_relayed(done)
         except Exception as exc:  # the sweep will see them, get duplicates, and mark them
-            get_logger("eduflow.jobs.outbox").warning("outbox_mark_failed", error=str(exc))
+            failure = f"marking failed: {exc}"
+    if failure:
+        get_logger("eduflow.jobs.outbox").warning(
+            "outbox_relay_deferred", error=failure, pending=len(rows) - len(done)
+        )
 
 
 def enqueue_row(client: redis.Redis[bytes], row: OutboxJob) -> bool:
