@@ -4,14 +4,28 @@ Two backends behind one small interface: Redis when ``EDUFLOW_REDIS_URL`` is set
 in-process TTL store otherwise (embedded default). Every key starts with ``eduflow:``.
 Backend failures raise ``StoreUnavailable``; each caller decides whether that means
 "serve from the database" (cache) or "fail closed" (idempotency keys).
+
+Key scheme of the response cache (see ``eduflow/api/response_cache.py``):
+
+- ``eduflow:gen:epoch``, ``eduflow:gen:catalog``, ``eduflow:gen:course:{id}`` -- generation
+  tokens. A catalogue write replaces the catalog token and the course's token after its
+  commit; every cached entry records the tokens it was built under and is only served
+  while they are current, so a write makes every affected entry unreachable at once,
+  list pages included, without a key scan. Tokens are random (never counters), so a lost
+  generation key can never bring an old entry back to life.
+- ``eduflow:resp:{namespace}:{variant}`` -- encoded response bytes with their ETag.
+- ``eduflow:lock:{namespace}:{variant}`` -- the rebuild lock (``SET NX``, short TTL).
+- ``eduflow:cache:stats`` -- hash of hits/misses/rebuilds/errors per namespace, summed over
+  every server process (``eduflow cache stats``).
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from functools import lru_cache
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import redis
@@ -33,6 +47,9 @@ class Store(Protocol):
 
     def get(self, key: str) -> bytes | None:
         """The value, or None."""
+
+    def mget(self, *keys: str) -> list[bytes | None]:
+        """Several values in one round trip (None for absent keys)."""
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         """Store ``value`` for ``ttl`` seconds (forever when None)."""
@@ -69,6 +86,13 @@ class MemoryStore:
         with self._lock:
             item = self._alive(key, time.monotonic())
             return item[0] if item else None
+
+    def mget(self, *keys: str) -> list[bytes | None]:
+        """Several values at once."""
+        with self._lock:
+            now = time.monotonic()
+            items = [self._alive(k, now) for k in keys]
+            return [item[0] if item else None for item in items]
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         """Store ``value`` for ``ttl`` seconds."""
@@ -146,6 +170,22 @@ class RedisStore:
         value = self._call("get", key)
         return value if isinstance(value, bytes) else None
 
+    def mget(self, *keys: str) -> list[bytes | None]:
+        """Several values in one round trip."""
+        values = self._call("mget", list(keys))
+        assert isinstance(values, list)
+        return [v if isinstance(v, bytes) else None for v in values]
+
+    def keys(self, prefix: str = PREFIX) -> list[str]:
+        """Keys under ``prefix`` (``SCAN``, never ``KEYS``: inspection must not block Redis)."""
+        import redis as redis_lib
+
+        try:
+            found = self.client.scan_iter(match=_glob_escape(prefix) + "*", count=1000)
+            return sorted(k.decode() if isinstance(k, bytes) else str(k) for k in found)
+        except (redis_lib.ConnectionError, redis_lib.TimeoutError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         """Store ``value`` for ``ttl`` seconds."""
         self._call("set", key, value, px=int(ttl * 1000) if ttl else None)
@@ -175,6 +215,12 @@ class RedisStore:
         """Seconds left."""
         value = self._call("pttl", key)
         return None if not isinstance(value, int) or value < 0 else value / 1000
+
+
+def _glob_escape(text: str) -> str:
+    for ch in "\\*?[]":
+        text = text.replace(ch, "\\" + ch)
+    return text
 
 
 @lru_cache(maxsize=1)
@@ -210,22 +256,264 @@ def reset_store() -> None:
     """Forget clients (tests, and after a fork)."""
     get_store.cache_clear()
     get_redis.cache_clear()
+    get_cache_store.cache_clear()
     _memory_store.clear()
+    health.reset()
+    stats.reset()
+
+
+# --------------------------------------------------------------------------- response cache
+
+# Redis answers in well under a millisecond; a cache call that takes longer than this is
+# treated as an outage and the request is served from the database.
+CACHE_TIMEOUT = 0.25
+# After a failure the cache is skipped for this long, then one call probes it again.
+RETRY_AFTER = 1.0
+
+GEN_EPOCH = key("gen", "epoch")
+GEN_CATALOG = key("gen", "catalog")
+STATS_KEY = key("cache", "stats")
+
+
+def course_gen_key(course_id: int) -> str:
+    """The generation key of one course (detail and its lesson lists)."""
+    return key("gen", "course", course_id)
+
+
+def new_generation() -> bytes:
+    """A fresh, never-reused generation token."""
+    return secrets.token_hex(8).encode()
+
+
+@lru_cache(maxsize=1)
+def get_cache_store() -> Store:
+    """The store of the response cache: like ``get_store()`` but with the short timeout."""
+    from eduflow.config import get_settings
+
+    url = get_settings().redis_url
+    if not url:
+        return _memory_store
+    import redis as redis_lib
+
+    return RedisStore(
+        redis_lib.Redis.from_url(
+            url,
+            socket_timeout=CACHE_TIMEOUT,
+            socket_connect_timeout=CACHE_TIMEOUT,
+            retry_on_timeout=False,
+            health_check_interval=30,
+        )
+    )
+
+
+class CacheHealth:
+    """Circuit breaker of the cache: one warning per outage, automatic recovery.
+
+    While the backend is down, cache calls are skipped (requests go to the database)
+    except one probe every ``RETRY_AFTER`` seconds. The first success after an outage
+    replaces the epoch token: a write whose invalidation could not reach Redis during
+    the outage must not leave a stale entry behind.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.down_since: float | None = None
+        self.retry_at = 0.0
+        self.pending_bump = False
+
+    def reset(self) -> None:
+        """Forget any outage (tests)."""
+        with self._lock:
+            self.down_since = None
+            self.retry_at = 0.0
+            self.pending_bump = False
+
+    def available(self) -> bool:
+        """False while an outage is known and the next probe is not due."""
+        return self.down_since is None or time.monotonic() >= self.retry_at
+
+    def failed(self, namespace: str, exc: BaseException) -> None:
+        """Count a failed call; the first one of an outage logs a warning."""
+        stats.record(namespace, "errors")
+        now = time.monotonic()
+        with self._lock:
+            first = self.down_since is None
+            if first:
+                self.down_since = now
+            self.retry_at = now + RETRY_AFTER
+        if first:
+            from eduflow.logging import get_logger
+            from eduflow.metrics import CACHE_OUTAGES
+
+            CACHE_OUTAGES.inc()
+            get_logger("eduflow.cache").warning(
+                "cache_unavailable", error=f"{type(exc).__name__}: {exc}"[:200]
+            )
+
+    def skipped(self, namespace: str) -> None:
+        """Count a call not made because the cache is down."""
+        stats.record(namespace, "errors")
+
+    def succeeded(self) -> None:
+        """Note a successful call; ends an outage (hot path: one attribute test)."""
+        if self.down_since is None and not self.pending_bump:
+            return
+        with self._lock:
+            was_down, self.down_since = self.down_since, None
+            self.pending_bump = True
+        try:
+            _replace_generations(get_cache_store(), GEN_EPOCH, GEN_CATALOG)
+        except StoreUnavailable:
+            return  # still down after all; the next success retries
+        with self._lock:
+            self.pending_bump = False
+        if was_down is not None:
+            from eduflow.logging import get_logger
+
+            get_logger("eduflow.cache").warning(
+                "cache_recovered", down_seconds=round(time.monotonic() - was_down, 2)
+            )
+
+
+health = CacheHealth()
+
+
+class CacheStats:
+    """Hits/misses/rebuilds/errors per namespace: Prometheus counters of this process,
+    plus a Redis hash summed over every process, flushed at most once a second."""
+
+    FLUSH_EVERY = 1.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, int] = {}
+        self._totals: dict[str, int] = {}
+        self._children: dict[tuple[str, str], Any] = {}
+        self._last_flush = time.monotonic()
+
+    def reset(self) -> None:
+        """Forget unflushed figures (tests)."""
+        with self._lock:
+            self._pending.clear()
+            self._totals.clear()
+            self._last_flush = time.monotonic()
+
+    def record(self, namespace: str, kind: str) -> None:
+        """Count one event (``kind``: hits, misses, rebuilds, errors)."""
+        child = self._children.get((namespace, kind))
+        if child is None:
+            from eduflow import metrics
+
+            counter = {
+                "hits": metrics.CACHE_HITS,
+                "misses": metrics.CACHE_MISSES,
+                "rebuilds": metrics.CACHE_REBUILDS,
+                "errors": metrics.CACHE_ERRORS,
+            }[kind]
+            child = self._children[(namespace, kind)] = counter.labels(namespace)
+        child.inc()
+        field = f"{namespace}:{kind}"
+        with self._lock:
+            self._pending[field] = self._pending.get(field, 0) + 1
+            self._totals[field] = self._totals.get(field, 0) + 1
+
+    def local(self) -> dict[str, int]:
+        """This process's figures (the embedded default has no shared view)."""
+        with self._lock:
+            return dict(self._totals)
+
+    def take_due(self, force: bool = False) -> dict[str, int]:
+        """The figures to add to the shared hash now (empty until a flush is due)."""
+        now = time.monotonic()
+        if not force and now - self._last_flush < self.FLUSH_EVERY:
+            return {}
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._last_flush = now
+        return pending
+
+    def give_back(self, pending: dict[str, int]) -> None:
+        """Keep figures whose flush failed for the next one."""
+        with self._lock:
+            for field, n in pending.items():
+                self._pending[field] = self._pending.get(field, 0) + n
+
+    def flush(self, force: bool = False) -> None:
+        """Add the due figures to ``eduflow:cache:stats`` (sync callers)."""
+        pending = self.take_due(force)
+        if not pending:
+            return
+        client = get_redis()
+        if client is None:
+            return
+        try:
+            pipe = client.pipeline(transaction=False)
+            for field, n in pending.items():
+                pipe.hincrby(STATS_KEY, field, n)
+            pipe.execute()
+        except Exception:  # figures are best effort; keep them for the next flush
+            self.give_back(pending)
+
+
+stats = CacheStats()
+
+
+def _replace_generations(store: Store, *gen_keys: str) -> None:
+    if isinstance(store, RedisStore):
+        pipe = store.client.pipeline(transaction=False)
+        for gen_key in gen_keys:
+            pipe.set(gen_key, new_generation())
+        import redis as redis_lib
+
+        try:
+            pipe.execute()
+        except (redis_lib.ConnectionError, redis_lib.TimeoutError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+    else:
+        for gen_key in gen_keys:
+            store.set(gen_key, new_generation())
 
 
 def invalidate_catalog(session: object, course_id: int | None = None) -> None:
     """After the commit, make cached catalogue representations (and ``course_id``'s) unreachable.
 
-    Every service write that changes a course, its lessons or its seats calls this.
+    Every service write that changes a course, its lessons or its seats calls this. Several
+    calls in one transaction cost one Redis round trip after the commit; a rollback costs none.
     """
     from sqlmodel import Session
 
     from eduflow.db import on_commit
 
     assert isinstance(session, Session)
-    on_commit(session, lambda: bump_catalog_generations(course_id))
+    pending: set[int | None] | None = session.info.get("catalog_invalidations")
+    if pending is None:
+        pending = session.info["catalog_invalidations"] = set()
+
+        def _bump() -> None:
+            targets = session.info.pop("catalog_invalidations", set())
+            bump_catalog_generations(*targets)
+
+        on_commit(session, _bump)
+    pending.add(course_id)
 
 
-def bump_catalog_generations(course_id: int | None = None) -> None:
-    """Bump the generation keys that namespace cached catalogue responses."""
-    # Filled in by the response cache; a no-op until responses are cached.
+def bump_catalog_generations(*course_ids: int | None) -> None:
+    """Replace the generation tokens of the catalogue (and of each course given; ``None``
+    or no course at all: every course), so every affected cached entry is unreachable.
+
+    When Redis cannot be reached the bump is remembered: the first successful cache call
+    afterwards replaces the epoch, which covers every entry.
+    """
+    keys_to_bump = [GEN_CATALOG]
+    if not course_ids or None in course_ids:
+        keys_to_bump.append(GEN_EPOCH)
+    keys_to_bump += [course_gen_key(c) for c in course_ids if c is not None]
+    if not health.available():
+        health.pending_bump = True
+        health.skipped("catalog")
+        return
+    try:
+        _replace_generations(get_cache_store(), *keys_to_bump)
+    except StoreUnavailable as exc:
+        health.pending_bump = True
+        health.failed("catalog", exc)

@@ -99,11 +99,11 @@ def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_StderrLogger,
         cache_logger_on_first_use=True,
     )
     # Route stdlib loggers (uvicorn, rq, sqlalchemy) through the same pipeline.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
@@ -127,6 +127,44 @@ def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
     _configured = True
+
+
+class _StderrLogger:
+    """Writes each line to the *current* ``sys.stderr``.
+
+    Binding the stream once (as PrintLogger does) breaks after a test runner or a CLI
+    harness swaps and closes stderr; looking it up per line costs nothing measurable.
+    """
+
+    def __init__(self, *_args: Any) -> None:
+        pass
+
+    def msg(self, message: str) -> None:
+        """Write one line."""
+        stream = sys.stderr
+        try:
+            stream.write(message + "\n")
+            stream.flush()
+        except ValueError:  # stderr closed under us: logging must never break the caller
+            pass
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stdlib handler that always writes to the current ``sys.stderr``."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        """The current stderr."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Never raise from logging."""
 
 
 def _orjson_dumps(obj: Any, **_kw: Any) -> str:

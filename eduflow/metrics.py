@@ -100,3 +100,22 @@ class JobsCollector:
 
 
 REGISTRY.register(JobsCollector())  # type: ignore[arg-type]
+
+
+# Cache (eduflow/cache.py, eduflow/api/response_cache.py): per namespace (bounded:
+# courses, course, lessons, auth).
+CACHE_HITS = Counter("eduflow_cache_hits_total", "Cache hits by namespace.", ["namespace"])
+CACHE_MISSES = Counter("eduflow_cache_misses_total", "Cache misses by namespace.", ["namespace"])
+CACHE_REBUILDS = Counter(
+    "eduflow_cache_rebuilds_total",
+    "Entries rebuilt from the database (one per miss under the rebuild lock).",
+    ["namespace"],
+)
+CACHE_ERRORS = Counter(
+    "eduflow_cache_errors_total",
+    "Cache calls that failed or were skipped because the cache is down (served from the DB).",
+    ["namespace"],
+)
+CACHE_OUTAGES = Counter(
+    "eduflow_cache_outages_total", "Times the cache backend stopped answering (one per outage)."
+)

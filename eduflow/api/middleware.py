@@ -25,6 +25,7 @@ from eduflow.metrics import UNMATCHED_ROUTE, observe_request
 # A kept incoming id must be harmless in headers and logs.
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_UNROUTED_PATHS = frozenset({"/api/schema/"})
 
 
 class BodyTooLarge(HTTPException):
@@ -34,15 +35,17 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"The request body exceeds {limit} bytes")
 
 
-def route_template(scope: Scope) -> str:
+def route_template(scope: Scope, status: int = 200) -> str:
     """The matched route as a template (``/api/v1/users/{user_id}/``), for bounded labels.
 
     Rebuilt from the path and its parameters: included routers keep their own, un-prefixed
-    path on the route object.
+    path on the route object, and the OpenAPI document's plain route records none. Anything
+    else without a route (404s, slash redirects, responses served before routing) shares one
+    label, so raw paths never become label values.
     """
-    if scope.get("route") is None:
-        return UNMATCHED_ROUTE
     path: str = scope["path"]
+    if scope.get("route") is None:
+        return path if path in _UNROUTED_PATHS and status < 300 else UNMATCHED_ROUTE
     params = scope.get("path_params")
     if not params:
         return path
@@ -131,7 +134,7 @@ class RequestContextMiddleware:
             await self._problem(scope, send_with_headers, exc)
         finally:
             duration = time.perf_counter() - start
-            observe_request(scope["method"], route_template(scope), status, duration)
+            observe_request(scope["method"], route_template(scope, status), status, duration)
             self.access_log.info(
                 "request",
                 method=scope["method"],

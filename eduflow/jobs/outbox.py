@@ -8,6 +8,7 @@ that: every task checks its own durable marker in the database.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -72,10 +73,9 @@ def relay_after_commit(rows: list[OutboxJob]) -> None:
     stay in the outbox for the periodic sweep, and further attempts are skipped for a few
     seconds so a broker outage costs requests nothing.
     """
-    try:
+    # Even a failing log handler must not fail the request.
+    with contextlib.suppress(Exception):
         _relay_now(rows)
-    except Exception:
-        pass
 
 
 def _relay_now(rows: list[OutboxJob]) -> None:

@@ -56,6 +56,10 @@ def test_metrics_count_requests_by_route_template_and_status(client: Any) -> Non
     assert _sample(text, "eduflow_http_request_duration_seconds_count", route=route) >= 3
     assert "/no/such/path/at/all" not in text  # raw paths never become labels
     assert _sample(text, "eduflow_http_requests_total", route="<unmatched>", status="404") >= 1
+    assert _sample(text, "eduflow_http_requests_total", route="/metrics", status="200") >= 1
+    client.get("/api/schema/")
+    text = client.get("/metrics").text
+    assert _sample(text, "eduflow_http_requests_total", route="/api/schema/", status="200") >= 1
 
 
 class _AssetParser(HTMLParser):
