@@ -152,8 +152,23 @@ def unhandled_response(request: Request, exc: Exception) -> Response:
         return eduflow_error_response(
             request, Unavailable("The database is unavailable; retry shortly")
         )
+    if _is_unstorable_input(exc):
+        # e.g. a NUL character or an out-of-range number that passed schema validation:
+        # the client's input, so a 422 rather than a 500.
+        get_logger("eduflow.error").warning("unstorable_input", path=request.url.path)
+        return problem_response(
+            request, 422, "The request contains a value that cannot be stored", errors=[]
+        )
     get_logger("eduflow.error").error("unhandled_exception", path=request.url.path, exc_info=exc)
     return problem_response(request, 500, "An unexpected error occurred")
+
+
+def _is_unstorable_input(exc: Exception) -> bool:
+    from sqlalchemy.exc import DataError
+
+    return isinstance(exc, DataError) or (
+        isinstance(exc, ValueError) and "NUL" in str(exc)  # SQLite/psycopg string checks
+    )
 
 
 def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:

@@ -214,3 +214,11 @@ def test_logs_never_contain_passwords_or_tokens(
         )
         assert {"status", "duration_ms", "user_id"} <= set(line)
     assert [a["status"] for a in access] == [200, 200, 401, 200]
+
+
+def test_nul_character_in_input_is_a_4xx_not_a_500(client: Any) -> None:
+    response = client.post(
+        "/api/v1/auth/login/", json={"username": "ab\u0000cd", "password": "whatever-123"}
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
