@@ -310,9 +310,9 @@ class CacheHealth:
     """Circuit breaker of the cache: one warning per outage, automatic recovery.
 
     While the backend is down, cache calls are skipped (requests go to the database)
-    except one probe every ``RETRY_AFTER`` seconds. The first success after an outage
-    replaces the epoch token: a write whose invalidation could not reach Redis during
-    the outage must not leave a stale entry behind.
+    except one probe every ``RETRY_AFTER`` seconds. The probe replaces the epoch token:
+    a write whose invalidation could not reach Redis during the outage must not leave
+    a stale entry behind, so nothing cached before the outage is served after it.
     """
 
     def __init__(self) -> None:
@@ -320,6 +320,7 @@ class CacheHealth:
         self.down_since: float | None = None
         self.retry_at = 0.0
         self.pending_bump = False
+        self._recovering = False
 
     def reset(self) -> None:
         """Forget any outage (tests)."""
@@ -328,9 +329,59 @@ class CacheHealth:
             self.retry_at = 0.0
             self.pending_bump = False
 
-    def available(self) -> bool:
-        """False while an outage is known and the next probe is not due."""
-        return self.down_since is None or time.monotonic() >= self.retry_at
+    @property
+    def healthy(self) -> bool:
+        """No known outage and no invalidation waiting to be replayed (hot path)."""
+        return self.down_since is None and not self.pending_bump
+
+    def usable(self, namespace: str) -> bool:
+        """True when the cache may be used now; after an outage, probes and recovers.
+
+        Blocking (one Redis round trip during recovery): call it from sync code only.
+        """
+        if self.healthy:
+            return True
+        if self.down_since is not None and time.monotonic() < self.retry_at:
+            self.skipped(namespace)
+            return False
+        if self._recover():
+            return True
+        self.failed(namespace, StoreUnavailable("recovery probe failed"))
+        return False
+
+    def _recover(self) -> bool:
+        try:
+            _replace_generations(get_cache_store(), GEN_EPOCH, GEN_CATALOG)
+        except StoreUnavailable:
+            return False
+        with self._lock:
+            was_down, self.down_since = self.down_since, None
+            self.pending_bump = False
+        if was_down is not None:
+            from eduflow.logging import get_logger
+
+            get_logger("eduflow.cache").warning(
+                "cache_recovered", down_seconds=round(time.monotonic() - was_down, 2)
+            )
+        return True
+
+    def _recover_in_background(self) -> None:
+        """Replay the lost invalidation as soon as Redis answers, even with no traffic here:
+        other server processes may be reading the cache meanwhile."""
+
+        def run() -> None:
+            while not self.healthy:
+                time.sleep(0.1)
+                if self._recover():
+                    break
+            with self._lock:
+                self._recovering = False
+
+        with self._lock:
+            if self._recovering:
+                return
+            self._recovering = True
+        threading.Thread(target=run, name="eduflow-cache-recovery", daemon=True).start()
 
     def failed(self, namespace: str, exc: BaseException) -> None:
         """Count a failed call; the first one of an outage logs a warning."""
@@ -341,6 +392,9 @@ class CacheHealth:
             if first:
                 self.down_since = now
             self.retry_at = now + RETRY_AFTER
+            # Whatever this call was, an invalidation may have been lost with it.
+            self.pending_bump = True
+        self._recover_in_background()
         if first:
             from eduflow.logging import get_logger
             from eduflow.metrics import CACHE_OUTAGES
@@ -353,26 +407,6 @@ class CacheHealth:
     def skipped(self, namespace: str) -> None:
         """Count a call not made because the cache is down."""
         stats.record(namespace, "errors")
-
-    def succeeded(self) -> None:
-        """Note a successful call; ends an outage (hot path: one attribute test)."""
-        if self.down_since is None and not self.pending_bump:
-            return
-        with self._lock:
-            was_down, self.down_since = self.down_since, None
-            self.pending_bump = True
-        try:
-            _replace_generations(get_cache_store(), GEN_EPOCH, GEN_CATALOG)
-        except StoreUnavailable:
-            return  # still down after all; the next success retries
-        with self._lock:
-            self.pending_bump = False
-        if was_down is not None:
-            from eduflow.logging import get_logger
-
-            get_logger("eduflow.cache").warning(
-                "cache_recovered", down_seconds=round(time.monotonic() - was_down, 2)
-            )
 
 
 health = CacheHealth()
@@ -508,12 +542,10 @@ def bump_catalog_generations(*course_ids: int | None) -> None:
     if not course_ids or None in course_ids:
         keys_to_bump.append(GEN_EPOCH)
     keys_to_bump += [course_gen_key(c) for c in course_ids if c is not None]
-    if not health.available():
+    if not health.usable("catalog"):
         health.pending_bump = True
-        health.skipped("catalog")
         return
     try:
         _replace_generations(get_cache_store(), *keys_to_bump)
     except StoreUnavailable as exc:
-        health.pending_bump = True
         health.failed("catalog", exc)

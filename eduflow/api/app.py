@@ -52,6 +52,10 @@ def create_app() -> FastAPI:
     for module in (auth, users, courses, lessons, enrollments):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
+    # Inside the request context: anonymous catalogue hits skip routing and dependencies.
+    from eduflow.api.cached import CachedReads
+
+    app.add_middleware(CachedReads)
     # Outermost user middleware: request id, timing, body limit, access log, metrics.
     from eduflow.api.middleware import RequestContextMiddleware
 

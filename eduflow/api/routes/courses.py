@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
+from eduflow.api import response_cache
 from eduflow.api.deps import CurrentUser, OptionalUser, PageDep, SessionDep, page_body
-from eduflow.api.etag import ETAG_RESPONSES, encode, etag_response
+from eduflow.api.etag import ETAG_RESPONSES, encode
 from eduflow.api.idempotency import IdempotencyDep
 from eduflow.api.problems import problem_responses
 from eduflow.models.courses import CourseCreate, CoursePage, CoursePublic, CourseUpdate
@@ -41,10 +42,16 @@ def list_courses(
     filters = CourseFilters(
         search=search, ordering=ordering, is_published=is_published, owner=owner
     )
-    count, rows = courses.list_courses(
-        session, actor, filters, offset=page.offset, limit=page.page_size
-    )
-    return etag_response(request, CoursePage.model_validate(page_body(request, page, count, rows)))
+
+    def build() -> tuple[bytes, bytes]:
+        count, rows = courses.list_courses(
+            session, actor, filters, offset=page.offset, limit=page.page_size
+        )
+        return encode(CoursePage.model_validate(page_body(request, page, count, rows))), b""
+
+    audience = response_cache.course_list_audience(actor)
+    plan = response_cache.course_list_plan(request.scope, audience)
+    return response_cache.cached_response(request, plan, build, actor)
 
 
 @router.post(
@@ -79,7 +86,13 @@ def get_course(
     request: Request, course_id: CourseId, actor: OptionalUser, session: SessionDep
 ) -> Response:
     """One course (404 for a draft the caller may not see); sends an ETag."""
-    return etag_response(request, courses.course_detail(session, actor, course_id))
+
+    def build() -> tuple[bytes, bytes]:
+        course = courses.course_detail(session, actor, course_id)
+        return encode(course), response_cache.course_meta(course.is_published, course.owner)
+
+    plan = response_cache.course_detail_plan(course_id)
+    return response_cache.cached_response(request, plan, build, actor)
 
 
 _WRITE_ERRORS = problem_responses(400, 401, 403, 404, 413, 422)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
+from eduflow.api import response_cache
 from eduflow.api.deps import CurrentUser, OptionalUser, PageDep, SessionDep, page_body
 from eduflow.api.etag import ETAG_RESPONSES, encode, etag_response
 from eduflow.api.idempotency import IdempotencyDep
@@ -35,10 +36,16 @@ def list_lessons(
 ) -> Response:
     """Lessons of the visible courses by ``order_index``; ``content`` is null unless the
     caller owns the course, is an admin or is actively enrolled."""
-    count, rows = lessons.list_lessons(
-        session, actor, course, offset=page.offset, limit=page.page_size
-    )
-    return etag_response(request, LessonPage.model_validate(page_body(request, page, count, rows)))
+
+    def build() -> tuple[bytes, bytes]:
+        count, rows = lessons.list_lessons(
+            session, actor, course, offset=page.offset, limit=page.page_size
+        )
+        return encode(LessonPage.model_validate(page_body(request, page, count, rows))), b""
+
+    audience = response_cache.lesson_list_audience(actor)
+    plan = response_cache.lesson_list_plan(request.scope, audience, course)
+    return response_cache.cached_response(request, plan, build, actor)
 
 
 @router.post(

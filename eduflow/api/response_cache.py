@@ -1,0 +1,327 @@
+"""The catalogue's response cache: encoded JSON bytes plus their ETag, per audience.
+
+A hit does no database work, no model validation and no JSON encoding: the stored bytes
+are sent as they are. Entries are valid only while the generation tokens they were built
+under are current (``eduflow.cache`` documents the key scheme), so a committed write makes
+them unreachable at once. A miss is rebuilt by one request at a time per key (``SET NX``
+lock); concurrent requests for the same key wait briefly for it instead of all querying
+the database. When the cache backend fails, requests are served from the database.
+
+Audiences (who may share one cached representation):
+
+- course lists: anonymous callers and students share ``public`` (they see the same
+  published courses); admins share ``admin``; each instructor has their own (drafts).
+- course detail: one entry per course for everybody; a draft's entry is only served to
+  its owner and admins (anyone else goes to the service, which answers 404).
+- lesson lists: anonymous callers share ``public`` (outlines, ``content: null``); admins
+  share ``admin``; every other signed-in user has their own entry, because ``content``
+  depends on their enrollment, and enrollment writes replace the course's generation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Scope
+
+from eduflow.cache import (
+    GEN_CATALOG,
+    GEN_EPOCH,
+    StoreUnavailable,
+    course_gen_key,
+    get_cache_store,
+    health,
+    key,
+    new_generation,
+    stats,
+)
+from eduflow.services.permissions import Principal
+
+NAMESPACES = ("courses", "course", "lessons")
+PUBLIC = "public"
+# Longer URLs are served uncached: they are rare and would only bloat the key space.
+MAX_VARIANT_CHARS = 1024
+LOCK_TTL = 5.0  # a crashed rebuilder holds its lock this long at most
+WAIT_FOR_REBUILD = 1.0  # then the waiter reads the database itself
+POLL_EVERY = 0.005
+GEN_TTL = 7 * 24 * 3600.0  # generation tokens of deleted courses fade away
+
+_SEP = b"\x1f"
+_DRAFT = b"d:"
+PUBLISHED = b"p"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Where one response lives in the cache and which generations it depends on."""
+
+    namespace: str
+    key: str
+    deps: tuple[str, ...]
+
+    @property
+    def lock_key(self) -> str:
+        """The rebuild lock of this entry."""
+        return "eduflow:lock:" + self.key.removeprefix("eduflow:resp:")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A cached response: its body, ETag and the generation tag it was built under."""
+
+    deps: tuple[str, ...]
+    tag: bytes
+    etag: bytes
+    meta: bytes
+    body: bytes
+
+    def encode(self) -> bytes:
+        """The stored form: one header line, then the body bytes."""
+        header = _SEP.join([",".join(self.deps).encode(), self.tag, self.etag, self.meta])
+        return header + b"\n" + self.body
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Entry | None:
+        """The entry, or None for anything unreadable (treated as a miss)."""
+        header, newline, body = raw.partition(b"\n")
+        parts = header.split(_SEP)
+        if not newline or len(parts) != 4:
+            return None
+        deps, tag, etag, meta = parts
+        return cls(tuple(deps.decode().split(",")), tag, etag, meta, body)
+
+    def visible_to(self, actor: Principal | None) -> bool:
+        """Whether this (course) representation may be shown to ``actor`` without asking
+        the database: published, or a draft asked for by its owner or an admin. Anything
+        else is decided by ``services.courses`` (which answers 404)."""
+        if self.meta == PUBLISHED or not self.meta.startswith(_DRAFT):
+            return True
+        if actor is None:
+            return False
+        return actor.is_admin or self.meta[len(_DRAFT) :].decode() == actor.username
+
+
+def tag_of(gens: Sequence[bytes | None]) -> bytes:
+    """The tag of an entry built while ``gens`` are current."""
+    return b",".join(g or b"" for g in gens)
+
+
+def course_meta(is_published: bool, owner: str) -> bytes:
+    """The visibility note of a course entry."""
+    return PUBLISHED if is_published else _DRAFT + owner.encode()
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def request_variant(scope: Scope) -> str | None:
+    """Scheme, host, path and raw query of a request (list pages carry absolute URLs)."""
+    host = b""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value
+            break
+    variant = (
+        f"{scope.get('scheme', 'http')}://{host.decode('latin-1')}{scope['path']}"
+        f"?{scope.get('query_string', b'').decode('latin-1')}"
+    )
+    return variant if len(variant) <= MAX_VARIANT_CHARS else None
+
+
+def course_list_audience(actor: Principal | None) -> str:
+    """Who shares a cached course list with ``actor``."""
+    if actor is None or not (actor.is_admin or actor.is_instructor):
+        return PUBLIC
+    return "admin" if actor.is_admin else f"instructor.{actor.id}"
+
+
+def lesson_list_audience(actor: Principal | None) -> str:
+    """Who shares a cached lesson list with ``actor``."""
+    if actor is None:
+        return PUBLIC
+    return "admin" if actor.is_admin else f"user.{actor.id}.{actor.role.value}"
+
+
+def course_list_plan(scope: Scope, audience: str) -> Plan | None:
+    """The entry of a course list page (None: not cacheable)."""
+    variant = request_variant(scope)
+    if variant is None:
+        return None
+    return Plan("courses", key("resp", "courses", audience, variant), (GEN_EPOCH, GEN_CATALOG))
+
+
+def course_detail_plan(course_id: int) -> Plan:
+    """The entry of one course."""
+    return Plan("course", key("resp", "course", course_id), (GEN_EPOCH, course_gen_key(course_id)))
+
+
+def lesson_list_plan(scope: Scope, audience: str, course_id: int | None) -> Plan | None:
+    """The entry of a lesson list page (of one course, or of every visible course)."""
+    variant = request_variant(scope)
+    if variant is None:
+        return None
+    gen = course_gen_key(course_id) if course_id is not None else GEN_CATALOG
+    return Plan("lessons", key("resp", "lessons", audience, variant), (GEN_EPOCH, gen))
+
+
+# --------------------------------------------------------------------------- lookups
+
+
+def _lookup(plan: Plan) -> tuple[Entry | None, bytes]:
+    """The valid entry (or None) and the current tag, creating missing generations."""
+    store = get_cache_store()
+    values = store.mget(*plan.deps, plan.key)
+    gens = values[:-1]
+    if any(g is None for g in gens):
+        for dep, gen in zip(plan.deps, gens, strict=True):
+            if gen is None:
+                store.set_nx(dep, new_generation(), GEN_TTL)
+        return None, tag_of(store.mget(*plan.deps))
+    tag = tag_of(gens)
+    raw = values[-1]
+    if raw is None:
+        return None, tag
+    entry = Entry.decode(raw)
+    if entry is None or entry.tag != tag or entry.deps != plan.deps:
+        return None, tag
+    return entry, tag
+
+
+Builder = Callable[[], tuple[bytes, bytes]]
+
+
+def _build(plan: Plan, tag: bytes, build: Builder) -> Entry:
+    from eduflow.api.etag import etag_of
+
+    body, meta = build()
+    return Entry(plan.deps, tag, etag_of(body).encode(), meta, body)
+
+
+def _uncached(plan: Plan, build: Builder) -> Entry:
+    return _build(plan, b"", build)
+
+
+def _store_entry(plan: Plan, entry: Entry) -> None:
+    from eduflow.config import get_settings
+
+    get_cache_store().set(plan.key, entry.encode(), get_settings().cache_ttl)
+
+
+def _release(plan: Plan, token: bytes) -> None:
+    store = get_cache_store()
+    if store.get(plan.lock_key) == token:
+        store.delete(plan.lock_key)
+
+
+def get_or_build(plan: Plan | None, build: Builder) -> tuple[Entry, bool]:
+    """The cached entry of ``plan`` (``True``), or one built by ``build`` from the database.
+
+    ``build`` returns ``(body, meta)`` and runs in the caller's transaction; it may raise
+    (404, 422), and then nothing is cached. Only one caller per key rebuilds at a time.
+    """
+    if plan is None:
+        return _uncached(entry_plan(plan), build), False
+    ns = plan.namespace
+    if not health.usable(ns):
+        return _uncached(plan, build), False
+    try:
+        entry, tag = _lookup(plan)
+    except StoreUnavailable as exc:
+        health.failed(ns, exc)
+        return _uncached(plan, build), False
+    if entry is not None:
+        stats.record(ns, "hits")
+        stats.flush()
+        return entry, True
+    stats.record(ns, "misses")
+    deadline = time.monotonic() + WAIT_FOR_REBUILD
+    token = new_generation()
+    try:
+        while True:
+            if get_cache_store().set_nx(plan.lock_key, token, LOCK_TTL):
+                try:
+                    stats.record(ns, "rebuilds")
+                    entry = _build(plan, tag, build)
+                    _store_entry(plan, entry)
+                finally:
+                    _release(plan, token)
+                stats.flush()
+                return entry, False
+            if time.monotonic() >= deadline:
+                return _uncached(plan, build), False
+            time.sleep(POLL_EVERY)
+            entry, tag = _lookup(plan)
+            if entry is not None:
+                return entry, True
+    except StoreUnavailable as exc:
+        health.failed(ns, exc)
+        return _uncached(plan, build), False
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def if_none_match(scope: Scope) -> bytes | None:
+    """The raw ``If-None-Match`` header of a request."""
+    for name, value in scope["headers"]:
+        if name == b"if-none-match":
+            return bytes(value)
+    return None
+
+
+def etag_matches(header: bytes | None, etag: bytes) -> bool:
+    """``If-None-Match`` names ``etag`` (weak comparison) or is ``*``."""
+    if not header:
+        return False
+    for candidate in header.split(b","):
+        candidate = candidate.strip()
+        if candidate == b"*" or candidate.removeprefix(b"W/") == etag:
+            return True
+    return False
+
+
+def response_headers(entry: Entry, hit: bool, with_body: bool) -> list[tuple[bytes, bytes]]:
+    """The raw headers of a cached response (shared by the route and the ASGI fast path)."""
+    headers = [
+        (b"etag", entry.etag),
+        (b"vary", b"Authorization"),
+        (b"x-cache", b"hit" if hit else b"miss"),
+    ]
+    if with_body:
+        headers.append((b"content-type", b"application/json"))
+        headers.append((b"content-length", str(len(entry.body)).encode()))
+    return headers
+
+
+class CachedResponse(Response):
+    """A 200 with the entry's bytes, or a 304 when the client already has them."""
+
+    def __init__(self, request: Request, entry: Entry, hit: bool) -> None:
+        not_modified = etag_matches(if_none_match(request.scope), entry.etag)
+        super().__init__(
+            b"" if not_modified else entry.body, status_code=304 if not_modified else 200
+        )
+        self.raw_headers = response_headers(entry, hit, with_body=not not_modified)
+
+
+def cached_response(
+    request: Request, plan: Plan | None, build: Builder, actor: Principal | None = None
+) -> CachedResponse:
+    """The response of a cacheable GET: from the cache, else built and stored.
+
+    A cached draft that ``actor`` may not see is never sent: ``build`` (the service,
+    under the caller's identity) decides instead, which answers 404.
+    """
+    entry, hit = get_or_build(plan, build)
+    if hit and not entry.visible_to(actor):
+        entry, hit = _uncached(entry_plan(plan), build), False
+    return CachedResponse(request, entry, hit)
+
+
+def entry_plan(plan: Plan | None) -> Plan:
+    """``plan``, or the placeholder of an uncacheable request."""
+    return plan if plan is not None else Plan("uncached", "", ())
