@@ -89,6 +89,13 @@ def lua_login(username: str, password: str) -> str:
     )
 
 
+def parse_result(output: str) -> dict[str, Any]:
+    """The JSON line the wrk scripts print when done."""
+    line = next(x for x in output.splitlines() if x.startswith("RESULT "))
+    result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
+    return result
+
+
 def free_port() -> int:
     """An unused TCP port on loopback."""
     with socket.socket() as s:
@@ -177,9 +184,8 @@ def seed(courses: int, students: int) -> dict[str, Any]:
     reset_settings()
     with session_scope() as session:
         users.create_user(session, HAMMER_USER, "hammer@example.com", HAMMER_PASSWORD)
-    print(
-        f"seeded {courses} courses, {students} students (bcrypt {get_settings().bcrypt_rounds} for the login user)"
-    )
+    rounds = get_settings().bcrypt_rounds
+    print(f"seeded {courses} courses, {students} students (bcrypt {rounds} for the login user)")
     published = [c for i, c in enumerate(course_ids) if i % 10 != 9]
     return {"courses": published, "tokens": tokens}
 
@@ -236,8 +242,7 @@ def wrk(
         text=True,
         check=True,
     ).stdout
-    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
-    result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
+    result = parse_result(out)
     result["rps"] = result["requests"] / result["seconds"]
     return result
 
@@ -263,7 +268,8 @@ def db_transactions(database_url: str) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT pg_stat_clear_snapshot()")
         row = conn.execute(
-            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+            " WHERE datname = current_database()"
         ).fetchone()
     return int(row[0]) if row else 0
 
@@ -378,9 +384,7 @@ def main() -> None:
                 workdir,
             )
             out = hammer.communicate()[0]
-            login = json.loads(
-                next(l for l in out.splitlines() if l.startswith("RESULT ")).removeprefix("RESULT ")
-            )
+            login = parse_result(out)
             result["logins_per_s"] = login["requests"] / login["seconds"]
             results["anonymous list under login load"] = result
     finally:
@@ -422,24 +426,22 @@ def main() -> None:
 
     print()
     print(
-        f"{args.workers} workers, {args.connections} connections, {args.duration}s per scenario, wrk {args.threads} threads"
+        f"{args.workers} workers, {args.connections} connections, "
+        f"{args.duration}s per scenario, wrk {args.threads} threads"
     )
-    print(
-        f"{'scenario':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ceiling':>8} {'hits':>7} {'db tx/req':>9} {'errors':>7}"
-    )
-    print(
-        f"{'bare ASGI ceiling (same bytes)':34} {top['rps']:9.0f} {top['p50_ms']:8.2f} {top['p99_ms']:8.2f} {'100%':>8} {'':>7} {'':>9} {top['errors']:7d}"
-    )
+    columns = ("req/s", "p50 ms", "p99 ms", "ceiling", "hits", "db tx/req", "errors")
+    print(f"{'scenario':34}" + "".join(f" {c:>9}" for c in columns))
+    rows = [("bare ASGI ceiling (same bytes)", top, "100%", "", "")]
     for name, r in results.items():
         hit = f"{r['hit_rate'] * 100:.2f}%" if r.get("hit_rate") is not None else "-"
         tx = f"{r['db_tx_per_request']:.3f}" if "db_tx_per_request" in r else "-"
-        print(
-            f"{name:34} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['rps'] / top['rps'] * 100:7.0f}% {hit:>7} {tx:>9} {r['errors']:7d}"
-        )
-    if "anonymous list under login load" in results:
-        print(
-            f"(logins during the last scenario: {results['anonymous list under login load']['logins_per_s']:.1f}/s)"
-        )
+        rows.append((name, r, f"{r['rps'] / top['rps'] * 100:.0f}%", hit, tx))
+    for name, r, ratio, hit, tx in rows:
+        figures = f"{r['rps']:9.0f} {r['p50_ms']:9.2f} {r['p99_ms']:9.2f}"
+        print(f"{name:34} {figures} {ratio:>9} {hit:>9} {tx:>9} {r['errors']:9d}")
+    loaded = results.get("anonymous list under login load")
+    if loaded:
+        print(f"(logins during the last scenario: {loaded['logins_per_s']:.1f}/s)")
     if args.keep_logs:
         print(f"logs: {workdir}")
     else:

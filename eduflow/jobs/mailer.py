@@ -12,16 +12,20 @@ Without it, every message is written as an ``.eml`` file under ``EDUFLOW_MAIL_DI
 
 from __future__ import annotations
 
+import contextlib
 import html
+import os
 import smtplib
 import socket
 import ssl
+import threading
 import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from eduflow.config import get_settings
@@ -107,7 +111,7 @@ def send_message(msg: EmailMessage) -> str:
     settings = get_settings()
     if not settings.smtp_url:
         return _write_eml(msg, settings.mail_dir)
-    target = parse_smtp_url(settings.smtp_url)
+    target = _parsed_smtp_url(settings.smtp_url)
     try:
         _send_smtp(msg, target, settings.smtp_timeout)
     except (OSError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError) as exc:
@@ -121,33 +125,142 @@ def send_message(msg: EmailMessage) -> str:
     return f"smtp://{target.host}:{target.port}"
 
 
+def close_connections() -> None:
+    """Say QUIT on this thread's kept SMTP connection (worker shutdown, tests)."""
+    kept: _Kept | None = getattr(_kept, "conn", None)
+    _kept.conn = None
+    if kept is not None and kept.pid == os.getpid():
+        with contextlib.suppress(Exception):
+            kept.client.quit()
+
+
+@lru_cache(maxsize=8)
+def _parsed_smtp_url(url: str) -> SmtpTarget:
+    return parse_smtp_url(url)
+
+
 @lru_cache(maxsize=1)
 def _local_hostname() -> str:
     # smtplib would call socket.getfqdn() (a DNS lookup) for every connection.
     return socket.getfqdn()
 
 
+@lru_cache(maxsize=1)
+def _tls_context() -> ssl.SSLContext:
+    # Loading the system CA bundle costs tens of milliseconds of CPU: do it once per process,
+    # and only when TLS is actually used.
+    return ssl.create_default_context()
+
+
+class _SMTP(smtplib.SMTP):
+    """``smtplib.SMTP`` that remembers whether the message body (DATA) was started."""
+
+    data_started = False
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        """Note that the server may now hold the message: resending could duplicate it."""
+        self.data_started = True
+        return super().data(msg)
+
+
+class _SMTPSSL(smtplib.SMTP_SSL):
+    """``smtplib.SMTP_SSL`` that remembers whether the message body (DATA) was started."""
+
+    data_started = False
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        """Note that the server may now hold the message: resending could duplicate it."""
+        self.data_started = True
+        return super().data(msg)
+
+
+@dataclass(slots=True)
+class _Kept:
+    """One open SMTP session, reused for the next messages of the same thread and process."""
+
+    client: _SMTP | _SMTPSSL
+    target: SmtpTarget
+    timeout: float
+    pid: int
+
+
+# One connection per thread: an RQ worker sends from one thread, so a worker process keeps
+# one session open instead of paying connect + EHLO (+ STARTTLS + AUTH) + QUIT per message.
+_kept = threading.local()
+
+
 def _send_smtp(msg: EmailMessage, target: SmtpTarget, timeout: float) -> None:
-    context = ssl.create_default_context()
-    client: smtplib.SMTP
+    kept: _Kept | None = getattr(_kept, "conn", None)
+    if kept is not None and (
+        kept.pid != os.getpid() or kept.target != target or kept.timeout != timeout
+    ):
+        if kept.pid == os.getpid():  # never talk on a session inherited from a parent process
+            with contextlib.suppress(Exception):
+                kept.client.close()
+        kept = _kept.conn = None
+    if kept is not None:
+        try:
+            _deliver(kept.client, msg)
+            return
+        except (OSError, smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException) as exc:
+            # A timeout is not a closed session, and waiting twice could outlive the job lock.
+            stale = (
+                not kept.client.data_started
+                and not isinstance(exc, TimeoutError)
+                and (not isinstance(exc, smtplib.SMTPResponseException) or exc.smtp_code == 421)
+            )
+            _drop(kept)
+            if not stale:
+                raise
+            # The server closed the idle session before it saw any of the message (MAIL or
+            # RCPT failed): sending again on a fresh session cannot duplicate it.
+        except BaseException:
+            _drop(kept)
+            raise
+    client = _connect(target, timeout)
+    kept = _kept.conn = _Kept(client, target, timeout, os.getpid())
+    try:
+        _deliver(client, msg)
+    except BaseException:
+        _drop(kept)
+        raise
+
+
+def _deliver(client: _SMTP | _SMTPSSL, msg: EmailMessage) -> None:
+    client.data_started = False
+    client.send_message(msg)
+
+
+def _drop(kept: _Kept) -> None:
+    if getattr(_kept, "conn", None) is kept:
+        _kept.conn = None
+    with contextlib.suppress(Exception):
+        kept.client.close()
+
+
+def _connect(target: SmtpTarget, timeout: float) -> _SMTP | _SMTPSSL:
+    client: _SMTP | _SMTPSSL
     name = _local_hostname()
     if target.implicit_tls:
-        client = smtplib.SMTP_SSL(target.host, target.port, name, timeout=timeout, context=context)
+        client = _SMTPSSL(target.host, target.port, name, timeout=timeout, context=_tls_context())
     else:
-        client = smtplib.SMTP(target.host, target.port, name, timeout=timeout)
-    with client:
+        client = _SMTP(target.host, target.port, name, timeout=timeout)
+    try:
         if client.sock is not None:  # smtplib writes small pieces: avoid Nagle/delayed-ACK stalls
             client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.ehlo()
         if not target.implicit_tls and target.starttls != "off":
             if client.has_extn("starttls"):
-                client.starttls(context=context)
+                client.starttls(context=_tls_context())
                 client.ehlo()
             elif target.starttls == "require":
                 raise smtplib.SMTPNotSupportedError("the SMTP server does not offer STARTTLS")
         if target.username:
             client.login(target.username, target.password or "")
-        client.send_message(msg)
+    except BaseException:
+        client.close()
+        raise
+    return client
 
 
 def _write_eml(msg: EmailMessage, directory: Path) -> str:

@@ -4,11 +4,19 @@ A row becomes the RQ job ``outbox-<row id>`` (enqueued with ``unique=True``), so
 relayed twice (after-commit hook and sweep racing, or a crash between enqueue and marking)
 is still one job while RQ keeps the job's key. Exactly-once side effects do not rest on
 that: every task checks its own durable marker in the database.
+
+The after-commit relay runs in the request path, so it costs one Redis round trip: rows
+handed to RQ are marked ``relayed_at`` a moment later, in batches, by a thread of the
+process (one UPDATE for many requests). A row whose mark is lost (process killed, database
+down) is offered again by the sweep, finds its job already there (or runs an idempotent
+task again), and is marked then: relayed at least once, processed once.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,6 +39,12 @@ TASKS: dict[str, str] = {
 _PENDING_IDS = "eduflow_outbox_pending"
 _BREAKER_SECONDS = 5.0
 _breaker_until = 0.0
+_MARK_DELAY = 0.2  # seconds the marking thread gathers ids before one UPDATE
+_marks: list[int] = []  # relayed ids not yet marked in the database
+_marks_lock = threading.Lock()
+_marks_ready = threading.Event()
+_flush_lock = threading.Lock()  # one flush at a time: a reader waits for the one in flight
+_marker_pid = 0  # the process whose marking thread runs
 wake_embedded = threading.Event()  # set after a commit that recorded jobs (embedded runner)
 
 
@@ -102,10 +116,7 @@ def _relay_now(rows: list[OutboxJob]) -> None:
         _breaker_until = time.monotonic() + _BREAKER_SECONDS
         failure = f"{type(exc).__name__}: {exc}"
     if done:
-        try:
-            _mark_relayed(done)
-        except Exception as exc:  # the sweep will see them, get duplicates, and mark them
-            failure = f"marking failed: {exc}"
+        _queue_marks(done)
     if failure:
         get_logger("eduflow.jobs.outbox").warning(
             "outbox_relay_deferred", error=failure, pending=len(rows) - len(done)
@@ -153,6 +164,60 @@ def _describe(args: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in args.items())
 
 
+def _queue_marks(ids: list[int]) -> None:
+    global _marker_pid
+    with _marks_lock:
+        _marks.extend(ids)
+        if _marker_pid != os.getpid():
+            first = _marker_pid == 0
+            _marker_pid = os.getpid()
+            threading.Thread(target=_mark_loop, name="outbox-marks", daemon=True).start()
+            if first:
+                atexit.register(flush_relay_marks)
+    _marks_ready.set()
+
+
+def _mark_loop() -> None:
+    while True:
+        _marks_ready.wait()
+        time.sleep(_MARK_DELAY)  # let a batch gather: one UPDATE for many requests
+        _marks_ready.clear()
+        flush_relay_marks()
+
+
+def flush_relay_marks() -> None:
+    """Mark now the rows this process relayed but has not marked yet (backlog reads, exit)."""
+    from eduflow.logging import get_logger
+
+    with _flush_lock:
+        with _marks_lock:
+            ids = _marks[:]
+            _marks.clear()
+        if not ids:
+            return
+        try:
+            _mark_relayed(ids)
+        except Exception as exc:  # the sweep will see them, get duplicates, and mark them
+            with contextlib.suppress(Exception):
+                get_logger("eduflow.jobs.outbox").warning(
+                    "outbox_relay_unmarked", error=f"{type(exc).__name__}: {exc}", rows=len(ids)
+                )
+
+
+def _forget_marks_after_fork() -> None:
+    # A forked child must not inherit a lock held by another thread of its parent; the
+    # parent marks its own ids. (``_marker_pid`` stays the parent's: the child starts its
+    # own thread on first use and keeps the inherited exit hook.)
+    global _marks_lock, _flush_lock, _marks_ready
+    _marks_lock = threading.Lock()
+    _flush_lock = threading.Lock()
+    _marks_ready = threading.Event()
+    _marks.clear()
+
+
+os.register_at_fork(after_in_child=_forget_marks_after_fork)
+
+
 def _mark_relayed(ids: list[int]) -> None:
     from sqlalchemy import update
     from sqlmodel import col
@@ -181,6 +246,7 @@ def relay_pending(batch: int = 500) -> RelayResult:
     client = get_redis()
     if client is None:
         raise Unavailable("relaying needs EDUFLOW_REDIS_URL (the embedded runner reads the outbox)")
+    flush_relay_marks()  # rows this process already relayed are not offered again
     result = RelayResult()
     last_id = 0
     broker_down = False
@@ -244,6 +310,7 @@ def outbox_backlog() -> int:
 
     from eduflow.db import session_scope
 
+    flush_relay_marks()
     with session_scope() as session:
         return int(
             session.exec(

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import Update, update
 from sqlmodel import col, select
 
 from eduflow.cache import get_redis, get_store, key
@@ -67,45 +67,58 @@ def send_enrollment_email(enrollment_id: int) -> str:
     from eduflow.jobs.mailer import enrollment_message, send_message
 
     settings = get_settings()
+    where: str | None = None
     with task_lock(f"email:{enrollment_id}", settings.job_lock_ttl):
-        with session_scope() as session:
-            row = session.exec(
-                select(Enrollment, User, Course)
-                .join(User, col(User.id) == col(Enrollment.student_id))
-                .join(Course, col(Course.id) == col(Enrollment.course_id))
-                .where(col(Enrollment.id) == enrollment_id)
-            ).first()
-            if row is None:
-                log.info("enrollment_email_skipped", enrollment_id=enrollment_id, reason="missing")
-                return "missing"
-            enrollment, student, course = row
-            if enrollment.email_sent_at is not None:
-                log.info("enrollment_email_skipped", enrollment_id=enrollment_id, reason="sent")
-                return "already-sent"
-            message = enrollment_message(
-                to=student.email,
-                username=student.username,
-                course_title=course.title,
-                course_id=course.id or 0,
-                status=enrollment.status,
-            )
-        where = send_message(message)
-        _mark_email_sent(enrollment_id)
+        try:
+            # One transaction: read, send, set the marker, commit. The read holds no row
+            # lock (the Redis lock serialises senders); the marker UPDATE is conditional.
+            with session_scope() as session:
+                row = session.exec(
+                    select(Enrollment, User, Course)
+                    .join(User, col(User.id) == col(Enrollment.student_id))
+                    .join(Course, col(Course.id) == col(Enrollment.course_id))
+                    .where(col(Enrollment.id) == enrollment_id)
+                ).first()
+                if row is None:
+                    log.info(
+                        "enrollment_email_skipped", enrollment_id=enrollment_id, reason="missing"
+                    )
+                    return "missing"
+                enrollment, student, course = row
+                if enrollment.email_sent_at is not None:
+                    log.info("enrollment_email_skipped", enrollment_id=enrollment_id, reason="sent")
+                    return "already-sent"
+                message = enrollment_message(
+                    to=student.email,
+                    username=student.username,
+                    course_title=course.title,
+                    course_id=course.id or 0,
+                    status=enrollment.status,
+                )
+                where = send_message(message)
+                session.connection().execute(_mark_statement(enrollment_id))
+        except Unavailable:
+            if where is None:  # nothing was sent: the job is simply retried
+                raise
+            _mark_email_sent(enrollment_id)  # sent, but the marker did not commit: insist
     log.info("enrollment_email_sent", enrollment_id=enrollment_id, delivered_to=where)
     return "sent"
+
+
+def _mark_statement(enrollment_id: int) -> Update:
+    # A Core UPDATE (no ORM session synchronisation); a no-op when the marker is already set.
+    return (
+        update(Enrollment)
+        .where(col(Enrollment.id) == enrollment_id, col(Enrollment.email_sent_at).is_(None))
+        .values(email_sent_at=utcnow())
+    )
 
 
 def _mark_email_sent(enrollment_id: int, attempts: int = 5) -> None:
     for attempt in range(attempts):
         try:
             with session_scope() as session:
-                session.execute(
-                    update(Enrollment)
-                    .where(
-                        col(Enrollment.id) == enrollment_id, col(Enrollment.email_sent_at).is_(None)
-                    )
-                    .values(email_sent_at=utcnow())
-                )
+                session.connection().execute(_mark_statement(enrollment_id))
             return
         except Unavailable:
             if attempt == attempts - 1:

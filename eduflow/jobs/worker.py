@@ -63,6 +63,13 @@ class EduFlowWorker(SimpleWorker):  # type: ignore[misc]
         timeout = job.timeout if job.timeout and job.timeout > 0 else get_settings().job_timeout
         return int(timeout) + 10
 
+    def teardown(self) -> None:
+        """Leave politely: QUIT the SMTP session kept open across jobs."""
+        from eduflow.jobs.mailer import close_connections
+
+        close_connections()
+        super().teardown()  # type: ignore[no-untyped-call]
+
     def perform_job(self, job: Any, queue: Any, execution: Any) -> bool:
         """Run one job with ``job_id`` and the originating ``request_id`` bound to its logs."""
         meta = job.meta or {}

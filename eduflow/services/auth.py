@@ -231,6 +231,33 @@ def principal_from_access_token(token: str) -> Principal:
     return Principal(id=user_id, username=state.username, role=role, session_id=session_id)
 
 
+def auth_state_keys(claims: dict[str, Any]) -> tuple[str, str]:
+    """The Redis keys of the user and session state an access token is checked against.
+
+    The catalogue cache's fast path reads them in the same round trip as the response.
+    """
+    return _user_key(int(claims["sub"])), _session_key(str(claims["sid"]))
+
+
+def cached_principal(
+    claims: dict[str, Any], raw_user: bytes | None, raw_session: bytes | None
+) -> Principal | None:
+    """The caller, from verified ``claims`` and the cached state already read; None when
+    the state is missing or does not admit the token (the full check then decides)."""
+    parsed = _parse_user_state(raw_user) if raw_user is not None else None
+    if parsed is None or raw_session != b"1":
+        return None
+    _version, role, active, username = parsed
+    if not active or role != claims.get("role"):
+        return None
+    try:
+        return Principal(
+            id=int(claims["sub"]), username=username, role=Role(role), session_id=str(claims["sid"])
+        )
+    except (ValueError, KeyError):
+        return None
+
+
 # --------------------------------------------------------------------------- login & tokens
 
 

@@ -363,3 +363,56 @@ def test_concurrent_misses_cause_one_database_rebuild(
     assert after.get("courses:rebuilds", 0) - before.get("courses:rebuilds", 0) == 1
     # list_courses is two queries (count + page): run once for the whole burst.
     assert len([s for s in statements if "FROM courses" in s]) == 2, statements
+
+
+# --------------------------------------------------------------------------- signed-in hits
+
+
+@pytest.mark.parametrize("change", ["logout", "role change", "deactivation", "bad token"])
+def test_a_cached_read_never_admits_a_token_that_stopped_working(
+    client: Any, login: Any, world: dict[str, Any], change: str
+) -> None:
+    response = client.post(
+        f"{API}/auth/login/", json={"username": "ada", "password": "correct-horse-42"}
+    )
+    tokens = response.json()
+    ada = {"Authorization": f"Bearer {tokens['access']}"}
+    urls = [
+        f"{API}/courses/",
+        f"{API}/courses/{world['free']}/",
+        f"{API}/lessons/?course={world['free']}",
+    ]
+    for url in urls:
+        client.get(url, headers=ada)
+        assert client.get(url, headers=ada).headers["x-cache"] == "hit", url
+    ada_id = client.get(f"{API}/auth/me/", headers=ada).json()["id"]
+    root = login("root")
+    if change == "logout":
+        done = client.post(f"{API}/auth/logout/", json={"refresh": tokens["refresh"]}, headers=ada)
+    elif change == "role change":
+        done = client.patch(f"{API}/users/{ada_id}/", json={"role": "instructor"}, headers=root)
+    elif change == "deactivation":
+        done = client.patch(f"{API}/users/{ada_id}/", json={"is_active": False}, headers=root)
+    else:
+        done = client.get(f"{API}/courses/")
+        ada = {"Authorization": "Bearer " + tokens["access"][:-2] + "xx"}
+    assert done.status_code < 300, done.text
+    for url in urls:
+        assert client.get(url, headers=ada).status_code == 401, url
+
+
+def test_an_expired_token_is_refused_even_after_it_was_served_from_the_cache(
+    client: Any, login: Any, world: dict[str, Any]
+) -> None:
+    import time
+
+    from eduflow.security import decode_token, encode_token
+
+    claims = decode_token(login("ada")["Authorization"].removeprefix("Bearer "), "access")
+    short, _ = encode_token(int(claims["sub"]), "access", claims["sid"], 2, role="student")
+    headers = {"Authorization": f"Bearer {short}"}
+    url = f"{API}/courses/{world['free']}/"
+    client.get(url, headers=headers)
+    assert client.get(url, headers=headers).headers["x-cache"] == "hit"
+    time.sleep(2.1)
+    assert client.get(url, headers=headers).status_code == 401

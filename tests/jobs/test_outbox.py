@@ -15,7 +15,7 @@ from eduflow.models.users import Role
 from eduflow.services.permissions import Principal
 from tests.conftest import free_port
 from tests.factories import make_course, make_user
-from tests.jobs.conftest import recipients, set_env, work_burst
+from tests.jobs.conftest import recipients, set_env, wait_for, work_burst
 
 
 def _setup_students(n: int, title: str = "Distributed Systems") -> tuple[int, list[Any]]:
@@ -80,18 +80,65 @@ def test_redis_down_enrollments_succeed_and_sweep_delivers_once(
     assert len(smtp_server.messages) == 20
 
 
-def test_a_row_relayed_twice_is_one_job() -> None:
-    from eduflow.cache import get_redis
-    from eduflow.jobs.outbox import record_job, relay_pending
+_DIE_AFTER_COMMIT = """
+import os
+from eduflow.db import session_scope
+from eduflow.jobs.outbox import record_job
+with session_scope() as s:
+    record_job(s, "daily_report", day="2024-01-02")
+os._exit(0)  # killed right after the relay: the batched relayed mark is never written
+"""
 
-    with session_scope() as s:
-        record_job(s, "daily_report", day="2024-01-02")
-    with session_scope() as s:  # as if the process died between enqueue and marking
-        s.execute(update(OutboxJob).values(relayed_at=None))
+
+def test_a_process_killed_before_marking_leaves_a_row_the_sweep_marks_once() -> None:
+    import subprocess
+    import sys
+
+    from eduflow.cache import get_redis
+    from eduflow.jobs.outbox import relay_pending
+
+    subprocess.run([sys.executable, "-c", _DIE_AFTER_COMMIT], check=True, timeout=60)
+    assert get_redis().lrange("rq:queue:default", 0, -1) == [b"outbox-1"]  # relayed...
+    assert _backlog() == 1  # ...but not marked
     result = relay_pending()
     assert (result.relayed, result.duplicates) == (0, 1)
-    assert get_redis().lrange("rq:queue:default", 0, -1) == [b"outbox-1"]
+    assert get_redis().lrange("rq:queue:default", 0, -1) == [b"outbox-1"]  # still one job
     assert _backlog() == 0
+
+
+def test_the_relay_after_commit_touches_redis_only_and_rows_are_marked_in_batches() -> None:
+    from sqlalchemy import event
+
+    from eduflow.cache import get_redis
+    from eduflow.db import get_engine
+    from eduflow.jobs import outbox
+
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    with session_scope() as s:  # rows as a request records them (relayed by hand below)
+        rows = [
+            OutboxJob(job_name="daily_report", args={"day": f"2024-01-0{d}"}) for d in (1, 2, 3)
+        ]
+        s.add_all(rows)
+    event.listen(get_engine(), "before_cursor_execute", count)
+    try:
+        with outbox._flush_lock:  # hold the marking thread back while the relay runs
+            outbox.relay_after_commit(rows)
+            assert statements == []  # the request path spends no database round trip
+        wait_for(lambda: all(_relayed_at_is_set(r.id) for r in rows), timeout=10, what="batch mark")
+    finally:
+        event.remove(get_engine(), "before_cursor_execute", count)
+    assert sum("UPDATE outbox_jobs" in sql for sql in statements) == 1  # one UPDATE for all
+    assert get_redis().llen("rq:queue:default") == 3
+
+
+def _relayed_at_is_set(outbox_id: int | None) -> bool:
+    with session_scope() as s:
+        row = s.get(OutboxJob, outbox_id)
+        return row is not None and row.relayed_at is not None
 
 
 def test_request_id_travels_with_the_job() -> None:
