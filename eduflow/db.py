@@ -154,7 +154,15 @@ def _is_connection_error(exc: DBAPIError) -> bool:
         return True
     if isinstance(exc, OperationalError):
         text = str(exc.orig).lower()
-        markers = ("connection", "connect", "server closed", "terminating", "timeout", "timed out")
+        markers = (
+            "connection",
+            "connect",
+            "server closed",
+            "terminating",
+            "timeout",
+            "timed out",
+            "unable to open database",  # SQLite: a missing directory or an unreadable file
+        )
         return any(m in text for m in markers) and "database is locked" not in text
     return False
 

@@ -55,3 +55,38 @@ def test_db_current_reports_head(cli: Any) -> None:
     result = cli("db", "current")
     assert result.exit_code == 0
     assert "up to date" in result.stdout
+
+
+def test_unreachable_database_is_one_line_not_a_traceback(
+    cli: Any, monkeypatch: Any, tmp_path: Any
+) -> None:
+    from tests.conftest import free_port, reset_process_state
+
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    missing_dir = f"sqlite:///{tmp_path / 'no-such-dir' / 'eduflow.db'}"
+    try:
+        for url in (closed, missing_dir):
+            monkeypatch.setenv("EDUFLOW_DATABASE_URL", url)
+            reset_process_state()
+            for args in (("admin", "users", "list"), ("db", "current")):
+                result = cli(*args)
+                assert result.exit_code == 1, (url, args, result.stdout)
+                lines = result.stderr.strip().splitlines()
+                assert len(lines) == 1 and "database is unavailable" in lines[0], (url, lines)
+    finally:
+        monkeypatch.undo()
+        reset_process_state()
+
+
+def test_unexpected_errors_are_one_line_without_sql(cli: Any, monkeypatch: Any) -> None:
+    from eduflow.services import users
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("boom\n[SQL: SELECT password_hash FROM users]")
+
+    monkeypatch.setattr(users, "list_users", broken)
+    result = cli("admin", "users", "list")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "Error: unexpected error: RuntimeError: boom (rerun with --debug)"
+    )

@@ -40,7 +40,7 @@ from eduflow.services.auth import auth_state_keys, cached_principal
 from eduflow.services.permissions import Principal
 
 COURSES_PATH = "/api/v1/courses/"
-RECENT_ENTRIES = 4096  # decoded entries kept per process (valid only while current)
+RECENT_ENTRIES = 1024  # decoded entries kept per process (used only while current)
 LESSONS_PATH = "/api/v1/lessons/"
 
 

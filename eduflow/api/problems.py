@@ -180,11 +180,12 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     """Pydantic errors as ``[{field, message}]``; input values are never echoed (secrets)."""
     out = []
     for err in exc.errors():
-        message = str(err.get("msg", "invalid value"))
+        message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
         if err.get("type") == "extra_forbidden":
             message = "unknown field"
-        elif err.get("type") == "json_invalid":
-            message = "malformed JSON"
+        elif err.get("type") == "json_invalid":  # its loc holds a byte offset, not a field
+            out.append({"field": "body", "message": "malformed JSON"})
+            continue
         out.append({"field": _field_name(err.get("loc", ())), "message": message})
     return out
 

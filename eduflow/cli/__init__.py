@@ -41,7 +41,12 @@ class EduFlowGroup(TyperGroup):
 
             if is_connection_error(exc):
                 raise fail("the database is unavailable; check EDUFLOW_DATABASE_URL") from exc
-            raise fail(f"unexpected error: {type(exc).__name__}: {exc}") from exc
+            # One line, never the SQL or a traceback: --debug shows the whole story.
+            lines = str(exc).strip().splitlines()
+            summary = lines[0] if lines else ""
+            raise fail(
+                f"unexpected error: {type(exc).__name__}: {summary} (rerun with --debug)"
+            ) from exc
 
 
 app = typer.Typer(

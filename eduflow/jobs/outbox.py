@@ -182,7 +182,8 @@ def _mark_loop() -> None:
         _marks_ready.wait()
         time.sleep(_MARK_DELAY)  # let a batch gather: one UPDATE for many requests
         _marks_ready.clear()
-        flush_relay_marks()
+        with contextlib.suppress(Exception):  # this thread must outlive any failure
+            flush_relay_marks()
 
 
 def flush_relay_marks() -> None:

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 
-from sqlalchemy import Update, update
-from sqlmodel import col, select
+from sqlalchemy import Update, select, update
+from sqlmodel import col
 
 from eduflow.cache import get_redis, get_store, key
 from eduflow.config import get_settings
@@ -73,8 +73,16 @@ def send_enrollment_email(enrollment_id: int) -> str:
             # One transaction: read, send, set the marker, commit. The read holds no row
             # lock (the Redis lock serialises senders); the marker UPDATE is conditional.
             with session_scope() as session:
-                row = session.exec(
-                    select(Enrollment, User, Course)
+                # Only the columns the message needs (no ORM objects to build per job).
+                row = session.execute(
+                    select(
+                        col(Enrollment.email_sent_at),
+                        col(Enrollment.status),
+                        col(User.email),
+                        col(User.username),
+                        col(Course.id),
+                        col(Course.title),
+                    )
                     .join(User, col(User.id) == col(Enrollment.student_id))
                     .join(Course, col(Course.id) == col(Enrollment.course_id))
                     .where(col(Enrollment.id) == enrollment_id)
@@ -84,16 +92,16 @@ def send_enrollment_email(enrollment_id: int) -> str:
                         "enrollment_email_skipped", enrollment_id=enrollment_id, reason="missing"
                     )
                     return "missing"
-                enrollment, student, course = row
-                if enrollment.email_sent_at is not None:
+                sent_at, status, email, username, course_id, course_title = row
+                if sent_at is not None:
                     log.info("enrollment_email_skipped", enrollment_id=enrollment_id, reason="sent")
                     return "already-sent"
                 message = enrollment_message(
-                    to=student.email,
-                    username=student.username,
-                    course_title=course.title,
-                    course_id=course.id or 0,
-                    status=enrollment.status,
+                    to=email,
+                    username=username,
+                    course_title=course_title,
+                    course_id=course_id or 0,
+                    status=status,
                 )
                 where = send_message(message)
                 session.connection().execute(_mark_statement(enrollment_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from rq.worker import SimpleWorker
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
 log = get_logger("eduflow.jobs.worker")
 SWEEP_LOCK = "outbox-sweep"
+_IDLE_BEAT_EVERY = 1.0  # seconds; the worker key lives for worker_ttl + 60 s
 
 
 def worker_connection() -> redis.Redis[bytes]:
@@ -45,6 +47,7 @@ class EduFlowWorker(SimpleWorker):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("maintenance_interval", get_settings().worker_maintenance_interval)
+        self._last_idle_beat = float("-inf")
         super().__init__(*args, **kwargs)
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
@@ -56,6 +59,24 @@ class EduFlowWorker(SimpleWorker):  # type: ignore[misc]
     def dequeue_timeout(self) -> int:
         """Wake up from BLPOP often enough to run maintenance (reclaiming a dead worker's job)."""
         return max(1, min(int(self.worker_ttl) - 15, int(self.maintenance_interval)))
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """Refresh the worker's keys in one round trip, at most once a second between jobs.
+
+        RQ calls this three times around every job, three commands each; the keys live for
+        minutes, so a burst of short jobs need not pay nine round trips per job. Heartbeats
+        with an explicit TTL or inside a pipeline (job start, monitoring) always go through.
+        """
+        if timeout is not None or pipeline is not None:
+            super().heartbeat(timeout, pipeline)
+            return
+        beat = time.monotonic()
+        if beat - self._last_idle_beat < _IDLE_BEAT_EVERY:
+            return
+        self._last_idle_beat = beat
+        with self.connection.pipeline(transaction=False) as pipe:
+            super().heartbeat(None, pipe)
+            pipe.execute()
 
     def get_heartbeat_ttl(self, job: Any, working_time: float = 0.0) -> int:
         """A job cannot outlive its timeout here, so a dead worker's job is reclaimed soon after

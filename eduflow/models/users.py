@@ -6,7 +6,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic import Field as SchemaField
 from sqlalchemy import CheckConstraint
 from sqlmodel import Field, SQLModel
@@ -85,17 +92,12 @@ class UserCreate(BaseModel):
 
     @field_validator("password")
     @classmethod
-    def _password_rules(cls, value: str) -> str:
-        problem = password_problem(value)
+    def _password_rules(cls, value: str, info: ValidationInfo) -> str:
+        # ``username`` is validated first (field order), so the error lands on ``password``.
+        problem = password_problem(value, info.data.get("username"))
         if problem:
             raise ValueError(problem)
         return value
-
-    @model_validator(mode="after")
-    def _password_not_username(self) -> UserCreate:
-        if self.password == self.username:
-            raise ValueError("password must not be equal to the username")
-        return self
 
 
 class UserPublic(BaseModel):

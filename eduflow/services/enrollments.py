@@ -10,6 +10,12 @@ Capacity and uniqueness under concurrency
   unique constraint is therefore the last line of defence and never surfaces as an error.
   A lock-free read first turns away requests for full or missing courses cheaply.
 
+Lock order
+  Every write that touches a course's enrollments locks the course row first, then the
+  enrollment rows: enrolling (the conditional seat ``UPDATE``), confirming, cancelling and
+  the expiry job, like deleting a course (which cascades to its enrollments). One order
+  everywhere means a course deletion racing an unenroll waits instead of deadlocking.
+
 Every change of seats or statuses invalidates the cached catalogue after the commit;
 every new enrollment records its confirmation email in the outbox in the same transaction.
 """
@@ -67,6 +73,18 @@ def _upsert(session: Session, values: dict[str, Any]) -> Any:
     ).returning(col(Enrollment.id))
 
 
+def _lock_course(session: Session, course_id: int) -> bool:
+    """Lock the course row before any of its enrollments (see "Lock order"); False if gone.
+
+    ``FOR NO KEY UPDATE``: it waits for a deletion and for seat changes, not for inserts
+    that merely reference the course.
+    """
+    locked = session.execute(
+        select(col(Course.id)).where(col(Course.id) == course_id).with_for_update(key_share=True)
+    ).scalar()
+    return locked is not None
+
+
 def _holds_seat(session: Session, student_id: int, course_id: int) -> bool:
     status = session.execute(
         select(col(Enrollment.status)).where(
@@ -111,6 +129,11 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
         .execution_options(synchronize_session=False)
     )
     if not getattr(seat, "rowcount", 0):
+        still_open = session.execute(
+            select(col(Course.is_published)).where(col(Course.id) == course_id)
+        ).scalar()
+        if not still_open:  # deleted or unpublished while we waited for its lock
+            raise NotFound(f"No course with id {course_id}")
         if _holds_seat(session, actor.id, course_id):
             raise _already_enrolled(course_id)
         raise _course_full(course_id)
@@ -246,12 +269,14 @@ def get_enrollment(
 def confirm_enrollment(
     session: Session, actor: Principal | None, enrollment_id: int
 ) -> EnrollmentPublic:
-    """pending -> active (course owner/admin); confirming an active one changes nothing,
-    an expired one is a 409 (its seat was given back)."""
+    """pending -> active (course owner/admin). Only a pending enrollment can be confirmed:
+    an active or expired one is a 409 ``enrollment-not-pending`` (HTTP and CLI alike)."""
     actor = require_authenticated(actor)
     enrollment, title, student, owner_id = _load_visible(session, actor, enrollment_id)
     if not is_owner_or_admin(actor, owner_id):
         raise Forbidden("Only the course owner or an admin may confirm enrollments")
+    if not _lock_course(session, enrollment.course_id):
+        raise NotFound(f"No enrollment with id {enrollment_id}")
     now = utcnow()
     result = session.execute(
         update(Enrollment)
@@ -262,13 +287,19 @@ def confirm_enrollment(
         .values(status=EnrollmentStatus.active.value, confirmed_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    session.refresh(enrollment)
-    if not getattr(result, "rowcount", 0) and enrollment.status != EnrollmentStatus.active.value:
+    if not getattr(result, "rowcount", 0):
+        status = session.execute(
+            select(col(Enrollment.status)).where(col(Enrollment.id) == enrollment_id)
+        ).scalar()
+        if status is None:  # cancelled before we got the course lock
+            raise NotFound(f"No enrollment with id {enrollment_id}")
         raise Conflict(
-            f"Enrollment {enrollment_id} is {enrollment.status} and cannot be confirmed",
+            f"Enrollment {enrollment_id} is {status} and cannot be confirmed "
+            "(only a pending enrollment can)",
             slug="enrollment-not-pending",
             title="Enrollment not pending",
         )
+    session.refresh(enrollment)
     invalidate_catalog(session, enrollment.course_id)
     return _public(enrollment, title, student)
 
@@ -281,6 +312,8 @@ def cancel_enrollment(session: Session, actor: Principal | None, enrollment_id: 
         raise Forbidden("Only the enrolled student or an admin may cancel an enrollment")
     course_id = enrollment.course_id
     session.expunge(enrollment)
+    if not _lock_course(session, course_id):  # the course (and this row) went meanwhile
+        raise NotFound(f"No enrollment with id {enrollment_id}")
     status = session.execute(
         delete(Enrollment)
         .where(col(Enrollment.id) == enrollment_id)
@@ -299,13 +332,28 @@ def expire_abandoned_enrollments(
 ) -> int:
     """Expire pending enrollments created more than ``older_than`` ago and free their seats."""
     cutoff = (now or utcnow()) - older_than
+    abandoned = (
+        col(Enrollment.status) == EnrollmentStatus.pending.value,
+        col(Enrollment.created_at) < cutoff,
+    )
+    candidates = select(col(Enrollment.course_id)).where(*abandoned)
+    # Courses first, locked in id order (see "Lock order"); one deleted meanwhile drops out.
+    locked = (
+        session.execute(
+            select(col(Course.id))
+            .where(col(Course.id).in_(candidates))
+            .order_by(col(Course.id))
+            .with_for_update(key_share=True)
+        )
+        .scalars()
+        .all()
+    )
+    if not locked:
+        return 0
     course_ids = (
         session.execute(
             update(Enrollment)
-            .where(
-                col(Enrollment.status) == EnrollmentStatus.pending.value,
-                col(Enrollment.created_at) < cutoff,
-            )
+            .where(*abandoned, col(Enrollment.course_id).in_(locked))
             .values(status=EnrollmentStatus.expired.value, updated_at=utcnow())
             .returning(col(Enrollment.course_id))
             .execution_options(synchronize_session=False)
@@ -314,7 +362,7 @@ def expire_abandoned_enrollments(
         .all()
     )
     freed = Counter(course_ids)
-    for course_id in sorted(freed):  # a fixed lock order: no deadlock between two runs
+    for course_id in sorted(freed):
         _release_seats(session, course_id, freed[course_id])
         invalidate_catalog(session, course_id)
     return len(course_ids)

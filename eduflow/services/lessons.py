@@ -141,7 +141,12 @@ def _lesson_for_change(session: Session, actor: Principal, lesson_id: int) -> tu
         course = get_course_for_change(session, actor, lesson.course_id)
     except NotFound as exc:
         raise NotFound(f"No lesson with id {lesson_id}") from exc
-    return lesson, course
+    # Read again under the course lock: a write that got the lock first may have deleted it
+    # (else a second delete would decrement lessons_count twice, an update would hit no row).
+    current = session.get(Lesson, lesson_id, populate_existing=True)
+    if current is None:
+        raise NotFound(f"No lesson with id {lesson_id}")
+    return current, course
 
 
 def update_lesson(

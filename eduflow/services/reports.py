@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-from eduflow.errors import NotFound
+from eduflow.errors import Invalid, NotFound
 from eduflow.models import Course, DailyReport, Enrollment, User
 from eduflow.models._base import utcnow
 from eduflow.models.enrollments import EnrollmentStatus
@@ -74,7 +74,12 @@ def compute_daily_figures(session: Session, day: date) -> dict[str, Any]:
 
 
 def build_daily_report(session: Session, day: date) -> DailyReport:
-    """Build ``day``'s report and store it, replacing an earlier build (safe to run twice)."""
+    """Build ``day``'s report and store it, replacing an earlier build (safe to run twice).
+
+    A day that has not begun (UTC) has no figures: 422 rather than a row of zeros.
+    """
+    if day > utcnow().astimezone(UTC).date():
+        raise Invalid.field("date", f"{day.isoformat()} is in the future")
     figures = compute_daily_figures(session, day)
     values = {**figures, "generated_at": utcnow()}
     table: Any = DailyReport.__table__  # type: ignore[attr-defined]

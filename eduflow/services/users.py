@@ -91,11 +91,14 @@ def get_user(session: Session, user_id: int) -> User:
     return user
 
 
+INT32_MAX = 2**31 - 1
+
+
 def get_user_by_ref(session: Session, ref: str) -> User:
     """A user named by id, username or email (the CLI's way of pointing at accounts)."""
     ref = ref.strip()
     user: User | None = None
-    if ref.isdigit():
+    if ref.isdigit() and 0 < int(ref) <= INT32_MAX:  # beyond the id column: a name at best
         user = session.get(User, int(ref))
     if user is None:
         user = session.execute(

@@ -91,6 +91,15 @@ def test_registration_rules(client: Any) -> None:
     assert "equal to the username" in same.text
 
 
+def test_password_errors_name_the_field_in_plain_words(client: Any) -> None:
+    same = _register(client, username="lovelace", email="l@example.com", password="lovelace")
+    assert same.json()["errors"] == [
+        {"field": "password", "message": "must not be equal to the username"}
+    ]
+    digits = _register(client, password="12345678901")
+    assert digits.json()["errors"] == [{"field": "password", "message": "must not be all digits"}]
+
+
 def test_duplicate_username_and_email_are_409(client: Any) -> None:
     assert _register(client).status_code == 201
     again = _register(client, email="new@example.com")

@@ -80,6 +80,12 @@ def test_bad_input_is_4xx_with_field_errors(
         assert field in {e["field"] for e in response.json()["errors"]}
 
 
+def test_malformed_json_points_at_the_body(client: Any) -> None:
+    response = client.post(LOGIN, content=b'{"a": ', headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["errors"] == [{"field": "body", "message": "malformed JSON"}]
+
+
 def test_out_of_range_numbers_are_422(client: Any, session: Any, login: Any) -> None:
     make_user(session, "admin", username="root")
     session.commit()

@@ -97,8 +97,17 @@ def test_confirm_behaves_like_http(cli: Any, client: Any, login: Any, session: A
         "The secret sauce"
     )
     assert client.get(f"/api/v1/courses/{course_id}/").json()["seats_taken"] == seats_before
-    plain = cli("admin", "enrollments", "confirm", str(data["ben_paid"].id))
-    assert plain.exit_code == 0 and "is active" in plain.stdout  # already active: no change
+    # Only a pending enrollment can be confirmed: an active one is a clear failure, over the
+    # CLI (one line, exit 1) as over HTTP (409), and nothing changes.
+    for active_id in (enrollment_id, data["ben_paid"].id):
+        _one_line_error(
+            cli("admin", "enrollments", "confirm", str(active_id)), "is active and cannot be"
+        )
+        again = client.post(f"/api/v1/enrollments/{active_id}/confirm/", headers=login("teacher"))
+        assert again.status_code == 409
+        assert again.json()["type"].endswith("/enrollment-not-pending")
+    after = json.loads(cli("admin", "enrollments", "show", str(enrollment_id), "--json").stdout)
+    assert after["confirmed_at"] == confirmed["confirmed_at"]
 
 
 def test_confirm_failures(cli: Any, session: Any) -> None:

@@ -144,6 +144,10 @@ def test_show_by_id_username_or_email(cli: Any, session: Any) -> None:
     assert missing.exit_code == 1
     assert "No user matches 'nobody'" in missing.stderr
     _no_traceback(missing)
+    for ref in ("99999999999999999999", str(2**31), "0"):  # beyond the id column: no SQL error
+        huge = cli("admin", "users", "show", ref)
+        assert huge.exit_code == 1
+        assert huge.stderr.strip() == f"Error: No user matches '{ref}'"
 
 
 def test_set_role_takes_effect_on_the_next_request(

@@ -152,3 +152,21 @@ def test_report_daily_builds_and_shows(cli: Any) -> None:
     assert "new_users" in table.stdout and "no enrollments that day" in table.stdout
     bad = cli("report", "daily", "--date", "2024-02-30")
     assert bad.exit_code != 0 and "is not a date" in bad.stderr
+
+
+def test_report_daily_refuses_days_that_have_not_begun(cli: Any) -> None:
+    from datetime import timedelta
+
+    from eduflow.models._base import utcnow
+
+    tomorrow = (utcnow() + timedelta(days=1)).date().isoformat()
+    for day in (tomorrow, "9999-12-31"):  # the last one once overflowed into a traceback
+        result = cli("report", "daily", "--date", day)
+        assert result.exit_code == 1, result.stdout
+        assert result.stderr.strip() == f"Error: date: {day} is in the future"
+    from sqlmodel import select
+
+    from eduflow.models import DailyReport
+
+    with session_scope() as s:
+        assert s.exec(select(DailyReport)).all() == []

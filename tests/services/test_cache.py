@@ -230,3 +230,16 @@ def test_the_pipelined_client_fails_fast_on_a_silent_or_closed_server() -> None:
         assert asyncio.run(ask(f"redis://127.0.0.1:{free_port()}/0")) < 1.5
     finally:
         silent.close()
+
+
+def test_password_hashing_runs_below_the_request_loops_priority() -> None:
+    """A burst of logins must not starve cached reads of CPU (bcrypt is niced)."""
+    import os
+
+    from eduflow import security
+
+    nice = security._hashing_pool().submit(
+        lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    )
+    assert nice.result() == security.HASHING_NICE > os.getpriority(os.PRIO_PROCESS, 0)
+    assert security.verify_password("pw-123456", security.hash_password("pw-123456", rounds=4))

@@ -107,8 +107,10 @@ def test_cancel_and_confirm_permissions(session: Any) -> None:
         enrollments.cancel_enrollment(session, as_principal(owner), enrollment.id)
     confirmed = enrollments.confirm_enrollment(session, as_principal(owner), enrollment.id)
     assert confirmed.status == "active" and confirmed.confirmed_at is not None
-    again = enrollments.confirm_enrollment(session, OPERATOR, enrollment.id)
-    assert again.status == "active" and again.confirmed_at == confirmed.confirmed_at
+    with pytest.raises(Conflict) as info:  # only a pending enrollment can be confirmed
+        enrollments.confirm_enrollment(session, OPERATOR, enrollment.id)
+    assert info.value.problem_slug == "enrollment-not-pending"
+    assert "is active and cannot be confirmed" in info.value.detail
     enrollments.cancel_enrollment(session, OPERATOR, enrollment.id)
     assert seats(session, course) == 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from sqlmodel import select
 
 from eduflow.db import session_scope
@@ -65,3 +66,15 @@ def test_rebuilding_a_day_replaces_its_row() -> None:
         rows = s.exec(select(DailyReport)).all()
     assert len(rows) == 1 and rows[0].new_users == 1
     assert rows[0].generated_at >= first.generated_at
+
+
+def test_a_day_that_has_not_begun_is_refused() -> None:
+    from eduflow.errors import Invalid
+
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    for day in (tomorrow, date.max):
+        with session_scope() as s, pytest.raises(Invalid) as info:
+            build_daily_report(s, day)
+        assert info.value.errors == [{"field": "date", "message": f"{day} is in the future"}]
+    with session_scope() as s:
+        assert s.exec(select(DailyReport)).all() == []

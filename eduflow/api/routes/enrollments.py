@@ -104,6 +104,6 @@ def cancel_enrollment(
 def confirm_enrollment(
     enrollment_id: EnrollmentId, actor: CurrentUser, session: SessionDep
 ) -> Response:
-    """pending -> active; already active: unchanged; expired: 409."""
+    """pending -> active; an enrollment that is not pending (active or expired) is a 409."""
     enrollment = enrollments.confirm_enrollment(session, actor, enrollment_id)
     return Response(encode(enrollment), media_type="application/json")
