@@ -24,6 +24,7 @@ from eduflow.models.enrollments import Enrollment
 from eduflow.models.users import Role, User
 from eduflow.services.permissions import (
     Principal,
+    is_owner_or_admin,
     require_authenticated,
     require_owner_or_admin,
     require_role,
@@ -98,9 +99,7 @@ def visible_courses(actor: Principal | None) -> ColumnElement[bool]:
 
 def can_see(actor: Principal | None, course: Course) -> bool:
     """True when ``actor`` may see ``course``."""
-    if course.is_published:
-        return True
-    return actor is not None and (actor.is_admin or actor.id == course.owner_id)
+    return course.is_published or is_owner_or_admin(actor, course.owner_id)
 
 
 def get_visible_course(

@@ -252,7 +252,7 @@ def _load_visible(
     if row is None:
         raise NotFound(f"No enrollment with id {enrollment_id}")
     enrollment, title, student, owner_id = row
-    if not (actor.is_admin or actor.id in (enrollment.student_id, owner_id)):
+    if not (actor.id == enrollment.student_id or is_owner_or_admin(actor, owner_id)):
         raise NotFound(f"No enrollment with id {enrollment_id}")
     return enrollment, title, student, owner_id
 

@@ -53,8 +53,14 @@ def require_role(actor: Principal | None, *roles: Role) -> Principal:
 
 
 def is_owner_or_admin(actor: Principal | None, owner_id: int) -> bool:
-    """True when ``actor`` owns the object or is an admin."""
-    return actor is not None and (actor.is_admin or actor.id == owner_id)
+    """True when ``actor`` is an admin, or owns the object and still is an instructor.
+
+    Role AND ownership: an instructor demoted to student keeps the rows but loses the
+    owner's rights (drafts, content, changes, confirmations) on the next request.
+    """
+    if actor is None:
+        return False
+    return actor.is_admin or (actor.is_instructor and actor.id == owner_id)
 
 
 def require_owner_or_admin(actor: Principal | None, owner_id: int) -> Principal:

@@ -219,3 +219,40 @@ def test_enrollment_lists_are_scoped(world: World, client: Any) -> None:
         for role in ROLES[1:]
     }
     assert counts == {"student": 0, "enrolled": 1, "owner": 1, "other": 0, "admin": 1}
+
+
+def test_a_demoted_instructor_loses_the_owner_rights_at_once(
+    client: Any, session: Any, login: Any
+) -> None:
+    """Role AND ownership: the rows stay hers, the owner's rights go with the role."""
+    grace = make_user(session, Role.instructor, username="grace")
+    make_user(session, Role.admin, username="root")
+    published = make_course(session, owner=grace, price=10)
+    lesson = make_lesson(session, published, content="Owner notes")
+    draft = make_course(session, owner=grace, is_published=False)
+    pending = make_enrollment(session, make_user(session), published, status="pending")
+    session.commit()
+    headers = login("grace")
+    assert client.get(f"{API}/lessons/{lesson.id}/", headers=headers).json()["content"]
+    assert client.get(f"{API}/enrollments/{pending.id}/", headers=headers).status_code == 200
+
+    demoted = client.patch(
+        f"{API}/users/{grace.id}/", json={"role": "student"}, headers=login("root")
+    )
+    assert demoted.status_code == 200, demoted.text
+    assert client.get(f"{API}/auth/me/", headers=headers).status_code == 401  # old role's token
+    headers = login("grace")
+    assert client.get(f"{API}/auth/me/", headers=headers).json()["role"] == "student"
+    assert client.get(f"{API}/courses/{draft.id}/", headers=headers).status_code == 404
+    change = client.patch(f"{API}/courses/{published.id}/", json={"title": "Mine"}, headers=headers)
+    assert change.status_code == 403
+    add = client.post(
+        f"{API}/lessons/", json={"course": published.id, "title": "More"}, headers=headers
+    )
+    assert add.status_code == 403
+    assert client.get(f"{API}/lessons/{lesson.id}/", headers=headers).json()["content"] is None
+    assert client.get(f"{API}/enrollments/{pending.id}/", headers=headers).status_code == 404
+    confirm = client.post(f"{API}/enrollments/{pending.id}/confirm/", headers=headers)
+    assert confirm.status_code == 404
+    assert client.delete(f"{API}/courses/{published.id}/", headers=headers).status_code == 403
+    assert client.get(f"{API}/courses/{published.id}/").json()["title"] != "Mine"

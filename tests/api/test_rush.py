@@ -83,3 +83,44 @@ def test_mixed_rush_on_unlimited_course_counts_every_seat(session: Any, live_ser
     assert statuses == {201: 60, 409: 60}, statuses
     assert {r.json()["status"] for r in responses if r.status_code == 201} == {"pending"}
     assert _counts(session, course.id) == (60, 60, 60)
+
+
+async def _fire_deletes(url: str, requests: list[tuple[str, str]]) -> list[httpx.Response]:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        return await asyncio.gather(
+            *(
+                client.delete(path, headers={"Authorization": f"Bearer {tok}"})
+                for tok, path in requests
+            )
+        )
+
+
+def test_course_deletes_racing_unenrolls_never_fail(session: Any, live_server: Any) -> None:
+    """Deleting courses while their students unenroll: each request is a 204 or a 404."""
+    from eduflow.services.auth import issue_tokens
+    from tests.factories import make_enrollment
+
+    owner = make_user(session, Role.instructor)
+    owner_token = issue_tokens(session, owner).access
+    requests: list[tuple[str, str]] = []
+    course_ids = []
+    for _ in range(4):
+        course = make_course(session, owner=owner, capacity=None)
+        course_ids.append(course.id)
+        for _ in range(5):
+            student = make_user(session, Role.student)
+            enrollment = make_enrollment(session, student, course)
+            requests.append(
+                (issue_tokens(session, student).access, f"/api/v1/enrollments/{enrollment.id}/")
+            )
+        requests.insert(len(requests) - 3, (owner_token, f"/api/v1/courses/{course.id}/"))
+    session.commit()
+    responses = asyncio.run(_fire_deletes(live_server.url, requests))
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {204, 404}, [r.text for r in responses if r.status_code >= 500]
+    assert all(r.status_code == 204 for r in responses if "/courses/" in str(r.request.url)), (
+        statuses
+    )
+    session.expire_all()
+    assert session.execute(select(func.count()).select_from(Enrollment)).scalar() == 0
+    assert all(session.get(Course, cid) is None for cid in course_ids)
