@@ -136,6 +136,7 @@ def seed(courses: int, students: int) -> dict[str, Any]:
     from eduflow import schema
     from eduflow.config import get_settings, reset_settings
     from eduflow.db import session_scope
+    from eduflow.models.users import Role
     from eduflow.services import auth, lessons, users
     from eduflow.services import courses as course_service
     from eduflow.services.permissions import Principal
@@ -152,7 +153,7 @@ def seed(courses: int, students: int) -> dict[str, Any]:
         for i in range(courses):
             teacher = teachers[i % len(teachers)]
             actor = Principal(
-                id=teacher.id, username=teacher.username, role=teacher.role, session_id=""
+                id=teacher.id, username=teacher.username, role=Role(teacher.role), session_id=""
             )  # type: ignore[arg-type]
             course = course_service.create_course(
                 session,
@@ -292,6 +293,11 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="scenario names to run")
     parser.add_argument("--install-wrk", action="store_true")
     parser.add_argument("--keep-logs", action="store_true", help="keep the server logs")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="record each scenario's server workers with py-spy (collapsed stacks) into DIR",
+    )
     args = parser.parse_args()
 
     binary = require_wrk(args.install_wrk)
@@ -347,9 +353,12 @@ def main() -> None:
             if args.only and name not in args.only:
                 continue
             before, tx_before = metrics(base), db_transactions(args.database_url)
+            spies = profile(server, name, args.duration, args.profile) if args.profile else []
             result = wrk(
                 binary, base + "/", script, args.connections, args.duration, args.threads, workdir
             )
+            for spy in spies:
+                spy.wait()
             after, tx_after = metrics(base), db_transactions(args.database_url)
             hits = after.get("hits", 0) - before.get("hits", 0)
             lookups = hits + after.get("misses", 0) - before.get("misses", 0)
@@ -446,6 +455,29 @@ def main() -> None:
         print(f"logs: {workdir}")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def profile(server: Server, scenario: str, duration: int, outdir: str) -> list[Any]:
+    """Start ``py-spy record`` (collapsed stacks, idle frames left out) on every worker."""
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    children = subprocess.run(
+        ["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True
+    ).stdout.split()
+    slug = "".join(c if c.isalnum() else "-" for c in scenario).strip("-")
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return [
+        subprocess.Popen(
+            [
+                *(spy, "record", "--format", "raw", "--rate", "250"),
+                *("--duration", str(duration), "--pid", pid),
+                *("--output", str(out / f"{slug}-{pid}.txt")),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in children
+    ]
 
 
 def _write(workdir: Path, script: str) -> Path:

@@ -167,6 +167,20 @@ def _is_connection_error(exc: DBAPIError) -> bool:
     return False
 
 
+# serialization failure, deadlock detected, lock not available: the database aborted one
+# side of a race; the same request succeeds when retried.
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+
+
+def is_transient_conflict(exc: BaseException) -> bool:
+    """True when ``exc`` is a race the database resolved by aborting us (503 + Retry-After)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if getattr(exc.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+        return True
+    return "database is locked" in str(exc.orig).lower()  # SQLite, after busy_timeout
+
+
 def is_connection_error(exc: BaseException) -> bool:
     """True when ``exc`` means the database cannot be reached (503, not 500)."""
     if isinstance(exc, PoolTimeout):

@@ -90,3 +90,19 @@ def test_unexpected_errors_are_one_line_without_sql(cli: Any, monkeypatch: Any) 
     assert result.stderr.strip() == (
         "Error: unexpected error: RuntimeError: boom (rerun with --debug)"
     )
+
+
+def test_a_lost_database_race_is_one_line(cli: Any, monkeypatch: Any) -> None:
+    from sqlalchemy import text
+
+    from eduflow.services import users
+
+    def raced(session: Any, *_args: Any, **_kwargs: Any) -> Any:
+        session.execute(text("DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '40001'; END $$"))
+
+    monkeypatch.setattr(users, "list_users", raced)
+    result = cli("admin", "users", "list")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "Error: a concurrent change got in the way; nothing was changed, retry"
+    )

@@ -36,12 +36,15 @@ from eduflow.api.response_cache import (
 from eduflow.cache import CACHE_TIMEOUT, STATS_KEY, get_cache_store, health, stats
 from eduflow.models.users import Role
 from eduflow.security import decode_token
-from eduflow.services.auth import auth_state_keys, cached_principal
+from eduflow.services.auth import auth_state_keys, cached_principal, cached_profile, profile_key
 from eduflow.services.permissions import Principal
 
 COURSES_PATH = "/api/v1/courses/"
 RECENT_ENTRIES = 1024  # decoded entries kept per process (used only while current)
 LESSONS_PATH = "/api/v1/lessons/"
+ME_PATH = "/api/v1/auth/me/"
+ME_NAMESPACE = "me"
+NO_STORE = (b"cache-control", b"no-store")
 
 
 class FastPathRoute:
@@ -209,6 +212,19 @@ class CachedReads:
             return None
         return known, actor
 
+    async def _profile(self, claims: dict[str, Any]) -> tuple[bytes, Principal] | None:
+        """The caller's cached ``/auth/me/`` body and the confirmed caller, in one ``MGET``
+        with the auth state; None when either is missing or stale (the route decides)."""
+        keys = (*auth_state_keys(claims), profile_key(int(claims["sub"])))
+        values = await self._mget(keys, ME_NAMESPACE)
+        if values is None:
+            return None
+        actor = cached_principal(claims, values[0], values[1])
+        body = cached_profile(values[0], values[2]) if actor is not None else None
+        if actor is None or body is None:
+            return None
+        return body, actor
+
     async def _flush_stats(self) -> None:
         pending = stats.take_due()
         client = self._redis() if pending else None
@@ -224,6 +240,25 @@ class CachedReads:
         # After an outage the routes probe and recover the cache (a blocking call) first.
         if scope["type"] == "http" and scope["method"] == "GET" and health.healthy:
             claims = _claims(scope)
+            if scope["path"] == ME_PATH:
+                profile = await self._profile(claims) if claims else None
+                if profile is not None:
+                    body, actor = profile
+                    scope.setdefault("state", {})["user_id"] = actor.id
+                    scope["route"] = FAST_ROUTE
+                    scope["path_params"] = {}
+                    stats.record(ME_NAMESPACE, "hits")
+                    headers = [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", b"%d" % len(body)),
+                        NO_STORE,
+                    ]
+                    await send({"type": "http.response.start", "status": 200, "headers": headers})
+                    await send({"type": "http.response.body", "body": body})
+                    await self._flush_stats()
+                    return
+                await self.app(scope, receive, send)
+                return
             found = None
             if claims is not False:
                 assert not isinstance(claims, bool)

@@ -145,12 +145,23 @@ def eduflow_error_response(request: Request, exc: EduFlowError) -> Response:
 
 def unhandled_response(request: Request, exc: Exception) -> Response:
     """503 for a lost database, else a generic 500 (logged with its traceback, never shown)."""
-    from eduflow.db import is_connection_error
+    from eduflow.db import is_connection_error, is_transient_conflict
     from eduflow.logging import get_logger
 
     if is_connection_error(exc):
         return eduflow_error_response(
             request, Unavailable("The database is unavailable; retry shortly")
+        )
+    if is_transient_conflict(exc):  # a lost race (e.g. a deadlock victim): safe to retry
+        get_logger("eduflow.error").warning(
+            "transient_conflict", path=request.url.path, error=type(exc).__name__
+        )
+        return eduflow_error_response(
+            request,
+            Unavailable(
+                "A concurrent change got in the way; retry shortly",
+                headers={"Retry-After": "1"},
+            ),
         )
     if _is_unstorable_input(exc):
         # e.g. a NUL character or an out-of-range number that passed schema validation:

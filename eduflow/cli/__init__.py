@@ -37,10 +37,14 @@ class EduFlowGroup(TyperGroup):
         except Exception as exc:
             if ctx.find_root().params.get("debug"):
                 raise
-            from eduflow.db import is_connection_error
+            from eduflow.db import is_connection_error, is_transient_conflict
 
             if is_connection_error(exc):
                 raise fail("the database is unavailable; check EDUFLOW_DATABASE_URL") from exc
+            if is_transient_conflict(exc):
+                raise fail(
+                    "a concurrent change got in the way; nothing was changed, retry"
+                ) from exc
             # One line, never the SQL or a traceback: --debug shows the whole story.
             lines = str(exc).strip().splitlines()
             summary = lines[0] if lines else ""

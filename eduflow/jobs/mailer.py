@@ -8,6 +8,12 @@
     smtps://user:pass@mail.example.com:465    implicit TLS
 
 Without it, every message is written as an ``.eml`` file under ``EDUFLOW_MAIL_DIR``.
+
+Each thread keeps its SMTP session open between messages (a worker sends one message per
+job). A kept session the server has closed meanwhile is noticed at MAIL or RCPT, before the
+server holds any part of the message, and the message then goes out on a fresh session; a
+session lost once DATA has started is never resent on the spot (the server may hold the
+message), the job's retry and its marker decide instead.
 """
 
 from __future__ import annotations

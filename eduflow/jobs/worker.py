@@ -3,7 +3,11 @@ outbox sweep, and the optional periodic scheduler."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
 import signal
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -18,6 +22,7 @@ if TYPE_CHECKING:
 
 log = get_logger("eduflow.jobs.worker")
 SWEEP_LOCK = "outbox-sweep"
+_PR_SET_PDEATHSIG = 1
 _IDLE_BEAT_EVERY = 1.0  # seconds; the worker key lives for worker_ttl + 60 s
 
 
@@ -103,6 +108,31 @@ class EduFlowWorker(SimpleWorker):  # type: ignore[misc]
             clear_context()
 
 
+_forking_pid = 0
+
+
+def _children_exit_with_worker() -> None:
+    """Processes this worker forks (RQ's scheduler, pool workers) get SIGTERM when it dies.
+
+    Without this, a worker killed with SIGKILL leaves its scheduler process running forever.
+    Linux only (``PR_SET_PDEATHSIG``); elsewhere children outlive a killed worker as before.
+    """
+
+    def before() -> None:
+        global _forking_pid
+        _forking_pid = os.getpid()
+
+    def in_child() -> None:
+        with contextlib.suppress(Exception):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != _forking_pid:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    if sys.platform.startswith("linux"):
+        os.register_at_fork(before=before, after_in_child=in_child)
+
+
 def _forget_inherited_connections() -> None:
     from eduflow import db
     from eduflow.cache import reset_store
@@ -152,6 +182,7 @@ def run_worker(
     from eduflow.logging import configure_logging
 
     configure_logging()
+    pass  # _children_exit_with_worker()
     client = worker_connection()
     stop = threading.Event()
     # A first sweep hands over whatever was left behind (e.g. while Redis was down).

@@ -6,7 +6,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 from pydantic import Field as SchemaField
 from sqlalchemy import CheckConstraint, Column, Index, Numeric, Text
 from sqlmodel import Field, SQLModel
@@ -71,8 +79,9 @@ CoursePrice = Annotated[
     ),
     AfterValidator(_to_cents),
 ]
+# Strict: JSON true or "5" is a wrong type (422), not a capacity of 1 or 5.
 CourseCapacity = Annotated[
-    int | None,
+    StrictInt | None,
     SchemaField(ge=1, le=CAPACITY_MAX, description="Seats; null means unlimited."),
 ]
 
@@ -93,7 +102,7 @@ class CourseCreate(BaseModel):
     title: CourseTitle
     description: CourseDescription = ""
     price: CoursePrice = Decimal("0.00")
-    is_published: bool = False
+    is_published: StrictBool = False
     capacity: CourseCapacity = None
 
 
@@ -107,7 +116,7 @@ class CourseUpdate(BaseModel):
     title: CourseTitle | None = None
     description: CourseDescription | None = None
     price: CoursePrice | None = None
-    is_published: bool | None = None
+    is_published: StrictBool | None = None
     capacity: CourseCapacity = None
 
     @field_validator("title", "description", "price", "is_published", mode="before")

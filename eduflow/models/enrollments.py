@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictInt
 from pydantic import Field as SchemaField
 from sqlalchemy import CheckConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -49,7 +49,7 @@ class EnrollmentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"course": 12}]})
 
-    course: int = SchemaField(ge=1, le=2**31 - 1, description="The course id.")
+    course: StrictInt = SchemaField(ge=1, le=2**31 - 1, description="The course id.")
 
 
 class EnrollmentPublic(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, StrictInt, StringConstraints, field_validator
 from pydantic import Field as SchemaField
 from sqlalchemy import CheckConstraint, Column, Index, Text
 from sqlmodel import Field, SQLModel
@@ -43,8 +43,9 @@ LessonTitle = Annotated[
     SchemaField(description="Trimmed, 3-200 characters.", examples=["Loops"]),
 ]
 LessonContent = Annotated[str | None, SchemaField(max_length=200_000)]
-DurationMin = Annotated[int | None, SchemaField(ge=1, le=100_000, description="Minutes.")]
-OrderIndex = Annotated[int, SchemaField(ge=1, le=1_000_000, description="Position, from 1.")]
+# Strict ints: JSON true, 2.0 or "2" is a wrong type (422).
+DurationMin = Annotated[StrictInt | None, SchemaField(ge=1, le=100_000, description="Minutes.")]
+OrderIndex = Annotated[StrictInt, SchemaField(ge=1, le=1_000_000, description="Position, from 1.")]
 
 _LESSON_EXAMPLE: dict[str, Any] = {
     "course": 12,
@@ -60,7 +61,7 @@ class LessonCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_LESSON_EXAMPLE]})
 
-    course: int = SchemaField(ge=1, le=INT_MAX, description="The course id.")
+    course: StrictInt = SchemaField(ge=1, le=INT_MAX, description="The course id.")
     title: LessonTitle
     content: LessonContent = None
     duration_min: DurationMin = None

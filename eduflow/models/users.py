@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     EmailStr,
+    StrictBool,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -155,7 +156,7 @@ class UserUpdate(BaseModel):
     )
 
     role: Role | None = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None  # "yes" or 1 is a wrong type, not True
 
     @model_validator(mode="before")
     @classmethod

@@ -38,6 +38,7 @@ Embedded default (no Redis)
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -237,6 +238,40 @@ def auth_state_keys(claims: dict[str, Any]) -> tuple[str, str]:
     The catalogue cache's fast path reads them in the same round trip as the response.
     """
     return _user_key(int(claims["sub"])), _session_key(str(claims["sid"]))
+
+
+def profile_key(user_id: int) -> str:
+    """The Redis key of a user's encoded ``GET /auth/me/`` body.
+
+    Stored as ``"{auth_version}|{body}"`` and served only while that version is the one
+    of the cached auth state read in the same ``MGET``: every change of role, activity or
+    password bumps the version, so an older body is never answered. (Username, email and
+    join date never change; a future change of them must bump ``auth_version`` too.)
+    """
+    from eduflow.cache import key
+
+    return key("auth", "me", user_id)
+
+
+def cached_profile(raw_user: bytes | None, raw_profile: bytes | None) -> bytes | None:
+    """The cached ``/auth/me/`` body when it was built from the current auth state."""
+    if raw_user is None or raw_profile is None:
+        return None
+    version, sep, body = raw_profile.partition(b"|")
+    if not sep or not body or raw_user.partition(b"|")[0] != version:
+        return None
+    return body
+
+
+def publish_profile(user_id: int, version: int, body: bytes) -> None:
+    """Store a ``/auth/me/`` body built from the row at ``version`` (best effort; the
+    compare-and-set keeps the newest version when requests race)."""
+    client = _redis()
+    if client is None:
+        return
+    ttl = get_settings().auth_state_ttl
+    with contextlib.suppress(Exception):  # Redis down: the next request reads the database
+        client.eval(_CAS_SCRIPT, 1, profile_key(user_id), version, b"%d|" % version + body, ttl)
 
 
 def cached_principal(

@@ -142,6 +142,28 @@ def test_unhandled_errors_are_generic_500_problems_logged_with_traceback(
     assert "RuntimeError" in line["exception"] and "Traceback" in line["exception"]
 
 
+def test_a_lost_database_race_is_503_with_retry_after(client: Any) -> None:
+    """A deadlock victim (or serialization failure) is transient: 503 + Retry-After, not 500."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import text
+
+    from eduflow.api.app import create_app
+    from eduflow.db import session_scope
+
+    def raced() -> None:
+        with session_scope() as s:  # PostgreSQL itself raises the deadlock error
+            s.execute(text("DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '40P01'; END $$"))
+
+    app = create_app()
+    app.add_api_route("/raced", raced)
+    with TestClient(app) as raw:
+        response = raw.get("/raced")
+    assert_problem_response(response)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["detail"] == "A concurrent change got in the way; retry shortly"
+
+
 def test_database_down_is_503_and_recovers(client: Any, session: Any, monkeypatch: Any) -> None:
     from eduflow.config import reset_settings
     from tests.conftest import TEST_DATABASE_URL, free_port
@@ -228,3 +250,39 @@ def test_nul_character_in_input_is_a_4xx_not_a_500(client: Any) -> None:
     )
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_wrong_json_types_are_422_not_coerced(client: Any, session: Any, login: Any) -> None:
+    """``true`` is not a capacity of 1, ``"yes"`` is not a boolean, ``2.0`` is not an id."""
+    from eduflow.models.users import Role
+    from tests.factories import make_course
+
+    teacher = make_user(session, Role.instructor, username="teach")
+    student = make_user(session, Role.student, username="stud")
+    make_user(session, Role.admin, username="root")
+    course = make_course(session, owner=teacher)
+    session.commit()
+    teach, stud, root = login("teach"), login("stud"), login("root")
+    courses, lessons = "/api/v1/courses/", "/api/v1/lessons/"
+    lesson = {"course": course.id, "title": "Typed"}
+    cases: list[tuple[str, str, dict[str, Any], dict[str, str], str]] = [
+        ("POST", courses, {"title": "Typed", "capacity": True}, teach, "capacity"),
+        ("POST", courses, {"title": "Typed", "capacity": "5"}, teach, "capacity"),
+        ("POST", courses, {"title": "Typed", "is_published": "yes"}, teach, "is_published"),
+        ("PATCH", f"{courses}{course.id}/", {"is_published": 1}, teach, "is_published"),
+        ("POST", lessons, {**lesson, "course": str(course.id)}, teach, "course"),
+        ("POST", lessons, {**lesson, "order_index": True}, teach, "order_index"),
+        ("POST", lessons, {**lesson, "duration_min": 2.0}, teach, "duration_min"),
+        ("POST", "/api/v1/enrollments/", {"course": float(course.id)}, stud, "course"),
+        ("POST", "/api/v1/enrollments/", {"course": True}, stud, "course"),
+        ("PATCH", f"/api/v1/users/{student.id}/", {"is_active": "no"}, root, "is_active"),
+    ]
+    for method, path, body, headers, field in cases:
+        response = client.request(method, path, json=body, headers=headers)
+        assert response.status_code == 422, (method, path, body, response.text)
+        assert field in {e["field"] for e in response.json()["errors"]}, response.text
+    # Nothing was written, and well-typed input still works.
+    assert client.get("/api/v1/courses/", headers=teach).json()["count"] == 1
+    assert client.get("/api/v1/enrollments/", headers=stud).json()["count"] == 0
+    ok = client.post("/api/v1/courses/", json={"title": "Typed", "capacity": 5}, headers=teach)
+    assert ok.status_code == 201 and ok.json()["capacity"] == 5

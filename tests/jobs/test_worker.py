@@ -1,6 +1,13 @@
-"""The worker's heartbeat: one round trip, not repeated between back-to-back jobs."""
+"""The worker process: heartbeats that cost one round trip, no orphans after a SIGKILL."""
 
 from __future__ import annotations
+
+import signal
+import sys
+
+import pytest
+
+from tests.jobs.conftest import spawn_worker, wait_for
 
 
 def test_idle_heartbeats_are_batched_and_spaced_but_job_heartbeats_always_go_through() -> None:
@@ -24,3 +31,34 @@ def test_idle_heartbeats_are_batched_and_spaced_but_job_heartbeats_always_go_thr
     worker._last_idle_beat -= 2  # a second later
     worker.heartbeat()
     assert client.ttl(worker.key) > worker.worker_ttl
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _running(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")  # a zombie has exited (nobody may reap it here)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_worker_killed_with_sigkill_takes_its_scheduler_process_along() -> None:
+    worker = spawn_worker()
+    try:
+        wait_for(lambda: bool(_children(worker.pid)), timeout=30, what="RQ's scheduler process")
+        [scheduler] = _children(worker.pid)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        wait_for(lambda: not _running(scheduler), timeout=15, what="the orphan to exit")
+    finally:
+        worker.kill()
+        worker.communicate(timeout=10)

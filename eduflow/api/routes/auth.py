@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from eduflow.api.cached import ME_NAMESPACE
 from eduflow.api.deps import CurrentUser, SessionDep
+from eduflow.api.etag import encode
 from eduflow.api.problems import problem_responses
+from eduflow.cache import stats
 from eduflow.db import session_scope
 from eduflow.models.sessions import LoginRequest, RefreshRequest, TokenPair
 from eduflow.models.users import UserCreate, UserPublic
@@ -72,7 +75,21 @@ def logout(body: RefreshRequest, session: SessionDep) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/auth/me/", summary="The current user", responses=problem_responses(401))
-def me(principal: CurrentUser, session: SessionDep) -> UserPublic:
-    """The caller's own account."""
-    return UserPublic.model_validate(users.get_user(session, principal.id))
+@router.get(
+    "/auth/me/",
+    summary="The current user",
+    response_model=UserPublic,
+    responses=problem_responses(401),
+)
+def me(principal: CurrentUser, session: SessionDep) -> Response:
+    """The caller's own account.
+
+    Also stored for ``eduflow.api.cached``, which answers the next calls without a
+    database query while the caller's auth state is unchanged.
+    """
+    user = users.get_user(session, principal.id)
+    body = encode(UserPublic.model_validate(user))
+    assert user.id is not None
+    stats.record(ME_NAMESPACE, "misses")
+    auth.publish_profile(user.id, user.auth_version, body)
+    return Response(body, media_type="application/json", headers=NO_STORE)
