@@ -102,7 +102,10 @@ class Entry:
             return True
         if actor is None:
             return False
-        return actor.is_admin or self.meta[len(_DRAFT) :].decode() == actor.username
+        owner = self.meta[len(_DRAFT) :].decode()
+        # Same rule as services.permissions.is_owner_or_admin: ownership counts only while
+        # the owner is still an instructor.
+        return actor.is_admin or (actor.is_instructor and owner == actor.username)
 
 
 def tag_of(gens: Sequence[bytes | None]) -> bytes:

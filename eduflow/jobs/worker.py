@@ -182,7 +182,7 @@ def run_worker(
     from eduflow.logging import configure_logging
 
     configure_logging()
-    pass  # _children_exit_with_worker()
+    _children_exit_with_worker()
     client = worker_connection()
     stop = threading.Event()
     # A first sweep hands over whatever was left behind (e.g. while Redis was down).

@@ -292,6 +292,19 @@ def test_a_cached_draft_is_never_served_to_anyone_but_its_owner_and_admins(
     assert client.get(lessons, headers=login("alan")).status_code == 404
 
 
+def test_a_cached_draft_is_not_served_to_its_owner_once_demoted(
+    client: Any, login: Any, world: dict[str, Any]
+) -> None:
+    url = f"{API}/courses/{world['draft']}/"
+    assert client.get(url, headers=login("grace")).status_code == 200
+    assert client.get(url, headers=login("grace")).headers["x-cache"] == "hit"
+    root = login("root")
+    users = client.get(f"{API}/users/?search=grace", headers=root).json()["results"]
+    patch = client.patch(f"{API}/users/{users[0]['id']}/", json={"role": "student"}, headers=root)
+    assert patch.status_code == 200
+    assert client.get(url, headers=login("grace")).status_code == 404
+
+
 @pytest.mark.parametrize("first", ["grace", "root"])
 def test_a_list_with_drafts_is_not_shared_with_other_callers(
     client: Any, login: Any, world: dict[str, Any], first: str
