@@ -21,6 +21,9 @@ TEST_DATABASE_URL = os.environ.get(
 )
 TEST_REDIS_URL = os.environ.get("EDUFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
+# Tests that start their own processes or restore settings read these names too.
+os.environ.setdefault("EDUFLOW_TEST_DATABASE_URL", TEST_DATABASE_URL)
+os.environ.setdefault("EDUFLOW_TEST_REDIS_URL", TEST_REDIS_URL)
 
 # Settings are read lazily; set the environment before anything reads it.
 os.environ.update(
