@@ -469,7 +469,7 @@ def profile(server: Server, scenario: str, duration: int, outdir: str) -> list[A
     return [
         subprocess.Popen(
             [
-                *(spy, "record", "--format", "raw", "--rate", "250"),
+                *(spy, "record", "--nonblocking", "--gil", "--format", "raw", "--rate", "250"),
                 *("--duration", str(duration), "--pid", pid),
                 *("--output", str(out / f"{slug}-{pid}.txt")),
             ],

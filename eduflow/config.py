@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
     db_connect_timeout: int = Field(default=3, ge=1)
+    enroll_threads: int = Field(
+        default=4, ge=1, description="threads per server process that run enrollments"
+    )
 
     # `eduflow serve` in production (behind a reverse proxy).
     forwarded_allow_ips: str = Field(

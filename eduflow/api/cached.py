@@ -241,10 +241,10 @@ class CachedReads:
         if scope["type"] == "http" and scope["method"] == "GET" and health.healthy:
             claims = _claims(scope)
             if scope["path"] == ME_PATH:
-                profile = await self._profile(claims) if claims else None
+                profile = await self._profile(claims) if isinstance(claims, dict) else None
                 if profile is not None:
-                    body, actor = profile
-                    scope.setdefault("state", {})["user_id"] = actor.id
+                    body, caller = profile
+                    scope.setdefault("state", {})["user_id"] = caller.id
                     scope["route"] = FAST_ROUTE
                     scope["path_params"] = {}
                     stats.record(ME_NAMESPACE, "hits")

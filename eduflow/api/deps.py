@@ -60,10 +60,10 @@ def get_optional_principal(
     return principal
 
 
-def get_principal(
+async def get_principal(
     principal: Annotated[Principal | None, Depends(get_optional_principal)],
 ) -> Principal:
-    """The authenticated caller (401 otherwise)."""
+    """The authenticated caller (401 otherwise); async: no I/O, so no thread hop."""
     return permissions.require_authenticated(principal)
 
 
@@ -74,7 +74,7 @@ CurrentUser = Annotated[Principal, Depends(get_principal)]
 def require_role(*roles: Role) -> Any:
     """A dependency that admits the given roles (and admins)."""
 
-    def _check(principal: CurrentUser) -> Principal:
+    async def _check(principal: CurrentUser) -> Principal:
         return permissions.require_role(principal, *roles)
 
     return Depends(_check)

@@ -7,11 +7,13 @@ stored only after the request's transaction has committed. A handler starts with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 import orjson
 from fastapi import Depends, Header, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from eduflow.api.deps import CurrentUser
@@ -81,7 +83,7 @@ async def _raw_body(request: Request) -> bytes:
     return await request.body()  # already read and cached by FastAPI for the body parameter
 
 
-def idempotency(
+async def idempotency(
     request: Request,
     actor: CurrentUser,
     body: Annotated[bytes, Depends(_raw_body)],
@@ -93,19 +95,25 @@ def idempotency(
             description="Optional. The same key and body replay the first response for 24 h.",
         ),
     ] = None,
-) -> Iterator[IdempotencyScope]:
-    """Lock the key, replay a stored response, or store this one after the commit."""
-    pending = None
-    if idempotency_key is not None:
-        route = f"{request.method} {request.url.path}"
-        pending = IdempotentRequest(actor.id, route, idempotency_key, body)
-    scope = IdempotencyScope(request, pending)
+) -> AsyncIterator[IdempotencyScope]:
+    """Lock the key, replay a stored response, or store this one after the commit.
+
+    Async, with the store's (blocking) calls in the thread pool only when a key is sent:
+    a request without one costs no thread hop here.
+    """
+    if idempotency_key is None:
+        yield IdempotencyScope(request, None)
+        return
+    route = f"{request.method} {request.url.path}"
+    pending = IdempotentRequest(actor.id, route, idempotency_key, body)
+    scope = await run_in_threadpool(IdempotencyScope, request, pending)
     try:
         yield scope
     except BaseException as exc:
-        scope.fail(exc)
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(scope.fail, exc)
         raise
-    scope.finish()
+    await run_in_threadpool(scope.finish)
 
 
 IdempotencyDep = Annotated[IdempotencyScope, Depends(idempotency, scope="function")]

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import DateTime, case, delete, func, literal, null, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -102,6 +102,15 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
     actor = require_authenticated(actor)
     if not actor.is_student:
         raise Forbidden("Only students can enroll in courses")
+    postgres = session.get_bind().dialect.name == "postgresql"
+    existing = (
+        select(col(Enrollment.status))
+        .where(col(Enrollment.student_id) == actor.id, col(Enrollment.course_id) == course_id)
+        .scalar_subquery()
+    )
+    # PostgreSQL: the new row's id is drawn here, so the outbox row can be written before
+    # the course row is locked (the lock is then held for one statement and the commit).
+    new_id = func.nextval(_ID_SEQUENCE) if postgres else null()
     course = session.execute(
         select(
             col(Course.title),
@@ -109,14 +118,20 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
             col(Course.is_published),
             col(Course.capacity),
             col(Course.seats_taken),
+            existing.label("existing"),
+            new_id.label("new_id"),
         ).where(col(Course.id) == course_id)
     ).one_or_none()
     if course is None or not course.is_published:
         raise NotFound(f"No course with id {course_id}")
+    if course.existing in SEAT_HOLDING:  # turned away without taking any lock
+        raise _already_enrolled(course_id)
     if course.capacity is not None and course.seats_taken >= course.capacity:
-        if _holds_seat(session, actor.id, course_id):
-            raise _already_enrolled(course_id)
         raise _course_full(course_id)
+
+    now = utcnow()
+    if course.new_id is not None and course.existing is None:
+        return _enroll_new(session, actor, course_id, int(course.new_id), course.title, now)
 
     seat = session.execute(
         update(Course)
@@ -129,16 +144,8 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
         .execution_options(synchronize_session=False)
     )
     if not getattr(seat, "rowcount", 0):
-        still_open = session.execute(
-            select(col(Course.is_published)).where(col(Course.id) == course_id)
-        ).scalar()
-        if not still_open:  # deleted or unpublished while we waited for its lock
-            raise NotFound(f"No course with id {course_id}")
-        if _holds_seat(session, actor.id, course_id):
-            raise _already_enrolled(course_id)
-        raise _course_full(course_id)
+        _refuse(session, actor, course_id)
 
-    now = utcnow()
     status = EnrollmentStatus.pending if course.price > 0 else EnrollmentStatus.active
     values = {
         "student_id": actor.id,
@@ -163,6 +170,91 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
         created_at=now,
         updated_at=now,
         confirmed_at=values["confirmed_at"],
+    )
+
+
+_ID_SEQUENCE = "enrollments_id_seq"
+
+
+def _refuse(session: Session, actor: Principal, course_id: int) -> NoReturn:
+    """No seat was taken: say why (the caller rolls back whatever it wrote)."""
+    still_open = session.execute(
+        select(col(Course.is_published)).where(col(Course.id) == course_id)
+    ).scalar()
+    if not still_open:  # deleted or unpublished while we waited for its lock
+        raise NotFound(f"No course with id {course_id}")
+    if _holds_seat(session, actor.id, course_id):
+        raise _already_enrolled(course_id)
+    raise _course_full(course_id)
+
+
+def _enroll_new(
+    session: Session,
+    actor: Principal,
+    course_id: int,
+    enrollment_id: int,
+    title: str,
+    now: datetime,
+) -> EnrollmentPublic:
+    """PostgreSQL, no earlier enrollment: outbox row first (no lock), then one statement
+    that takes the seat (locking the course row, conditions re-checked under the lock)
+    and inserts the enrollment; the transaction's owner commits right after.
+
+    Nothing is written when no seat is taken. A duplicate that raced in meanwhile makes the
+    insert do nothing while the seat was taken: the error raised rolls both back.
+    """
+    record_job(session, "send_enrollment_email", enrollment_id=enrollment_id)
+    seat = (
+        update(Course)
+        .where(
+            col(Course.id) == course_id,
+            col(Course.is_published),
+            (col(Course.capacity).is_(None)) | (col(Course.seats_taken) < col(Course.capacity)),
+        )
+        .values(seats_taken=col(Course.seats_taken) + 1)
+        .returning(col(Course.id), col(Course.price))
+        .cte("seat")
+    )
+    free = seat.c.price <= 0
+    status = case((free, EnrollmentStatus.active.value), else_=EnrollmentStatus.pending.value)
+    stamp = literal(now, type_=DateTime(timezone=True))
+    insert = (
+        postgresql.insert(Enrollment)
+        .from_select(
+            ["id", "student_id", "course_id", "status", "created_at", "updated_at", "confirmed_at"],
+            select(
+                literal(enrollment_id),
+                literal(actor.id),
+                seat.c.id,
+                status,
+                stamp,
+                stamp,
+                case((free, stamp), else_=null()),
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=["student_id", "course_id"])
+        .returning(col(Enrollment.id), col(Enrollment.status))
+        .cte("inserted")
+    )
+    row = session.execute(
+        select(seat.c.id, insert.c.status).select_from(seat.outerjoin(insert, true()))
+    ).one_or_none()
+    if row is None:
+        _refuse(session, actor, course_id)
+    if row.status is None:  # seat taken, enrollment not written: roll the seat back too
+        _release_seats(session, course_id, 1)
+        raise _already_enrolled(course_id)
+    invalidate_catalog(session, course_id)
+    active = row.status == EnrollmentStatus.active.value
+    return EnrollmentPublic(
+        id=enrollment_id,
+        course=course_id,
+        course_title=title,
+        student=actor.username,
+        status=EnrollmentStatus(row.status),
+        created_at=now,
+        updated_at=now,
+        confirmed_at=now if active else None,
     )
 
 

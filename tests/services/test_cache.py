@@ -241,5 +241,7 @@ def test_password_hashing_runs_below_the_request_loops_priority() -> None:
     nice = security._hashing_pool().submit(
         lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     )
-    assert nice.result() == security.HASHING_NICE > os.getpriority(os.PRIO_PROCESS, 0)
+    # >=: the suite itself may run niced (a thread cannot be less nice than allowed).
+    assert nice.result() == security.HASHING_NICE >= os.getpriority(os.PRIO_PROCESS, 0)
+    assert security.HASHING_NICE > 0
     assert security.verify_password("pw-123456", security.hash_password("pw-123456", rounds=4))
