@@ -126,6 +126,8 @@ def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    _access["enabled"] = fmt == "json" and logging.getLevelName(level) <= logging.INFO
+    _access["pid"] = os.getpid()
     _configured = True
 
 
@@ -171,6 +173,62 @@ def _orjson_dumps(obj: Any, **_kw: Any) -> str:
     import orjson
 
     return orjson.dumps(obj, default=str).decode()
+
+
+_access: dict[str, Any] = {"enabled": False}
+_redacted_paths: dict[str, str] = {}
+
+
+def access_logger_ready() -> bool:
+    """True when ``write_access_line`` may be used: JSON lines at INFO or below.
+
+    The access line is written once per request, so it skips structlog's processor chain
+    (about 10 µs) and writes the same JSON object directly; console output or a level
+    above INFO goes through structlog as before.
+    """
+    return bool(_access["enabled"])
+
+
+def write_access_line(
+    method: str, path: str, status: int, duration_ms: float, user_id: int | None
+) -> None:
+    """One access log line, as ``get_logger("eduflow.access").info("request", ...)`` would
+    write it (same keys, context variables merged, the path redacted)."""
+    import orjson
+
+    safe_path = _redacted_paths.get(path)
+    if safe_path is None:
+        safe_path = redact_value(path)
+        if len(_redacted_paths) >= 4096:
+            _redacted_paths.clear()
+        _redacted_paths[path] = safe_path
+    line: dict[str, Any] = dict(structlog.contextvars.get_contextvars())
+    if len(line) > 1 or "request_id" not in line:  # anything bound besides the id: redact
+        line = dict(redact_processor(None, "", line))
+    line["logger"] = "eduflow.access"
+    line["method"] = method
+    line["path"] = safe_path
+    line["status"] = status
+    line["duration_ms"] = duration_ms
+    line["user_id"] = user_id
+    line["event"] = "request"
+    line["level"] = "info"
+    line["timestamp"] = _utc_iso()
+    line["pid"] = _access["pid"]
+    try:
+        sys.stderr.write(orjson.dumps(line, default=str).decode() + "\n")
+        sys.stderr.flush()
+    except ValueError:  # stderr closed under us: logging must never break the caller
+        pass
+
+
+os.register_at_fork(after_in_child=lambda: _access.update(pid=os.getpid()))
+
+
+def _utc_iso() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def get_logger(name: str) -> Any:

@@ -9,9 +9,10 @@ It also renders unhandled exceptions itself: Starlette's ``Exception`` handler r
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -19,13 +20,39 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from eduflow.logging import get_logger
+from eduflow.logging import access_logger_ready, get_logger, write_access_line
 from eduflow.metrics import UNMATCHED_ROUTE, observe_request
 
 # A kept incoming id must be harmless in headers and logs.
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _UNROUTED_PATHS = frozenset({"/api/schema/"})
+
+
+# Request ids: UUID4-formatted (version and variant bits set), 74 random bits drawn once
+# per process and a 48-bit counter: unique, and ~1 µs cheaper than uuid4()'s
+# os.urandom call and UUID object per request.
+_id_prefix: list[str] = []
+_id_counter = itertools.count()
+
+
+def _reseed_request_ids() -> None:
+    global _id_counter
+    rand = int.from_bytes(os.urandom(10)) & ((1 << 74) - 1)
+    hi = rand >> 14  # 60 bits: time_low, time_mid and the 12 bits after the version nibble
+    time_low, time_mid, time_hi = hi >> 28, (hi >> 12) & 0xFFFF, hi & 0xFFF
+    clock_seq = 0x8000 | (rand & 0x3FFF)  # variant 10xx
+    _id_prefix[:] = [f"{time_low:08x}-{time_mid:04x}-4{time_hi:03x}-{clock_seq:04x}-"]
+    _id_counter = itertools.count()
+
+
+_reseed_request_ids()
+os.register_at_fork(after_in_child=_reseed_request_ids)
+
+
+def new_request_id() -> str:
+    """A fresh request id in UUID4 format."""
+    return f"{_id_prefix[0]}{next(_id_counter) & 0xFFFFFFFFFFFF:012x}"
 
 
 class BodyTooLarge(HTTPException):
@@ -84,7 +111,7 @@ class RequestContextMiddleware:
             elif name == b"content-length":
                 content_length = int(value) if value.isdigit() else None
         if request_id is None:
-            request_id = str(uuid.uuid4()).encode()
+            request_id = new_request_id().encode()
         rid = request_id.decode()
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = rid
@@ -135,14 +162,23 @@ class RequestContextMiddleware:
         finally:
             duration = time.perf_counter() - start
             observe_request(scope["method"], route_template(scope, status), status, duration)
-            self.access_log.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                duration_ms=round(duration * 1000, 2),
-                user_id=state.get("user_id"),
-            )
+            if access_logger_ready():
+                write_access_line(
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    round(duration * 1000, 2),
+                    state.get("user_id"),
+                )
+            else:
+                self.access_log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round(duration * 1000, 2),
+                    user_id=state.get("user_id"),
+                )
             structlog.contextvars.reset_contextvars(**tokens)
 
     async def _problem(self, scope: Scope, send: Send, exc: Exception) -> None:

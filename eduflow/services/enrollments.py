@@ -24,9 +24,10 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, NoReturn
 
-from sqlalchemy import DateTime, case, delete, func, literal, null, select, true, update
+from sqlalchemy import DateTime, Integer, bindparam, case, delete, func, null, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -103,25 +104,8 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
     if not actor.is_student:
         raise Forbidden("Only students can enroll in courses")
     postgres = session.get_bind().dialect.name == "postgresql"
-    existing = (
-        select(col(Enrollment.status))
-        .where(col(Enrollment.student_id) == actor.id, col(Enrollment.course_id) == course_id)
-        .scalar_subquery()
-    )
-    # PostgreSQL: the new row's id is drawn here, so the outbox row can be written before
-    # the course row is locked (the lock is then held for one statement and the commit).
-    new_id = func.nextval(_ID_SEQUENCE) if postgres else null()
-    course = session.execute(
-        select(
-            col(Course.title),
-            col(Course.price),
-            col(Course.is_published),
-            col(Course.capacity),
-            col(Course.seats_taken),
-            existing.label("existing"),
-            new_id.label("new_id"),
-        ).where(col(Course.id) == course_id)
-    ).one_or_none()
+    params = {"course_id": course_id, "student_id": actor.id}
+    course = session.execute(_precheck(postgres), params).one_or_none()
     if course is None or not course.is_published:
         raise NotFound(f"No course with id {course_id}")
     if course.existing in SEAT_HOLDING:  # turned away without taking any lock
@@ -176,6 +160,73 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
 _ID_SEQUENCE = "enrollments_id_seq"
 
 
+# The statements of the enrollment path are built once (bound parameters): building
+# SQLAlchemy constructs costs more CPU per request than running them.
+@cache
+def _precheck(postgres: bool) -> Any:
+    """The course's figures and the student's existing status, without any lock."""
+    course_id = bindparam("course_id", type_=Integer)
+    student_id = bindparam("student_id", type_=Integer)
+    existing = (
+        select(col(Enrollment.status))
+        .where(col(Enrollment.student_id) == student_id, col(Enrollment.course_id) == course_id)
+        .scalar_subquery()
+    )
+    # PostgreSQL: the new row's id is drawn here, so the outbox row can be written before
+    # the course row is locked (the lock is then held for one statement and the commit).
+    new_id = func.nextval(_ID_SEQUENCE) if postgres else null()
+    return select(
+        col(Course.title),
+        col(Course.price),
+        col(Course.is_published),
+        col(Course.capacity),
+        col(Course.seats_taken),
+        existing.label("existing"),
+        new_id.label("new_id"),
+    ).where(col(Course.id) == course_id)
+
+
+@cache
+def _seat_and_insert() -> Any:
+    """Take a seat (row lock, conditions re-checked under it) and insert the enrollment
+    in one statement; one row ``(course id, status)``, status None when the insert met a
+    duplicate, no row when no seat was taken."""
+    course_id = bindparam("course_id", type_=Integer)
+    now = bindparam("now", type_=DateTime(timezone=True))
+    seat = (
+        update(Course)
+        .where(
+            col(Course.id) == course_id,
+            col(Course.is_published),
+            (col(Course.capacity).is_(None)) | (col(Course.seats_taken) < col(Course.capacity)),
+        )
+        .values(seats_taken=col(Course.seats_taken) + 1)
+        .returning(col(Course.id), col(Course.price))
+        .cte("seat")
+    )
+    free = seat.c.price <= 0
+    status = case((free, EnrollmentStatus.active.value), else_=EnrollmentStatus.pending.value)
+    insert = (
+        postgresql.insert(Enrollment)
+        .from_select(
+            ["id", "student_id", "course_id", "status", "created_at", "updated_at", "confirmed_at"],
+            select(
+                bindparam("enrollment_id", type_=Integer),
+                bindparam("student_id", type_=Integer),
+                seat.c.id,
+                status,
+                now,
+                now,
+                case((free, now), else_=null()),
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=["student_id", "course_id"])
+        .returning(col(Enrollment.id), col(Enrollment.status))
+        .cte("inserted")
+    )
+    return select(seat.c.id, insert.c.status).select_from(seat.outerjoin(insert, true()))
+
+
 def _refuse(session: Session, actor: Principal, course_id: int) -> NoReturn:
     """No seat was taken: say why (the caller rolls back whatever it wrote)."""
     still_open = session.execute(
@@ -204,40 +255,14 @@ def _enroll_new(
     insert do nothing while the seat was taken: the error raised rolls both back.
     """
     record_job(session, "send_enrollment_email", enrollment_id=enrollment_id)
-    seat = (
-        update(Course)
-        .where(
-            col(Course.id) == course_id,
-            col(Course.is_published),
-            (col(Course.capacity).is_(None)) | (col(Course.seats_taken) < col(Course.capacity)),
-        )
-        .values(seats_taken=col(Course.seats_taken) + 1)
-        .returning(col(Course.id), col(Course.price))
-        .cte("seat")
-    )
-    free = seat.c.price <= 0
-    status = case((free, EnrollmentStatus.active.value), else_=EnrollmentStatus.pending.value)
-    stamp = literal(now, type_=DateTime(timezone=True))
-    insert = (
-        postgresql.insert(Enrollment)
-        .from_select(
-            ["id", "student_id", "course_id", "status", "created_at", "updated_at", "confirmed_at"],
-            select(
-                literal(enrollment_id),
-                literal(actor.id),
-                seat.c.id,
-                status,
-                stamp,
-                stamp,
-                case((free, stamp), else_=null()),
-            ),
-        )
-        .on_conflict_do_nothing(index_elements=["student_id", "course_id"])
-        .returning(col(Enrollment.id), col(Enrollment.status))
-        .cte("inserted")
-    )
     row = session.execute(
-        select(seat.c.id, insert.c.status).select_from(seat.outerjoin(insert, true()))
+        _seat_and_insert(),
+        {
+            "course_id": course_id,
+            "student_id": actor.id,
+            "enrollment_id": enrollment_id,
+            "now": now,
+        },
     ).one_or_none()
     if row is None:
         _refuse(session, actor, course_id)
