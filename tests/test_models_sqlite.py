@@ -51,3 +51,13 @@ def test_course_delete_cascades_on_postgres() -> None:
         from sqlmodel import select
 
         assert s.exec(select(Enrollment)).all() == []
+
+
+def test_timestamps_read_back_as_utc_on_sqlite(sqlite_db: str) -> None:
+    from eduflow.models import User
+
+    with session_scope() as s:
+        user_id = make_user(s).id
+    with session_scope() as s:
+        joined = s.get(User, user_id).date_joined  # type: ignore[union-attr]
+    assert joined.tzinfo is not None and joined.utcoffset().total_seconds() == 0  # type: ignore[union-attr]

@@ -3,9 +3,35 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import DateTime
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC when read back.
+
+    PostgreSQL's timestamptz already is; SQLite stores no offset and would hand back
+    naive values, so the same row would serialise with "Z" on one database and
+    without it on the other.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        """Store aware values in UTC."""
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        """Read naive values (SQLite) as UTC."""
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 def utcnow() -> datetime:
@@ -16,12 +42,12 @@ def utcnow() -> datetime:
 def created_field() -> datetime:
     """A non-null, timezone-aware creation timestamp column."""
     return Field(  # type: ignore[no-any-return]
-        default_factory=utcnow, sa_type=DateTime(timezone=True), nullable=False
+        default_factory=utcnow, sa_type=UTCDateTime, nullable=False
     )
 
 
 def optional_ts_field(index: bool = False) -> datetime | None:
     """A nullable, timezone-aware timestamp column."""
     return Field(  # type: ignore[no-any-return]
-        default=None, sa_type=DateTime(timezone=True), nullable=True, index=index
+        default=None, sa_type=UTCDateTime, nullable=True, index=index
     )

@@ -7,10 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as SchemaField
-from sqlalchemy import DateTime
 from sqlmodel import Field, SQLModel
 
-from eduflow.models._base import created_field, optional_ts_field
+from eduflow.models._base import UTCDateTime, created_field, optional_ts_field
 
 
 class LoginSession(SQLModel, table=True):
@@ -23,7 +22,7 @@ class LoginSession(SQLModel, table=True):
     refresh_jti: str = Field(max_length=32)
     created_at: datetime = created_field()
     last_used_at: datetime = created_field()
-    expires_at: datetime = Field(sa_type=DateTime(timezone=True), nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     revoked_at: datetime | None = optional_ts_field()
     revoked_reason: str | None = Field(default=None, max_length=40)
 
