@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
@@ -39,7 +40,7 @@ TASKS: dict[str, str] = {
 _PENDING_IDS = "eduflow_outbox_pending"
 _BREAKER_SECONDS = 5.0
 _breaker_until = 0.0
-_MARK_DELAY = 0.2  # seconds the marking thread gathers ids before one UPDATE
+_MARK_DELAY = 0.5  # seconds the marking thread gathers ids before one UPDATE
 _marks: list[int] = []  # relayed ids not yet marked in the database
 _marks_lock = threading.Lock()
 _marks_ready = threading.Event()
@@ -53,8 +54,34 @@ def record_job(session: Session, job_name: str, queue: str = "default", **args: 
     from eduflow.logging import current_request_id
 
     job = OutboxJob(job_name=job_name, args=args, queue=queue, request_id=current_request_id())
-    session.add(job)
-    session.flush()
+    # One Core INSERT on the session's connection (same transaction): the unit-of-work
+    # flush of an ORM add costs several times more CPU on a hot write path. The returned
+    # row is not attached to the session.
+    job.id = (
+        session.connection()
+        .execute(
+            _insert_job(),
+            {
+                "job_name": job.job_name,
+                "args": job.args,
+                "queue": job.queue,
+                "request_id": job.request_id,
+                "created_at": job.created_at,
+                "attempts": job.attempts,
+            },
+        )
+        .scalar_one()
+    )
+    relay_on_commit(session, job)
+    return job
+
+
+def relay_on_commit(session: Session, job: OutboxJob) -> None:
+    """Hand ``job`` (a row this transaction inserted, id set) to the queue after the commit.
+
+    ``record_job`` calls it; a service that inserts the outbox row within a larger
+    statement calls it itself.
+    """
     pending: list[OutboxJob] | None = session.info.get(_PENDING_IDS)
     if pending is None:
         pending = session.info[_PENDING_IDS] = []
@@ -62,7 +89,14 @@ def record_job(session: Session, job_name: str, queue: str = "default", **args: 
 
         on_commit(session, lambda: relay_after_commit(session.info.pop(_PENDING_IDS, [])))
     pending.append(job)
-    return job
+
+
+@cache
+def _insert_job() -> Any:
+    from sqlalchemy import insert
+
+    table: Any = OutboxJob.__table__  # type: ignore[attr-defined]
+    return insert(table).returning(table.c.id)
 
 
 def job_id_for(outbox_id: int) -> str:
@@ -92,14 +126,36 @@ def relay_after_commit(rows: list[OutboxJob]) -> None:
         _relay_now(rows)
 
 
+_clients: dict[tuple[int, str], Any] = {}  # (pid, Redis URL) -> client of the relay
+
+
+def _relay_client() -> redis.Redis[bytes] | None:
+    """The process's Redis client for the after-commit relay, made once.
+
+    ``get_redis()`` builds a new client (and connection pool) per call: in the request
+    path that was a TCP connect, ``SELECT`` and RQ's ``INFO server`` probe per enrollment.
+    """
+    from eduflow.cache import get_redis
+    from eduflow.config import get_settings
+
+    url = get_settings().redis_url
+    if not url:
+        return None
+    slot = (os.getpid(), url)
+    client = _clients.get(slot)
+    if client is None:
+        _clients.clear()  # another URL (tests) or a forked child: drop the old clients
+        client = _clients[slot] = get_redis()
+    return client  # type: ignore[no-any-return]
+
+
 def _relay_now(rows: list[OutboxJob]) -> None:
     global _breaker_until
-    from eduflow.cache import get_redis
     from eduflow.logging import get_logger
 
     if not rows:
         return
-    client = get_redis()
+    client = _relay_client()
     if client is None:
         wake_embedded.set()
         return
@@ -136,8 +192,16 @@ def enqueue_row(client: redis.Redis[bytes], row: OutboxJob) -> bool:
     if path is None:
         raise ValueError(f"unknown job {row.job_name!r} in outbox row {row.id}")
     intervals = settings.job_retry_intervals
+    queue = _queues.get((client, row.queue))
+    if queue is None:
+        if len(_queues) > 32:
+            _queues.clear()
+        queue = _queues[(client, row.queue)] = Queue(row.queue, connection=client)
+    # RQ adds the queue to its registry of queues (a round trip of its own) on every
+    # enqueue; that registration is sent at most every _REGISTER_EVERY seconds per queue.
+    registration = client.pipeline(transaction=False)
     try:
-        Queue(row.queue, connection=client).enqueue_call(
+        queue.enqueue_call(
             path,
             kwargs=dict(row.args),
             job_id=job_id_for(row.id),
@@ -151,13 +215,32 @@ def enqueue_row(client: redis.Redis[bytes], row: OutboxJob) -> bool:
                 "max_retries": len(intervals),
             },
             description=f"{row.job_name}({_describe(row.args)})",
+            pipeline=registration,
         )
     except DuplicateJobError:
         return False
+    finally:
+        _register_queue(queue, registration)
     from eduflow.metrics import JOBS_ENQUEUED
 
     JOBS_ENQUEUED.labels(row.job_name).inc()
     return True
+
+
+_queues: dict[tuple[object, str], Any] = {}  # (client, queue name) -> rq Queue
+_registered: dict[tuple[object, str], float] = {}  # (client, queue name) -> monotonic time
+_REGISTER_EVERY = 10.0
+
+
+def _register_queue(queue: Any, registration: Any) -> None:
+    slot = (queue.connection, queue.name)
+    now = time.monotonic()
+    if now - _registered.get(slot, -_REGISTER_EVERY) < _REGISTER_EVERY:
+        return
+    registration.execute()
+    if len(_registered) > 32:
+        _registered.clear()
+    _registered[slot] = now
 
 
 def _describe(args: dict[str, Any]) -> str:

@@ -33,10 +33,12 @@ from sqlmodel import Session, col
 
 from eduflow.cache import invalidate_catalog
 from eduflow.errors import Conflict, Forbidden, NotFound
-from eduflow.jobs.outbox import record_job
+from eduflow.jobs.outbox import record_job, relay_on_commit
+from eduflow.logging import current_request_id
 from eduflow.models._base import utcnow
 from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentPublic, EnrollmentStatus
+from eduflow.models.outbox import OutboxJob
 from eduflow.models.users import User
 from eduflow.services.courses import as_utc
 from eduflow.services.permissions import Principal, is_owner_or_admin, require_authenticated
@@ -105,7 +107,9 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
         raise Forbidden("Only students can enroll in courses")
     postgres = session.get_bind().dialect.name == "postgresql"
     params = {"course_id": course_id, "student_id": actor.id}
-    course = session.execute(_precheck(postgres), params).one_or_none()
+    # Core statements on the session's connection (same transaction): the ORM execution
+    # layer adds nothing for column selects and costs CPU on the hot path.
+    course = session.connection().execute(_precheck(postgres), params).one_or_none()
     if course is None or not course.is_published:
         raise NotFound(f"No course with id {course_id}")
     if course.existing in SEAT_HOLDING:  # turned away without taking any lock
@@ -188,9 +192,10 @@ def _precheck(postgres: bool) -> Any:
 
 @cache
 def _seat_and_insert() -> Any:
-    """Take a seat (row lock, conditions re-checked under it) and insert the enrollment
-    in one statement; one row ``(course id, status)``, status None when the insert met a
-    duplicate, no row when no seat was taken."""
+    """Take a seat (row lock, conditions re-checked under it), insert the enrollment and
+    its confirmation email's outbox row in one statement; one row ``(course id, status,
+    job id)``, status and job id None when the insert met a duplicate (no outbox row is
+    written then), no row when no seat was taken."""
     course_id = bindparam("course_id", type_=Integer)
     now = bindparam("now", type_=DateTime(timezone=True))
     seat = (
@@ -224,7 +229,26 @@ def _seat_and_insert() -> Any:
         .returning(col(Enrollment.id), col(Enrollment.status))
         .cte("inserted")
     )
-    return select(seat.c.id, insert.c.status).select_from(seat.outerjoin(insert, true()))
+    outbox: Any = OutboxJob.__table__  # type: ignore[attr-defined]
+    job = (
+        postgresql.insert(outbox)
+        .from_select(
+            ["job_name", "args", "queue", "request_id", "created_at", "attempts"],
+            select(
+                bindparam("job_name", type_=outbox.c.job_name.type),
+                bindparam("job_args", type_=outbox.c.args.type),
+                bindparam("job_queue", type_=outbox.c.queue.type),
+                bindparam("request_id", type_=outbox.c.request_id.type),
+                now,
+                bindparam("attempts", type_=Integer),
+            ).select_from(insert),
+        )
+        .returning(outbox.c.id)
+        .cte("job")
+    )
+    return select(seat.c.id, insert.c.status, job.c.id.label("job_id")).select_from(
+        seat.outerjoin(insert, true()).outerjoin(job, true())
+    )
 
 
 def _refuse(session: Session, actor: Principal, course_id: int) -> NoReturn:
@@ -247,29 +271,47 @@ def _enroll_new(
     title: str,
     now: datetime,
 ) -> EnrollmentPublic:
-    """PostgreSQL, no earlier enrollment: outbox row first (no lock), then one statement
-    that takes the seat (locking the course row, conditions re-checked under the lock)
-    and inserts the enrollment; the transaction's owner commits right after.
+    """PostgreSQL, no earlier enrollment: one statement takes the seat (locking the course
+    row, conditions re-checked under the lock), inserts the enrollment and its outbox row;
+    the transaction's owner commits right after.
 
     Nothing is written when no seat is taken. A duplicate that raced in meanwhile makes the
-    insert do nothing while the seat was taken: the error raised rolls both back.
+    insert do nothing while the seat was taken: the error raised rolls the seat back.
     """
-    record_job(session, "send_enrollment_email", enrollment_id=enrollment_id)
-    row = session.execute(
-        _seat_and_insert(),
-        {
-            "course_id": course_id,
-            "student_id": actor.id,
-            "enrollment_id": enrollment_id,
-            "now": now,
-        },
-    ).one_or_none()
+    job = OutboxJob(
+        job_name="send_enrollment_email",
+        args={"enrollment_id": enrollment_id},
+        request_id=current_request_id(),
+        created_at=now,
+    )
+    # The after-commit hooks are registered before the course row is locked (a rollback
+    # drops them): between the seat statement and the commit, as little Python as possible.
+    relay_on_commit(session, job)
+    invalidate_catalog(session, course_id)
+    row = (
+        session.connection()
+        .execute(
+            _seat_and_insert(),
+            {
+                "course_id": course_id,
+                "student_id": actor.id,
+                "enrollment_id": enrollment_id,
+                "now": now,
+                "job_name": job.job_name,
+                "job_args": job.args,
+                "job_queue": job.queue,
+                "request_id": job.request_id,
+                "attempts": job.attempts,
+            },
+        )
+        .one_or_none()
+    )
     if row is None:
         _refuse(session, actor, course_id)
     if row.status is None:  # seat taken, enrollment not written: roll the seat back too
         _release_seats(session, course_id, 1)
         raise _already_enrolled(course_id)
-    invalidate_catalog(session, course_id)
+    job.id = row.job_id
     active = row.status == EnrollmentStatus.active.value
     return EnrollmentPublic(
         id=enrollment_id,

@@ -186,3 +186,27 @@ def test_unknown_job_name_is_reported_not_lost() -> None:
     result = relay_pending()
     assert result.relayed == 0 and "no_such_job" in result.errors[0]
     assert _backlog() == 1
+
+
+def test_the_relay_keeps_one_redis_connection_and_registers_the_queue() -> None:
+    from rq import Queue
+
+    from eduflow.cache import get_redis
+    from eduflow.jobs import outbox
+    from eduflow.jobs.outbox import record_job
+
+    outbox._registered.clear()  # as in a new process
+    with session_scope() as s:
+        first = record_job(s, "daily_report", day="2024-01-01")
+    client = get_redis()
+    assert client is not None
+    assert "default" in {q.name for q in Queue.all(connection=client)}
+
+    for day in range(2, 12):
+        with session_scope() as s:
+            last = record_job(s, "daily_report", day=f"2024-01-{day:02d}")
+    queue = Queue("default", connection=client)
+    assert queue.job_ids[:1] == [f"outbox-{first.id}"] and queue.count == 11
+    assert queue.job_ids[-1] == f"outbox-{last.id}"
+    relay_client = outbox._relay_client()  # one client per process, not one per request
+    assert relay_client is not None and relay_client is outbox._relay_client()

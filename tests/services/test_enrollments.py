@@ -66,6 +66,26 @@ def test_full_course_is_409_course_full(session: Any) -> None:
     assert seats(session, course) == 1
 
 
+def test_the_outbox_row_comes_with_the_enrollment_only(session: Any) -> None:
+    from eduflow.logging import bind_context, clear_context
+
+    course = make_course(session, capacity=1)
+    first = as_principal(make_user(session))
+    bind_context(request_id="req-enroll-1")
+    try:
+        enrolled = enrollments.enroll_student(session, first, course.id)
+    finally:
+        clear_context()
+    for student in (first, as_principal(make_user(session))):  # duplicate, then full
+        with pytest.raises(Conflict):
+            enrollments.enroll_student(session, student, course.id)
+    jobs = session.execute(select(OutboxJob)).scalars().all()
+    assert [(j.job_name, j.args, j.request_id, j.relayed_at) for j in jobs] == [
+        ("send_enrollment_email", {"enrollment_id": enrolled.id}, "req-enroll-1", None)
+    ]
+    assert jobs[0].created_at == enrolled.created_at
+
+
 def test_only_students_enroll_in_published_courses(session: Any) -> None:
     course = make_course(session)
     draft = make_course(session, is_published=False)
