@@ -46,6 +46,20 @@ from eduflow.services.permissions import Principal, is_owner_or_admin, require_a
 SEAT_HOLDING = (EnrollmentStatus.pending.value, EnrollmentStatus.active.value)
 
 
+def _take_seat(course_id: Any) -> Any:
+    """``UPDATE courses`` taking one seat of a published course that has one left: the
+    capacity rule in a single conditional statement, so no concurrency can oversell."""
+    return (
+        update(Course)
+        .where(
+            col(Course.id) == course_id,
+            col(Course.is_published),
+            (col(Course.capacity).is_(None)) | (col(Course.seats_taken) < col(Course.capacity)),
+        )
+        .values(seats_taken=col(Course.seats_taken) + 1)
+    )
+
+
 def _already_enrolled(course_id: int) -> Conflict:
     return Conflict(
         f"You are already enrolled in course {course_id}",
@@ -121,16 +135,7 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
     if course.new_id is not None and course.existing is None:
         return _enroll_new(session, actor, course_id, int(course.new_id), course.title, now)
 
-    seat = session.execute(
-        update(Course)
-        .where(
-            col(Course.id) == course_id,
-            col(Course.is_published),
-            (col(Course.capacity).is_(None)) | (col(Course.seats_taken) < col(Course.capacity)),
-        )
-        .values(seats_taken=col(Course.seats_taken) + 1)
-        .execution_options(synchronize_session=False)
-    )
+    seat = session.execute(_take_seat(course_id).execution_options(synchronize_session=False))
     if not getattr(seat, "rowcount", 0):
         _refuse(session, actor, course_id)
 
@@ -198,17 +203,7 @@ def _seat_and_insert() -> Any:
     written then), no row when no seat was taken."""
     course_id = bindparam("course_id", type_=Integer)
     now = bindparam("now", type_=DateTime(timezone=True))
-    seat = (
-        update(Course)
-        .where(
-            col(Course.id) == course_id,
-            col(Course.is_published),
-            (col(Course.capacity).is_(None)) | (col(Course.seats_taken) < col(Course.capacity)),
-        )
-        .values(seats_taken=col(Course.seats_taken) + 1)
-        .returning(col(Course.id), col(Course.price))
-        .cte("seat")
-    )
+    seat = _take_seat(course_id).returning(col(Course.id), col(Course.price)).cte("seat")
     free = seat.c.price <= 0
     status = case((free, EnrollmentStatus.active.value), else_=EnrollmentStatus.pending.value)
     insert = (
