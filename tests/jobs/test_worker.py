@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
-
-import pytest
 
 from tests.jobs.conftest import spawn_worker, wait_for
 
@@ -50,7 +47,7 @@ def _running(pid: int) -> bool:
     return state not in ("Z", "X")  # a zombie has exited (nobody may reap it here)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+# Linux only (PR_SET_PDEATHSIG), as are the machines EduFlow runs and is tested on.
 def test_a_worker_killed_with_sigkill_takes_its_scheduler_process_along() -> None:
     worker = spawn_worker()
     try:
