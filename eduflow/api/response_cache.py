@@ -247,6 +247,11 @@ def get_or_build(plan: Plan | None, build: Builder) -> tuple[Entry, bool]:
         while True:
             if get_cache_store().set_nx(plan.lock_key, token, LOCK_TTL):
                 try:
+                    # Checked again under the lock: a rebuilder that finished between our
+                    # lookup and our lock has already stored the entry.
+                    entry, tag = _lookup(plan)
+                    if entry is not None:
+                        return entry, True
                     stats.record(ns, "rebuilds")
                     entry = _build(plan, tag, build)
                     _store_entry(plan, entry)
