@@ -31,6 +31,11 @@ def encode(payload: BaseModel | bytes) -> bytes:
     return payload if isinstance(payload, bytes) else payload.model_dump_json().encode()
 
 
+def json_response(payload: BaseModel | bytes, status_code: int = 200) -> Response:
+    """``payload`` as a JSON response, encoded once (no second validation by FastAPI)."""
+    return Response(encode(payload), status_code=status_code, media_type="application/json")
+
+
 def etag_response(request: Request, payload: BaseModel | bytes) -> Response:
     """200 with the JSON body and its ETag, or 304 (no body) when the client has it already."""
     body = encode(payload)

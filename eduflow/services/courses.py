@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -59,11 +58,6 @@ def parse_input(model: type[M], data: M | Mapping[str, Any]) -> M:
         raise Invalid(detail, errors=errors) from exc
 
 
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every stored timestamp is UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def like_pattern(text: str) -> str:
     """A LIKE pattern matching ``text`` literally anywhere (escape character: backslash)."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -83,8 +77,8 @@ def to_public(course: Course, owner: str) -> CoursePublic:
         seats_taken=course.seats_taken,
         owner=owner,
         lessons_count=course.lessons_count,
-        created_at=as_utc(course.created_at),
-        updated_at=as_utc(course.updated_at),
+        created_at=course.created_at,
+        updated_at=course.updated_at,
     )
 
 

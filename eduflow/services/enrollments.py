@@ -40,7 +40,6 @@ from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentPublic, EnrollmentStatus
 from eduflow.models.outbox import OutboxJob
 from eduflow.models.users import User
-from eduflow.services.courses import as_utc
 from eduflow.services.permissions import Principal, is_owner_or_admin, require_authenticated
 
 SEAT_HOLDING = (EnrollmentStatus.pending.value, EnrollmentStatus.active.value)
@@ -345,9 +344,9 @@ def _public(enrollment: Enrollment, course_title: str, student: str) -> Enrollme
         course_title=course_title,
         student=student,
         status=EnrollmentStatus(enrollment.status),
-        created_at=as_utc(enrollment.created_at),
-        updated_at=as_utc(enrollment.updated_at),
-        confirmed_at=as_utc(enrollment.confirmed_at) if enrollment.confirmed_at else None,
+        created_at=enrollment.created_at,
+        updated_at=enrollment.updated_at,
+        confirmed_at=enrollment.confirmed_at,
     )
 
 

@@ -20,7 +20,6 @@ from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentStatus
 from eduflow.models.lessons import Lesson, LessonCreate, LessonPublic, LessonUpdate
 from eduflow.services.courses import (
-    as_utc,
     can_see,
     get_course_for_change,
     get_visible_course,
@@ -56,8 +55,8 @@ def to_public(lesson: Lesson, readable: bool) -> LessonPublic:
         content=lesson.content if readable else None,
         duration_min=lesson.duration_min,
         order_index=lesson.order_index,
-        created_at=as_utc(lesson.created_at),
-        updated_at=as_utc(lesson.updated_at),
+        created_at=lesson.created_at,
+        updated_at=lesson.updated_at,
     )
 
 

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from eduflow.api import response_cache
 from eduflow.api.deps import CurrentUser, OptionalUser, PageDep, SessionDep, page_body
-from eduflow.api.etag import ETAG_RESPONSES, encode
+from eduflow.api.etag import ETAG_RESPONSES, encode, json_response
 from eduflow.api.idempotency import IdempotencyDep
 from eduflow.api.problems import problem_responses
 from eduflow.models.courses import CourseCreate, CoursePage, CoursePublic, CourseUpdate
@@ -108,10 +108,7 @@ def replace_course(
     course_id: CourseId, body: CourseCreate, actor: CurrentUser, session: SessionDep
 ) -> Response:
     """Replace every field; omitted optional fields take their defaults."""
-    return Response(
-        encode(courses.update_course(session, actor, course_id, body)),
-        media_type="application/json",
-    )
+    return json_response(courses.update_course(session, actor, course_id, body))
 
 
 @router.patch(
@@ -124,10 +121,7 @@ def update_course(
     course_id: CourseId, body: CourseUpdate, actor: CurrentUser, session: SessionDep
 ) -> Response:
     """Change the fields sent; capacity may not drop below the seats already taken."""
-    return Response(
-        encode(courses.update_course(session, actor, course_id, body)),
-        media_type="application/json",
-    )
+    return json_response(courses.update_course(session, actor, course_id, body))
 
 
 @router.delete(

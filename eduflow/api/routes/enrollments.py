@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from eduflow.api.deps import CurrentUser, PageDep, SessionDep, page_body
-from eduflow.api.etag import encode
+from eduflow.api.etag import encode, json_response
 from eduflow.api.idempotency import IdempotencyDep
 from eduflow.api.problems import problem_responses
 from eduflow.config import get_settings
@@ -91,7 +91,7 @@ def list_enrollments(
         session, actor, course_id=course, status=status, offset=page.offset, limit=page.page_size
     )
     body = EnrollmentPage.model_validate(page_body(request, page, count, rows))
-    return Response(encode(body), media_type="application/json")
+    return json_response(body)
 
 
 @router.get(
@@ -105,7 +105,7 @@ def get_enrollment(
 ) -> Response:
     """For its student, the course owner and admins (404 for anyone else)."""
     enrollment = enrollments.get_enrollment(session, actor, enrollment_id)
-    return Response(encode(enrollment), media_type="application/json")
+    return json_response(enrollment)
 
 
 @router.delete(
@@ -134,4 +134,4 @@ def confirm_enrollment(
 ) -> Response:
     """pending -> active; an enrollment that is not pending (active or expired) is a 409."""
     enrollment = enrollments.confirm_enrollment(session, actor, enrollment_id)
-    return Response(encode(enrollment), media_type="application/json")
+    return json_response(enrollment)

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from eduflow.api import response_cache
 from eduflow.api.deps import CurrentUser, OptionalUser, PageDep, SessionDep, page_body
-from eduflow.api.etag import ETAG_RESPONSES, encode, etag_response
+from eduflow.api.etag import ETAG_RESPONSES, encode, etag_response, json_response
 from eduflow.api.idempotency import IdempotencyDep
 from eduflow.api.problems import problem_responses
 from eduflow.models.lessons import LessonCreate, LessonPage, LessonPublic, LessonUpdate
@@ -91,10 +91,7 @@ def replace_lesson(
     lesson_id: LessonId, body: LessonCreate, actor: CurrentUser, session: SessionDep
 ) -> Response:
     """Replace the lesson's fields (``course`` must stay the same)."""
-    return Response(
-        encode(lessons.update_lesson(session, actor, lesson_id, body)),
-        media_type="application/json",
-    )
+    return json_response(lessons.update_lesson(session, actor, lesson_id, body))
 
 
 @router.patch(
@@ -107,10 +104,7 @@ def update_lesson(
     lesson_id: LessonId, body: LessonUpdate, actor: CurrentUser, session: SessionDep
 ) -> Response:
     """Change the fields sent."""
-    return Response(
-        encode(lessons.update_lesson(session, actor, lesson_id, body)),
-        media_type="application/json",
-    )
+    return json_response(lessons.update_lesson(session, actor, lesson_id, body))
 
 
 @router.delete(
