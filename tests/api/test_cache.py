@@ -5,36 +5,16 @@ leak drafts or lesson content, and one rebuild for a burst of concurrent misses.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
 
 from eduflow.models.users import Role
 from tests.factories import make_course, make_enrollment, make_lesson, make_user
+from tests.queries import counted_queries
 
 API = "/api/v1"
-
-
-@contextmanager
-def counted_queries() -> Iterator[list[str]]:
-    """Every SQL statement the application's engine runs inside the block."""
-    from eduflow.db import get_engine
-
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    engine = get_engine()
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.fixture

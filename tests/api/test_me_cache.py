@@ -4,36 +4,16 @@ or a logout still takes effect on the very next request."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from eduflow.models.users import Role
 from tests.factories import DEFAULT_PASSWORD, make_user
+from tests.queries import counted_queries
 
 ME = "/api/v1/auth/me/"
 USERS = "/api/v1/users/"
-
-
-@contextmanager
-def counted_queries() -> Iterator[list[str]]:
-    """Every SQL statement the application's engine runs inside the block."""
-    from eduflow.db import get_engine
-
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    engine = get_engine()
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.fixture
