@@ -242,6 +242,18 @@ def get_redis() -> redis.Redis[bytes] | None:
     )
 
 
+def fence(client: redis.Redis[bytes]) -> None:
+    """Return only once Redis has sent the invalidations of this client's last writes.
+
+    Server processes keep values near (``eduflow.api.redis_pipe``) and drop them when
+    Redis pushes an invalidation; Redis sends those pushes after the writer's own reply.
+    One more round trip closes that gap: Redis writes every pending reply and push out
+    before it reads a new command, so once this returns a request caused by the write
+    finds the push already waiting in every server process.
+    """
+    client.ping()
+
+
 _memory_store = MemoryStore()
 
 
@@ -501,6 +513,7 @@ def _replace_generations(store: Store, *gen_keys: str) -> None:
 
         try:
             pipe.execute()
+            fence(store.client)
         except (redis_lib.ConnectionError, redis_lib.TimeoutError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
     else:

@@ -6,6 +6,7 @@ never the raw path, and unmatched paths share one label.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import (
@@ -34,19 +35,59 @@ LOGIN_ATTEMPTS = Counter("eduflow_login_attempts_total", "Login attempts by outc
 
 
 _children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+# Requests finished while others were in flight, not yet added to the metrics:
+# label key -> [count, sum of seconds, count per latency bucket...].
+_tally: dict[tuple[str, str, int], list[float]] = {}
+_BOUNDS = HTTP_LATENCY._upper_bounds  # the buckets above, +Inf last
 
 
-def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    """Count one finished HTTP request and record its latency (hot path: children cached)."""
-    label_key = (method, route, status)
+def _children_of(label_key: tuple[str, str, int]) -> tuple[Any, Any]:
     children = _children.get(label_key)
     if children is None:
+        method, route, status = label_key
         children = _children[label_key] = (
             HTTP_REQUESTS.labels(method, route, str(status)),
             HTTP_LATENCY.labels(method, route),
         )
-    children[0].inc()
-    children[1].observe(seconds)
+    return children
+
+
+def observe_request(
+    method: str, route: str, status: int, seconds: float, batch: bool = False
+) -> None:
+    """Count one finished HTTP request and record its latency.
+
+    ``batch``: only tally it here; :func:`publish_tallies` adds the tallies to the
+    metrics in one go per label set (the next unbatched request does, and so does every
+    scrape). Under ``--workers N`` each addition is a write to a shared file: this keeps
+    that cost off each cache hit.
+    """
+    label_key = (method, route, status)
+    if batch:
+        tally = _tally.get(label_key)
+        if tally is None:
+            tally = _tally[label_key] = [0.0] * (2 + len(_BOUNDS))
+        tally[0] += 1
+        tally[1] += seconds
+        tally[2 + bisect_left(_BOUNDS, seconds)] += 1
+        return
+    if _tally:
+        publish_tallies()
+    requests, latency = _children_of(label_key)
+    requests.inc()
+    latency.observe(seconds)
+
+
+def publish_tallies() -> None:
+    """Add the tallied requests to the metrics (also done before every scrape)."""
+    while _tally:
+        label_key, tally = _tally.popitem()
+        requests, latency = _children_of(label_key)
+        requests.inc(tally[0])
+        latency._sum.inc(tally[1])
+        for i, n in enumerate(tally[2:]):
+            if n:
+                latency._buckets[i].inc(n)
 
 
 def render(registry: CollectorRegistry | None = None) -> tuple[bytes, str]:
@@ -55,6 +96,7 @@ def render(registry: CollectorRegistry | None = None) -> tuple[bytes, str]:
     Under ``eduflow serve --workers N`` (``PROMETHEUS_MULTIPROC_DIR`` set), the default
     view adds up the figures of every worker process, whichever one answers.
     """
+    publish_tallies()
     if registry is None:
         import os
 

@@ -1,25 +1,36 @@
-"""Fast path: catalogue hits answered before FastAPI's routing and dependencies.
+"""Fast path: catalogue and ``/auth/me/`` hits answered in front of the application.
 
-A pure ASGI layer inside ``RequestContextMiddleware`` (so hits keep ``X-Request-ID``,
-``X-Response-Time-ms``, the access log and the request metrics). For a ``GET`` of a
-course list page, a course or a lesson list it makes one round trip to the cache: one
-``MGET`` of the caller's auth state (when a token is sent: ``services.auth`` decides
-whether the cached state admits it), the generation tokens and the entry of the caller's
-audience. When the caller is confirmed and the entry is current and visible to them, the
-stored bytes are sent. Anything else -- a miss, an unknown or rejected token, auth state
-not cached, a draft, a cache outage -- goes on to the routes, which check everything
-in full and build and store the entry under the same key (``eduflow.api.response_cache``).
+``EduFlowAPI`` asks this layer first, before FastAPI's middleware, routing and
+dependencies (hits still get ``X-Request-ID``, ``X-Response-Time-ms``, the access log and
+the request metrics, from the same helpers as ``RequestContextMiddleware``). For a ``GET``
+of a course list page, a course or a lesson list it reads, in one ``MGET``, the caller's
+auth state (when a token is sent: ``services.auth`` decides whether the cached state
+admits it), the generation tokens and the entry of the caller's audience. With Redis the
+read is usually answered by the near cache of ``eduflow.api.redis_pipe`` (exact: Redis
+pushes an invalidation for every key changed since it was read), so a hit makes no round
+trip at all. When the caller is confirmed and the entry is current and visible to them,
+the stored bytes are sent. Anything else -- a miss, an unknown or rejected token, auth
+state not cached, a draft, a cache outage -- goes on to the routes, which check
+everything in full and build and store the entry under the same key
+(``eduflow.api.response_cache``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope, Send
 
+from eduflow.api.middleware import (
+    finish_request,
+    log_fast_path_error,
+    request_id_of,
+    response_time,
+)
 from eduflow.api.response_cache import (
     Entry,
     Plan,
@@ -27,7 +38,6 @@ from eduflow.api.response_cache import (
     course_list_audience,
     course_list_plan,
     etag_matches,
-    if_none_match,
     lesson_list_audience,
     lesson_list_plan,
     response_headers,
@@ -41,17 +51,13 @@ from eduflow.services.permissions import Principal
 
 COURSES_PATH = "/api/v1/courses/"
 RECENT_ENTRIES = 1024  # decoded entries kept per process (used only while current)
+RECENT_PLANS = 10_000  # request shapes -> cache entry, per process
+_UNKNOWN = object()
 LESSONS_PATH = "/api/v1/lessons/"
+COURSE_ROUTE = COURSES_PATH + "{course_id}/"
 ME_PATH = "/api/v1/auth/me/"
 ME_NAMESPACE = "me"
 NO_STORE = (b"cache-control", b"no-store")
-
-
-class FastPathRoute:
-    """Stands in for the matched route in the scope, so request metrics get a template."""
-
-
-FAST_ROUTE = FastPathRoute()
 
 
 def _is_id(text: str) -> bool:
@@ -81,14 +87,9 @@ def fast_plan(scope: Scope, actor: Principal | None) -> tuple[Plan, dict[str, in
     return None
 
 
-def _claims(scope: Scope) -> dict[str, Any] | bool | None:
-    """The verified access-token claims (None: anonymous; False: leave it to the routes,
-    which answer a bad token with a 401)."""
-    header = None
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            header = value
-            break
+def _claims(header: bytes | None) -> dict[str, Any] | bool | None:
+    """The verified claims of an ``Authorization`` header's access token (None:
+    anonymous; False: leave it to the routes, which answer a bad token with a 401)."""
     if header is None:
         return None
     scheme, _, token = header.decode("latin-1").partition(" ")
@@ -131,43 +132,66 @@ def _verified_claims(token: str) -> dict[str, Any] | None:
     return claims
 
 
-def _provisional(claims: dict[str, Any]) -> Principal:
-    """The caller the token names, to pick an audience; confirmed by the cached state."""
-    return Principal(
-        id=int(claims["sub"]), username="", role=Role(claims["role"]), session_id=claims["sid"]
-    )
+def _provisional(user_id: Any, role: Any) -> Principal:
+    """The caller a token names, to pick an audience; confirmed by the cached state."""
+    return Principal(id=int(user_id), username="", role=Role(role), session_id="")
+
+
+@dataclass(slots=True)
+class Known:
+    """A decoded entry kept in this process, with the headers of its 200 answer."""
+
+    entry: Entry
+    headers: list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a catalogue GET maps to: its cache entry and the route template it is
+    counted under in the request metrics."""
+
+    plan: Plan
+    route: str
 
 
 class CachedReads:
-    """Answers current, public cache entries; passes everything else on."""
+    """Answers current cache entries visible to the caller, in front of the application."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self) -> None:
         self._client: Any = None
-        self._client_key: tuple[object, str] | None = None
-        self._recent: dict[str, Entry] = {}
+        self._client_key: tuple[str | None, object] | None = None
+        self._settings: object = None
+        self._loop: object = None
+        self._recent: dict[str, Known] = {}
+        self._targets: dict[tuple[object, ...], Target | None] = {}
 
     def _redis(self) -> Any:
         """The asyncio Redis client of the running loop (None on the embedded default)."""
         from eduflow.config import get_settings
 
-        url = get_settings().redis_url
-        if not url:
-            return None
-        client_key = (asyncio.get_running_loop(), url)
-        if self._client_key != client_key:
+        settings, loop = get_settings(), asyncio.get_running_loop()
+        if self._settings is settings and self._loop is loop:
+            return self._client
+        url = settings.redis_url
+        if (url, loop) != self._client_key:
             from eduflow.api.redis_pipe import connect
 
-            self._client = connect(url, CACHE_TIMEOUT)
-            self._client_key = client_key
+            self._client = connect(url, CACHE_TIMEOUT) if url else None
+            self._client_key = (url, loop)
+        self._settings, self._loop = settings, loop
         return self._client
 
     async def _mget(self, keys: tuple[str, ...], namespace: str) -> list[bytes | None] | None:
+        """Values of ``keys``: from the near cache when it holds them all (no round trip),
+        else one ``MGET`` that also keeps them there; None when the backend fails."""
         client = self._redis()
         try:
             if client is None:
                 return get_cache_store().mget(*keys)
-            values: list[bytes | None] = await client.mget(*keys)
+            kept: list[bytes | None] | None = client.near(keys)
+            if kept is not None:
+                return kept
+            values: list[bytes | None] = await client.mget(*keys, near=True)
             return values
         except Exception as exc:  # any backend failure: the routes serve from the database
             health.failed(namespace, exc)
@@ -175,8 +199,8 @@ class CachedReads:
 
     async def _lookup(
         self, plan: Plan, claims: dict[str, Any] | None
-    ) -> tuple[Entry, Principal | None] | None:
-        """The current entry and the confirmed caller, in one round trip; None otherwise.
+    ) -> tuple[Known, Principal | None] | None:
+        """The current entry and the confirmed caller, in one read; None otherwise.
 
         Entries seen before are kept in this process (decoded): while their generation
         tokens are current only the tokens are read, not the bytes again.
@@ -193,27 +217,29 @@ class CachedReads:
             if actor is None:
                 return None
         gens = values[len(auth_keys) : len(auth_keys) + len(plan.deps)]
-        if any(g is None for g in gens):
+        if None in gens:
             return None
         tag = tag_of(gens)
-        if known is None or known.tag != tag:
+        if known is None or known.entry.tag != tag:
             if known is not None:  # changed since: read the entry itself
                 values = await self._mget((plan.key,), plan.namespace)
                 if values is None:
                     return None
             raw = values[-1]
-            known = Entry.decode(raw) if raw is not None else None
-            if known is None or known.deps != plan.deps or known.tag != tag:
+            entry = Entry.decode(raw) if raw is not None else None
+            if entry is None or entry.deps != plan.deps or entry.tag != tag:
                 return None
             if len(self._recent) >= RECENT_ENTRIES:
                 self._recent.clear()
-            self._recent[plan.key] = known
-        if not known.visible_to(actor):
+            known = self._recent[plan.key] = Known(
+                entry, response_headers(entry, True, with_body=True)
+            )
+        if not known.entry.visible_to(actor):
             return None
         return known, actor
 
     async def _profile(self, claims: dict[str, Any]) -> tuple[bytes, Principal] | None:
-        """The caller's cached ``/auth/me/`` body and the confirmed caller, in one ``MGET``
+        """The caller's cached ``/auth/me/`` body and the confirmed caller, in one read
         with the auth state; None when either is missing or stale (the route decides)."""
         keys = (*auth_state_keys(claims), profile_key(int(claims["sub"])))
         values = await self._mget(keys, ME_NAMESPACE)
@@ -235,53 +261,97 @@ class CachedReads:
         except Exception:  # figures are best effort; keep them for the next flush
             stats.give_back(pending)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer a hit, or hand the request to the application."""
+    def _target(
+        self, scope: Scope, host: bytes | None, who: tuple[Any, Any] | None
+    ) -> Target | None:
+        """What this GET maps to, remembered by everything that decides it: path, query,
+        host and scheme (list pages carry absolute links) and the caller's id and role."""
+        memo_key = (scope["path"], scope["query_string"], host, scope.get("scheme"), who)
+        try:
+            return self._targets[memo_key]
+        except KeyError:
+            pass
+        target = None
+        found = fast_plan(scope, _provisional(*who) if who else None)
+        if found is not None:
+            plan, params = found
+            target = Target(plan, COURSE_ROUTE if params else scope["path"])
+        if len(self._targets) >= RECENT_PLANS:
+            self._targets.clear()
+        self._targets[memo_key] = target
+        return target
+
+    async def _hit(
+        self, scope: Scope, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes, str] | None:
+        """Status, headers, body and route template of the cached answer to this GET;
+        None to go on to the application (miss, rejected or unknown token, draft,
+        cache outage)."""
+        authorization = host = etags = None
+        for name, value in headers:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"host":
+                host = value
+            elif name == b"if-none-match":
+                etags = value
+        claims = _claims(authorization)
+        if claims is False:
+            return None
+        assert not isinstance(claims, bool)
+        if scope["path"] == ME_PATH:
+            profile = await self._profile(claims) if claims is not None else None
+            if profile is None:
+                return None
+            body, caller = profile
+            scope["state"]["user_id"] = caller.id
+            stats.record(ME_NAMESPACE, "hits")
+            me_headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(body)),
+                NO_STORE,
+            ]
+            return 200, me_headers, body, ME_PATH
+        who = (claims["sub"], claims["role"]) if claims is not None else None
+        target = self._target(scope, host, who)
+        hit = await self._lookup(target.plan, claims) if target is not None else None
+        if hit is None or target is None:
+            return None
+        known, actor = hit
+        if actor is not None:
+            scope["state"]["user_id"] = actor.id
+        stats.record(target.plan.namespace, "hits")
+        entry = known.entry
+        if etags is not None and etag_matches(etags, entry.etag):
+            return 304, response_headers(entry, True, with_body=False), b"", target.route
+        return 200, [*known.headers], entry.body, target.route
+
+    async def answer(self, scope: Scope, send: Send) -> bool:
+        """Send the cached answer to a catalogue or ``/auth/me/`` GET when there is one
+        (True); False leaves the request, untouched, to the application.
+
+        A hit gets what ``RequestContextMiddleware`` gives every response: the request id
+        and timing headers, the access log line and the request metrics.
+        """
         # After an outage the routes probe and recover the cache (a blocking call) first.
-        if scope["type"] == "http" and scope["method"] == "GET" and health.healthy:
-            claims = _claims(scope)
-            if scope["path"] == ME_PATH:
-                profile = await self._profile(claims) if isinstance(claims, dict) else None
-                if profile is not None:
-                    body, caller = profile
-                    scope.setdefault("state", {})["user_id"] = caller.id
-                    scope["route"] = FAST_ROUTE
-                    scope["path_params"] = {}
-                    stats.record(ME_NAMESPACE, "hits")
-                    headers = [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", b"%d" % len(body)),
-                        NO_STORE,
-                    ]
-                    await send({"type": "http.response.start", "status": 200, "headers": headers})
-                    await send({"type": "http.response.body", "body": body})
-                    await self._flush_stats()
-                    return
-                await self.app(scope, receive, send)
-                return
-            found = None
-            if claims is not False:
-                assert not isinstance(claims, bool)
-                found = fast_plan(scope, _provisional(claims) if claims else None)
-            hit = await self._lookup(found[0], claims) if found and claims is not False else None
-            if hit is not None and found is not None:
-                entry, actor = hit
-                if actor is not None:
-                    scope.setdefault("state", {})["user_id"] = actor.id
-                scope["route"] = FAST_ROUTE
-                scope["path_params"] = found[1]
-                stats.record(found[0].namespace, "hits")
-                not_modified = etag_matches(if_none_match(scope), entry.etag)
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 304 if not_modified else 200,
-                        "headers": response_headers(entry, True, with_body=not not_modified),
-                    }
-                )
-                await send(
-                    {"type": "http.response.body", "body": b"" if not_modified else entry.body}
-                )
-                await self._flush_stats()
-                return
-        await self.app(scope, receive, send)
+        if not health.healthy:
+            return False
+        start = time.perf_counter()
+        scope.setdefault("state", {})
+        try:
+            hit = await self._hit(scope, scope["headers"])
+        except Exception as exc:  # a bug here must not cost the request: the routes answer
+            log_fast_path_error(scope, exc)
+            hit = None
+        if hit is None:
+            scope["state"].pop("user_id", None)
+            return False
+        status, headers, body, route = hit
+        request_id = request_id_of(scope)
+        headers.append((b"x-request-id", request_id))
+        headers.append((b"x-response-time-ms", response_time(start)))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        finish_request(scope, status, start, request_id.decode(), route=route)
+        await self._flush_stats()
+        return True

@@ -9,6 +9,7 @@ It also renders unhandled exceptions itself: Starlette's ``Exception`` handler r
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import re
@@ -20,8 +21,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from eduflow.logging import access_logger_ready, get_logger, write_access_line
-from eduflow.metrics import UNMATCHED_ROUTE, observe_request
+from eduflow.logging import (
+    access_logger_ready,
+    flush_access_lines,
+    get_logger,
+    write_access_line,
+)
+from eduflow.metrics import UNMATCHED_ROUTE, observe_request, publish_tallies
 
 # A kept incoming id must be harmless in headers and logs.
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -86,6 +92,80 @@ def route_template(scope: Scope, status: int = 200) -> str:
     return "/".join(segments)
 
 
+def request_id_of(scope: Scope) -> bytes:
+    """The caller's ``X-Request-ID`` when it is harmless, else a fresh one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            return value if _VALID_REQUEST_ID.match(value) else new_request_id().encode()
+    return new_request_id().encode()
+
+
+def response_time(start: float) -> bytes:
+    """The ``X-Response-Time-ms`` value of a response started now."""
+    return f"{(time.perf_counter() - start) * 1000:.2f}".encode()
+
+
+_access_log: list[Any] = []
+PUBLISH_EVERY = 0.1  # seconds a cache hit's log line and metrics may wait for company
+_publish_timer: list[asyncio.TimerHandle | None] = [None]
+
+
+def finish_request(
+    scope: Scope, status: int, start: float, request_id: str | None = None, route: str = ""
+) -> None:
+    """Count a finished request in the metrics and write its access log line.
+
+    Cache hits (``request_id`` not bound to the logging context, ``route`` known) are
+    batched: their metrics are tallied and their log lines kept, both published together
+    within ``PUBLISH_EVERY`` seconds or by the next routed request, whichever comes
+    first: a burst of hits costs one write instead of one per hit.
+    """
+    duration = time.perf_counter() - start
+    user_id = scope["state"].get("user_id")
+    batch = bool(route) and access_logger_ready()
+    if batch and _publish_timer[0] is None:
+        _publish_timer[0] = asyncio.get_running_loop().call_later(PUBLISH_EVERY, publish)
+    route = route or route_template(scope, status)
+    observe_request(scope["method"], route, status, duration, batch)
+    if access_logger_ready():
+        write_access_line(
+            scope["method"],
+            scope["path"],
+            status,
+            round(duration * 1000, 2),
+            user_id,
+            request_id,
+            defer=batch,
+        )
+        return
+    if not _access_log:
+        _access_log.append(get_logger("eduflow.access"))
+    extra = {"request_id": request_id} if request_id is not None else {}
+    _access_log[0].info(
+        "request",
+        method=scope["method"],
+        path=scope["path"],
+        status=status,
+        duration_ms=round(duration * 1000, 2),
+        user_id=user_id,
+        **extra,
+    )
+
+
+def publish() -> None:
+    """Publish tallied request metrics and deferred access log lines now."""
+    timer, _publish_timer[0] = _publish_timer[0], None
+    if timer is not None:
+        timer.cancel()
+    publish_tallies()
+    flush_access_lines()
+
+
+def log_fast_path_error(scope: Scope, exc: Exception) -> None:
+    """Log a failure of the cached-read fast path (the request then goes to the routes)."""
+    get_logger("eduflow.error").error("fast_path_failed", path=scope["path"], exc_info=exc)
+
+
 class RequestContextMiddleware:
     """X-Request-ID, X-Response-Time-ms, the 1 MiB body limit, the access log and metrics."""
 
@@ -94,7 +174,6 @@ class RequestContextMiddleware:
 
         self.app = app
         self.max_body = max_body_bytes or get_settings().max_body_bytes
-        self.access_log = get_logger("eduflow.access")
         self.error_log = get_logger("eduflow.error")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -103,15 +182,11 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        request_id: bytes | None = None
         content_length: int | None = None
         for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                request_id = value if _VALID_REQUEST_ID.match(value) else None
-            elif name == b"content-length":
+            if name == b"content-length":
                 content_length = int(value) if value.isdigit() else None
-        if request_id is None:
-            request_id = new_request_id().encode()
+        request_id = request_id_of(scope)
         rid = request_id.decode()
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = rid
@@ -124,10 +199,9 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
-                elapsed = f"{(time.perf_counter() - start) * 1000:.2f}".encode()
                 headers = list(message.get("headers", ()))
                 headers.append((b"x-request-id", request_id))
-                headers.append((b"x-response-time-ms", elapsed))
+                headers.append((b"x-response-time-ms", response_time(start)))
                 message["headers"] = headers
             await send(message)
 
@@ -160,25 +234,7 @@ class RequestContextMiddleware:
                 raise
             await self._problem(scope, send_with_headers, exc)
         finally:
-            duration = time.perf_counter() - start
-            observe_request(scope["method"], route_template(scope, status), status, duration)
-            if access_logger_ready():
-                write_access_line(
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    round(duration * 1000, 2),
-                    state.get("user_id"),
-                )
-            else:
-                self.access_log.info(
-                    "request",
-                    method=scope["method"],
-                    path=scope["path"],
-                    status=status,
-                    duration_ms=round(duration * 1000, 2),
-                    user_id=state.get("user_id"),
-                )
+            finish_request(scope, status, start)
             structlog.contextvars.reset_contextvars(**tokens)
 
     async def _problem(self, scope: Scope, send: Send, exc: Exception) -> None:

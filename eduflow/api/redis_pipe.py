@@ -1,4 +1,5 @@
-"""A lean asyncio Redis client for the cache fast path: ``MGET`` only, auto-pipelined.
+"""A lean asyncio Redis client for the cache fast path: ``MGET`` only, auto-pipelined,
+with a near cache kept exact by Redis itself.
 
 redis-py's asyncio client spends tens of microseconds of CPU per command (connection
 pool, retries, events, timeouts): more than the rest of a cached response. This client
@@ -8,6 +9,26 @@ of concurrent hits costs a few microseconds each. One watchdog timer per connect
 enforces the cache timeout: a reply older than it closes the connection and fails every
 pending command (the caller then serves from the database). Plain ``redis://`` and
 ``unix://`` URLs only; anything else (TLS) is left to redis-py by the caller.
+
+Near cache (server-assisted client-side caching): the connection speaks RESP3 with
+``CLIENT TRACKING ON``, so Redis remembers every key this connection read and pushes an
+``invalidate`` message on the same connection as soon as any client changes, deletes,
+expires or evicts one of them (or flushes the database). Values read with
+``mget(..., near=True)`` are kept in this process and :meth:`PipelinedRedis.near` answers
+from them without a round trip. Why a kept value is never stale for a request:
+
+- a reply and any later invalidation of its keys travel on this one connection in that
+  order, and both are applied as they are parsed: a value is dropped before any later
+  reply is seen;
+- writers that invalidate (generation bumps, auth state) make one more round trip to
+  Redis after the write (``eduflow.cache.fence``): Redis writes pending pushes out
+  before it reads the next command, so when the writer goes on, the push is already in
+  this process's socket buffer;
+- a request that follows that write arrives on a socket the event loop polls together
+  with this one, and the loop runs every I/O callback of a poll (the push included)
+  before any task the poll started: the request's task finds the value dropped.
+
+Losing the connection drops every kept value (invalidations may have been missed).
 """
 
 from __future__ import annotations
@@ -17,9 +38,15 @@ import time
 from collections import deque
 from typing import Any
 
+NEAR_KEYS = 100_000  # values kept per process; past that the near cache starts over
+
 
 class RedisPipeError(ConnectionError):
     """The connection failed, timed out or Redis answered with an error."""
+
+
+class Push(list[Any]):
+    """An out-of-band RESP3 push message (``invalidate`` and friends), not a reply."""
 
 
 def supported(url: str) -> bool:
@@ -57,11 +84,15 @@ class PipelinedRedis:
         self.loop = asyncio.get_running_loop()
         self._transport: Any = None
         self._connecting: asyncio.Future[None] | None = None
-        self._pending: deque[tuple[asyncio.Future[Any], float]] = deque()
+        # Pending commands: (future, sent at, keys whose values the reply brings for the
+        # near cache, or None).
+        self._pending: deque[tuple[asyncio.Future[Any], float, tuple[str, ...] | None]] = deque()
         self._outbox: list[bytes] = []
         self._flush_scheduled = False
         self._watchdog: asyncio.TimerHandle | None = None
         self._buffer = b""
+        self.tracking = False  # True once Redis tracks the keys read on this connection
+        self.kept: dict[str, bytes | None] = {}  # the near cache (exact while tracking)
 
     # ------------------------------------------------------------------ connection
 
@@ -80,14 +111,21 @@ class PipelinedRedis:
             raise RedisPipeError(f"cannot connect to Redis: {exc}") from exc
         self._transport = transport  # uvloop's transports are not asyncio.Transport subclasses
         self._buffer = b""
-        setup = []
+        auth: list[str] = []
         if opts.get("password"):
-            auth = [opts["username"]] if opts.get("username") else []
-            setup.append(self._send(_command("AUTH", *auth, opts["password"])))
+            auth = ["AUTH", opts.get("username") or "default", opts["password"]]
+        try:
+            await self._send(_command("HELLO", "3", *auth))
+            resp3 = True
+        except RedisPipeError:  # no RESP3 (Redis < 6): plain round trips, no near cache
+            resp3 = False
+            if auth:
+                await self._send(_command(*auth))
         if opts.get("db"):
-            setup.append(self._send(_command("SELECT", str(opts["db"]))))
-        for reply in setup:
-            await reply
+            await self._send(_command("SELECT", str(opts["db"])))
+        if resp3:
+            await self._send(_command("CLIENT", "TRACKING", "ON"))
+            self.tracking = True
 
     async def _ensure(self) -> None:
         if self._transport is not None:
@@ -107,18 +145,36 @@ class PipelinedRedis:
         await asyncio.shield(self._connecting)
 
     def close(self) -> None:
-        """Drop the connection (pending commands fail)."""
+        """Drop the connection (pending commands fail, the near cache starts over)."""
+        self._forget()
         if self._transport is not None:
             self._transport.abort()
 
+    def _forget(self) -> None:
+        """Stop answering from the near cache: invalidations may be missed from now on."""
+        self.tracking = False
+        self.kept.clear()
+
     # ------------------------------------------------------------------ commands
 
-    async def mget(self, *keys: str) -> list[bytes | None]:
-        """Values of ``keys`` (None for absent ones)."""
+    async def mget(self, *keys: str, near: bool = False) -> list[bytes | None]:
+        """Values of ``keys`` (None for absent ones); ``near``: keep them in the near
+        cache (tracked by Redis from the moment it answers)."""
         await self._ensure()
-        reply = await self._send(_command("MGET", *keys))
+        reply = await self._send(_command("MGET", *keys), keys if near else None)
         assert isinstance(reply, list)
         return reply
+
+    def near(self, keys: tuple[str, ...]) -> list[bytes | None] | None:
+        """The kept values of ``keys`` when every one is kept; None otherwise (read them
+        with ``mget(..., near=True)``)."""
+        if not self.tracking:
+            return None
+        kept = self.kept
+        try:
+            return [kept[k] for k in keys]
+        except KeyError:
+            return None
 
     async def hincrby_many(self, key: str, increments: dict[str, int]) -> None:
         """``HINCRBY key field n`` for each field (pipelined, replies ignored)."""
@@ -127,9 +183,9 @@ class PipelinedRedis:
         for reply in replies:
             await reply
 
-    def _send(self, data: bytes) -> asyncio.Future[Any]:
+    def _send(self, data: bytes, keep: tuple[str, ...] | None = None) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
-        self._pending.append((future, time.monotonic()))
+        self._pending.append((future, time.monotonic(), keep))
         self._outbox.append(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -166,9 +222,11 @@ class PipelinedRedis:
         buffer = self._buffer + data if self._buffer else data
         pos = 0
         pending = self._pending
-        while pending:
+        while pos < len(buffer):
             try:
                 parsed = _parse(buffer, pos)
+                if parsed is not None and type(parsed[0]) is not Push and not pending:
+                    raise RedisPipeError("a reply nobody asked for")
             except (ValueError, RedisPipeError) as exc:  # garbled stream: start afresh
                 self._fail(RedisPipeError(f"bad reply from Redis: {exc}"))
                 self.close()
@@ -176,56 +234,93 @@ class PipelinedRedis:
             if parsed is None:
                 break
             value, pos = parsed
-            future, _ = pending.popleft()
-            if not future.done():
-                if isinstance(value, RedisPipeError):
+            if type(value) is Push:
+                self._pushed(value)
+                continue
+            future, _, keep = pending.popleft()
+            if isinstance(value, RedisPipeError):
+                if not future.done():
                     future.set_exception(value)
-                else:
-                    future.set_result(value)
+                continue
+            if keep is not None and self.tracking:
+                # Kept even when nobody waits any more: Redis tracks these keys now.
+                if len(self.kept) >= NEAR_KEYS:
+                    self.kept.clear()
+                self.kept.update(zip(keep, value, strict=True))
+            if not future.done():
+                future.set_result(value)
         self._buffer = buffer[pos:]
+
+    def _pushed(self, message: Push) -> None:
+        """An ``invalidate`` push drops the named keys (all of them on a flush)."""
+        if len(message) == 2 and message[0] == b"invalidate":
+            keys = message[1]
+            if keys is None:
+                self.kept.clear()
+                return
+            for name in keys:
+                self.kept.pop(name.decode(), None)
 
     def _fail(self, exc: Exception) -> None:
         pending, self._pending = self._pending, deque()
-        for future, _ in pending:
+        for future, _, _ in pending:
             if not future.done():
                 future.set_exception(exc)
 
     def _lost(self, exc: Exception | None) -> None:
         self._transport = None
         self._buffer = b""
+        self._forget()
         self._fail(RedisPipeError(f"connection to Redis lost: {exc}"))
 
 
 def _parse(buf: bytes, pos: int) -> tuple[Any, int] | None:
-    """One RESP2 reply at ``pos``: (value, next position), or None when incomplete."""
+    """One RESP2/RESP3 reply at ``pos``: (value, next position), or None when incomplete.
+
+    Maps come back as flat lists and doubles, booleans and big numbers as Python values;
+    a push message as a :class:`Push`.
+    """
     end = buf.find(b"\r\n", pos)
     if end < 0:
         return None
     kind, line = buf[pos : pos + 1], buf[pos + 1 : end]
     pos = end + 2
-    if kind == b"$":
+    if kind in b"$=!":
         size = int(line)
         if size < 0:
             return None, pos
         if len(buf) < pos + size + 2:
             return None
-        return buf[pos : pos + size], pos + size + 2
-    if kind == b"*":
+        data = buf[pos : pos + size]
+        if kind == b"!":
+            return RedisPipeError(data.decode(errors="replace")), pos + size + 2
+        return (data[4:] if kind == b"=" else data), pos + size + 2
+    if kind in b"*~%>|":
         count = int(line)
         if count < 0:
             return None, pos
-        items = []
+        if kind in b"%|":
+            count *= 2
+        items: list[Any] = Push() if kind == b">" else []
         for _ in range(count):
             parsed = _parse(buf, pos)
             if parsed is None:
                 return None
             item, pos = parsed
             items.append(item)
+        if kind == b"|":  # attributes describe the next reply: skip them
+            return _parse(buf, pos)
         return items, pos
     if kind == b"+":
         return line, pos
-    if kind == b":":
+    if kind in b":(":
         return int(line), pos
+    if kind == b"_":
+        return None, pos
+    if kind == b",":
+        return float(line), pos
+    if kind == b"#":
+        return line == b"t", pos
     if kind == b"-":
         return RedisPipeError(line.decode(errors="replace")), pos
     raise RedisPipeError(f"unexpected reply from Redis: {kind!r}")
@@ -241,9 +336,15 @@ class RedisPyAdapter:
             url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
         )
 
-    async def mget(self, *keys: str) -> list[bytes | None]:
+    tracking = False  # no near cache over redis-py
+
+    async def mget(self, *keys: str, near: bool = False) -> list[bytes | None]:
         """Values of ``keys``."""
         return list(await self.client.mget(*keys))
+
+    def near(self, keys: tuple[str, ...]) -> list[bytes | None] | None:
+        """Always None: every read is a round trip."""
+        return None
 
     async def hincrby_many(self, key: str, increments: dict[str, int]) -> None:
         """``HINCRBY`` for each field."""

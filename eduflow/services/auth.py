@@ -117,6 +117,8 @@ def _encode_user_state(version: int, role: str, active: bool, username: str) -> 
 
 def publish_user_state(user_id: int, version: int, role: str, active: bool, username: str) -> None:
     """Write a user's auth state to the shared cache unless a newer version is there."""
+    from eduflow.cache import fence
+
     client = _redis()
     if client is None:
         return
@@ -125,6 +127,7 @@ def publish_user_state(user_id: int, version: int, role: str, active: bool, user
         client.eval(
             _CAS_SCRIPT, 1, _user_key(user_id), version, value, get_settings().auth_state_ttl
         )
+        fence(client)  # the change takes effect on the next request, in every process
     except Exception:  # Redis down: readers fall back to the DB; the TTL bounds staleness
         get_logger("eduflow.auth").warning("auth_state_publish_failed", user_id=user_id)
 
@@ -137,6 +140,8 @@ def publish_user_after_commit(session: Session, user: User) -> None:
 
 
 def _mark_sessions_revoked(session_ids: list[str]) -> None:
+    from eduflow.cache import fence
+
     client = _redis()
     if client is None or not session_ids:
         return
@@ -145,6 +150,7 @@ def _mark_sessions_revoked(session_ids: list[str]) -> None:
         for sid in session_ids:
             pipe.set(_session_key(sid), b"0", ex=get_settings().auth_state_ttl)
         pipe.execute()
+        fence(client)  # the logout takes effect on the next request, in every process
     except Exception:
         get_logger("eduflow.auth").warning("auth_state_publish_failed", sessions=len(session_ids))
 
