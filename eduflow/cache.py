@@ -434,7 +434,9 @@ class CacheStats:
         self._lock = threading.Lock()
         self._pending: dict[str, int] = {}
         self._totals: dict[str, int] = {}
-        self._children: dict[tuple[str, str], Any] = {}
+        self._published: dict[str, int] = {}  # totals already in the Prometheus counters
+        self._fields: dict[tuple[str, str], str] = {}
+        self._children: dict[str, Any] = {}
         self._last_flush = time.monotonic()
 
     def reset(self) -> None:
@@ -442,26 +444,42 @@ class CacheStats:
         with self._lock:
             self._pending.clear()
             self._totals.clear()
+            self._published.clear()
             self._last_flush = time.monotonic()
 
     def record(self, namespace: str, kind: str) -> None:
-        """Count one event (``kind``: hits, misses, rebuilds, errors)."""
-        child = self._children.get((namespace, kind))
-        if child is None:
-            from eduflow import metrics
-
-            counter = {
-                "hits": metrics.CACHE_HITS,
-                "misses": metrics.CACHE_MISSES,
-                "rebuilds": metrics.CACHE_REBUILDS,
-                "errors": metrics.CACHE_ERRORS,
-            }[kind]
-            child = self._children[(namespace, kind)] = counter.labels(namespace)
-        child.inc()
-        field = f"{namespace}:{kind}"
+        """Count one event (``kind``: hits, misses, rebuilds, errors); it reaches the
+        Prometheus counters with the next :meth:`publish` (cache hits are counted in
+        bursts, and each counter increment is a write to a shared file under
+        ``--workers N``)."""
+        field = self._fields.get((namespace, kind))
+        if field is None:
+            field = self._fields[(namespace, kind)] = f"{namespace}:{kind}"
         with self._lock:
             self._pending[field] = self._pending.get(field, 0) + 1
             self._totals[field] = self._totals.get(field, 0) + 1
+
+    def publish(self) -> None:
+        """Add what was counted since the last call to the Prometheus counters."""
+        with self._lock:
+            due = {f: n - self._published.get(f, 0) for f, n in self._totals.items()}
+            self._published.update(self._totals)
+        for field, n in due.items():
+            if n <= 0:
+                continue
+            child = self._children.get(field)
+            if child is None:
+                from eduflow import metrics
+
+                namespace, kind = field.split(":")
+                counter = {
+                    "hits": metrics.CACHE_HITS,
+                    "misses": metrics.CACHE_MISSES,
+                    "rebuilds": metrics.CACHE_REBUILDS,
+                    "errors": metrics.CACHE_ERRORS,
+                }[kind]
+                child = self._children[field] = counter.labels(namespace)
+            child.inc(n)
 
     def local(self) -> dict[str, int]:
         """This process's figures (the embedded default has no shared view)."""

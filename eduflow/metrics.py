@@ -71,15 +71,18 @@ def observe_request(
         tally[1] += seconds
         tally[2 + bisect_left(_BOUNDS, seconds)] += 1
         return
-    if _tally:
-        publish_tallies()
+    publish_tallies()
     requests, latency = _children_of(label_key)
     requests.inc()
     latency.observe(seconds)
 
 
 def publish_tallies() -> None:
-    """Add the tallied requests to the metrics (also done before every scrape)."""
+    """Add the tallied requests and cache events to the metrics (also done before every
+    scrape)."""
+    from eduflow.cache import stats
+
+    stats.publish()
     while _tally:
         label_key, tally = _tally.popitem()
         requests, latency = _children_of(label_key)

@@ -154,6 +154,19 @@ class Target:
     route: str
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A hit as decided from near-cache values, valid while the client's near cache
+    version is unchanged (no kept value dropped since)."""
+
+    known: Known
+    route: str
+    namespace: str
+    user_id: int | None
+    client: Any
+    version: int
+
+
 class CachedReads:
     """Answers current cache entries visible to the caller, in front of the application."""
 
@@ -164,6 +177,7 @@ class CachedReads:
         self._loop: object = None
         self._recent: dict[str, Known] = {}
         self._targets: dict[tuple[object, ...], Target | None] = {}
+        self._decided: dict[tuple[object, ...], Decision] = {}
 
     def _redis(self) -> Any:
         """The asyncio Redis client of the running loop (None on the embedded default)."""
@@ -262,17 +276,17 @@ class CachedReads:
             stats.give_back(pending)
 
     def _target(
-        self, scope: Scope, host: bytes | None, who: tuple[Any, Any] | None
+        self, scope: Scope, memo_key: tuple[object, ...], who: tuple[Any, ...] | None
     ) -> Target | None:
-        """What this GET maps to, remembered by everything that decides it: path, query,
-        host and scheme (list pages carry absolute links) and the caller's id and role."""
-        memo_key = (scope["path"], scope["query_string"], host, scope.get("scheme"), who)
+        """What this GET maps to, remembered by everything that decides it (``memo_key``:
+        path, query, host and scheme -- list pages carry absolute links -- and the
+        caller's id and role)."""
         try:
             return self._targets[memo_key]
         except KeyError:
             pass
         target = None
-        found = fast_plan(scope, _provisional(*who) if who else None)
+        found = fast_plan(scope, _provisional(who[0], who[1]) if who else None)
         if found is not None:
             plan, params = found
             target = Target(plan, COURSE_ROUTE if params else scope["path"])
@@ -312,19 +326,62 @@ class CachedReads:
                 NO_STORE,
             ]
             return 200, me_headers, body, ME_PATH
-        who = (claims["sub"], claims["role"]) if claims is not None else None
-        target = self._target(scope, host, who)
-        hit = await self._lookup(target.plan, claims) if target is not None else None
-        if hit is None or target is None:
+        # The login session is part of it: a decision taken for one session of a user
+        # must not admit another (maybe revoked) one.
+        who = (claims["sub"], claims["role"], claims["sid"]) if claims is not None else None
+        memo_key = (scope["path"], scope["query_string"], host, scope.get("scheme"), who)
+        decided = await self._decide(scope, memo_key, who, claims)
+        if decided is None:
+            return None
+        if decided.user_id is not None:
+            scope["state"]["user_id"] = decided.user_id
+        stats.record(decided.namespace, "hits")
+        entry = decided.known.entry
+        if etags is not None and etag_matches(etags, entry.etag):
+            return 304, response_headers(entry, True, with_body=False), b"", decided.route
+        return 200, [*decided.known.headers], entry.body, decided.route
+
+    async def _decide(
+        self,
+        scope: Scope,
+        memo_key: tuple[object, ...],
+        who: tuple[Any, ...] | None,
+        claims: dict[str, Any] | None,
+    ) -> Decision | None:
+        """The hit this request gets, if any. With the near cache, a hit decided before
+        is reused while no kept value has been dropped since (a dictionary lookup instead
+        of reading and checking the auth state, the generations and the entry again)."""
+        client = self._redis()
+        decided = self._decided.get(memo_key)
+        if (
+            decided is not None
+            and decided.client is client
+            and client is not None
+            and decided.version == client.version
+        ):
+            return decided
+        target = self._target(scope, memo_key, who)
+        if target is None:
+            return None
+        version = client.version if client is not None else -1
+        hit = await self._lookup(target.plan, claims)
+        if hit is None:
             return None
         known, actor = hit
-        if actor is not None:
-            scope["state"]["user_id"] = actor.id
-        stats.record(target.plan.namespace, "hits")
-        entry = known.entry
-        if etags is not None and etag_matches(etags, entry.etag):
-            return 304, response_headers(entry, True, with_body=False), b"", target.route
-        return 200, [*known.headers], entry.body, target.route
+        decided = Decision(
+            known,
+            target.route,
+            target.plan.namespace,
+            actor.id if actor is not None else None,
+            client,
+            version,
+        )
+        # Kept only when every value it rests on is tracked and none changed meanwhile.
+        if client is not None and client.tracking and client.version == version:
+            if len(self._decided) >= RECENT_PLANS:
+                self._decided.clear()
+            self._decided[memo_key] = decided
+        return decided
 
     async def answer(self, scope: Scope, send: Send) -> bool:
         """Send the cached answer to a catalogue or ``/auth/me/`` GET when there is one

@@ -122,7 +122,7 @@ def finish_request(
     """
     duration = time.perf_counter() - start
     user_id = scope["state"].get("user_id")
-    batch = bool(route) and access_logger_ready()
+    batch = bool(route)
     if batch and _publish_timer[0] is None:
         _publish_timer[0] = asyncio.get_running_loop().call_later(PUBLISH_EVERY, publish)
     route = route or route_template(scope, status)

@@ -93,6 +93,9 @@ class PipelinedRedis:
         self._buffer = b""
         self.tracking = False  # True once Redis tracks the keys read on this connection
         self.kept: dict[str, bytes | None] = {}  # the near cache (exact while tracking)
+        # Moves on whenever a kept value is dropped: a decision taken from kept values at
+        # one version still holds while the version is the same.
+        self.version = 0
 
     # ------------------------------------------------------------------ connection
 
@@ -154,6 +157,7 @@ class PipelinedRedis:
         """Stop answering from the near cache: invalidations may be missed from now on."""
         self.tracking = False
         self.kept.clear()
+        self.version += 1
 
     # ------------------------------------------------------------------ commands
 
@@ -246,6 +250,7 @@ class PipelinedRedis:
                 # Kept even when nobody waits any more: Redis tracks these keys now.
                 if len(self.kept) >= NEAR_KEYS:
                     self.kept.clear()
+                    self.version += 1
                 self.kept.update(zip(keep, value, strict=True))
             if not future.done():
                 future.set_result(value)
@@ -254,6 +259,7 @@ class PipelinedRedis:
     def _pushed(self, message: Push) -> None:
         """An ``invalidate`` push drops the named keys (all of them on a flush)."""
         if len(message) == 2 and message[0] == b"invalidate":
+            self.version += 1
             keys = message[1]
             if keys is None:
                 self.kept.clear()
@@ -337,6 +343,7 @@ class RedisPyAdapter:
         )
 
     tracking = False  # no near cache over redis-py
+    version = 0
 
     async def mget(self, *keys: str, near: bool = False) -> list[bytes | None]:
         """Values of ``keys``."""
