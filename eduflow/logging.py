@@ -176,7 +176,6 @@ def _orjson_dumps(obj: Any, **_kw: Any) -> str:
 
 
 _access: dict[str, Any] = {"enabled": False}
-_redacted_paths: dict[str, bytes] = {}
 
 
 def access_logger_ready() -> bool:
@@ -213,19 +212,19 @@ def write_access_line(
             _general_access_line(context, request_id, method, path, status, duration_ms, user_id)
         )
     else:  # the usual line: formatted from its parts (a third of the cost of a dict)
+        parts = _line_parts.get((method, path, status, user_id))
+        if parts is None:
+            parts = _access_line_parts(method, path, status, user_id)
         _deferred_lines.append(
-            b'{"request_id":%b,"logger":"eduflow.access","method":%b,"path":%b,'
-            b'"status":%d,"duration_ms":%b,"user_id":%b,"event":"request","level":"info",'
-            b'"timestamp":"%b","pid":%d}'
+            b"%b%b%b%b%b%b%b"
             % (
+                b'{"request_id":',
                 orjson.dumps(request_id),
-                orjson.dumps(method),
-                _json_path(path),
-                status,
+                parts[0],
                 orjson.dumps(duration_ms),
-                b"null" if user_id is None else b"%d" % user_id,
+                parts[1],
                 _utc_iso().encode(),
-                _access["pid"],
+                parts[2],
             )
         )
     if not defer:
@@ -260,17 +259,27 @@ def _general_access_line(
     return orjson.dumps(line, default=str)
 
 
-def _json_path(path: str) -> bytes:
-    """The redacted ``path`` as a JSON string (remembered: clients repeat their paths)."""
+# The fixed parts of an access line around its duration and timestamp, by (method,
+# path, status, user): clients repeat their requests.
+_line_parts: dict[tuple[str, str, int, int | None], tuple[bytes, bytes, bytes]] = {}
+
+
+def _access_line_parts(
+    method: str, path: str, status: int, user_id: int | None
+) -> tuple[bytes, bytes, bytes]:
     import orjson
 
-    encoded = _redacted_paths.get(path)
-    if encoded is None:
-        encoded = orjson.dumps(redact_value(path))
-        if len(_redacted_paths) >= 4096:
-            _redacted_paths.clear()
-        _redacted_paths[path] = encoded
-    return encoded
+    parts = (
+        b',"logger":"eduflow.access","method":%b,"path":%b,"status":%d,"duration_ms":'
+        % (orjson.dumps(method), orjson.dumps(redact_value(path)), status),
+        b',"user_id":%b,"event":"request","level":"info","timestamp":"'
+        % (b"null" if user_id is None else b"%d" % user_id),
+        b'","pid":%d}' % _access["pid"],
+    )
+    if len(_line_parts) >= 4096:
+        _line_parts.clear()
+    _line_parts[(method, path, status, user_id)] = parts
+    return parts
 
 
 _deferred_lines: list[bytes] = []
@@ -289,7 +298,12 @@ def flush_access_lines() -> None:
         pass
 
 
-os.register_at_fork(after_in_child=lambda: _access.update(pid=os.getpid()))
+def _forked() -> None:
+    _access.update(pid=os.getpid())
+    _line_parts.clear()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 # ISO 8601 timestamps: the part up to the second is formatted once per second.
 _second: list[Any] = [None, ""]

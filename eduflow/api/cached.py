@@ -265,9 +265,9 @@ class CachedReads:
             return None
         return body, actor
 
-    async def _flush_stats(self) -> None:
-        pending = stats.take_due()
-        client = self._redis() if pending else None
+    async def _flush_stats(self, pending: dict[str, int]) -> None:
+        """Add this process's figures to the shared ones (at most once a second)."""
+        client = self._redis()
         if client is None:
             return
         try:
@@ -410,5 +410,7 @@ class CachedReads:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         finish_request(scope, status, start, request_id.decode(), route=route)
-        await self._flush_stats()
+        pending = stats.take_due()
+        if pending:
+            await self._flush_stats(pending)
         return True
