@@ -70,6 +70,7 @@ def test_a_request_that_follows_a_fenced_write_never_reads_the_old_value() -> No
         loop = asyncio.get_running_loop()
         seen: list[bytes | None] = []
         answered = threading.Event()
+        tasks: set[asyncio.Task[None]] = set()
 
         async def handle() -> None:
             seen.append((await read(client, KEYS[:1]))[0])
@@ -78,7 +79,9 @@ def test_a_request_that_follows_a_fenced_write_never_reads_the_old_value() -> No
         class Requests(asyncio.Protocol):
             def data_received(self, data: bytes) -> None:
                 for _ in data:
-                    loop.create_task(handle())
+                    task = loop.create_task(handle())
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
 
         server = await loop.create_server(Requests, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
