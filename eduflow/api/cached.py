@@ -252,6 +252,18 @@ class CachedReads:
             return None
         return known, actor
 
+    async def principal(self, token: str) -> Principal | None:
+        """The caller of a valid access token whose cached state admits it, read like a
+        cache hit's (near cache, else one ``MGET``); None when that cannot confirm it --
+        then ``services.auth`` decides, from the database if need be."""
+        if not health.healthy:
+            return None
+        claims = _verified_claims(token)
+        if claims is None:
+            return None
+        values = await self._mget(auth_state_keys(claims), ME_NAMESPACE)
+        return cached_principal(claims, values[0], values[1]) if values is not None else None
+
     async def _profile(self, claims: dict[str, Any]) -> tuple[bytes, Principal] | None:
         """The caller's cached ``/auth/me/`` body and the confirmed caller, in one read
         with the auth state; None when either is missing or stale (the route decides)."""

@@ -333,7 +333,28 @@ def issue_tokens(session: Session, user: User) -> TokenPair:
         )
     )
     session.flush()
+    # Write-through after the commit: the first request with these tokens finds the state
+    # in the cache instead of reading the database.
+    args = (user.id, user.auth_version, user.role, user.is_active, user.username, session_id)
+    on_commit(session, lambda: _publish_new_session(*args))
     return TokenPair(access=access, refresh=refresh, expires_in=settings.access_token_ttl)
+
+
+def _publish_new_session(
+    user_id: int, version: int, role: str, active: bool, username: str, session_id: str
+) -> None:
+    """Cache a new login session as live, and its user's state (best effort: a miss only
+    costs the first request a database read)."""
+    client = _redis()
+    if client is None:
+        return
+    ttl = get_settings().auth_state_ttl
+    value = _encode_user_state(version, role, active, username)
+    with contextlib.suppress(Exception):
+        pipe = client.pipeline(transaction=False)
+        pipe.eval(_CAS_SCRIPT, 1, _user_key(user_id), version, value, ttl)
+        pipe.set(_session_key(session_id), b"1", ex=ttl, nx=True)
+        pipe.execute()
 
 
 def login(session: Session, identifier: str, password: str, client_address: str) -> TokenPair:
