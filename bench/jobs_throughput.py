@@ -124,7 +124,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from eduflow import schema
-    from eduflow.cache import get_redis
+    from eduflow.cache.stores import get_redis
 
     sink = Sink()
     sink.controller.start()

@@ -80,7 +80,7 @@ def observe_request(
 def publish_tallies() -> None:
     """Add the tallied requests and cache events to the metrics (also done before every
     scrape)."""
-    from eduflow.cache import stats
+    from eduflow.cache.health import stats
 
     stats.publish()
     while _tally:
@@ -147,7 +147,7 @@ class JobsCollector:
 REGISTRY.register(JobsCollector())  # type: ignore[arg-type]
 
 
-# Cache (eduflow/cache.py, eduflow/api/response_cache.py): per namespace (bounded:
+# Cache (eduflow/cache/, eduflow/api/response_cache.py): per namespace (bounded:
 # courses, course, lessons, auth).
 CACHE_HITS = Counter("eduflow_cache_hits_total", "Cache hits by namespace.", ["namespace"])
 CACHE_MISSES = Counter("eduflow_cache_misses_total", "Cache misses by namespace.", ["namespace"])

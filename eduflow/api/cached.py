@@ -43,7 +43,7 @@ from eduflow.api.response_cache import (
     response_headers,
     tag_of,
 )
-from eduflow.cache import CACHE_TIMEOUT, STATS_KEY, get_cache_store, health, stats
+from eduflow.cache.health import CACHE_TIMEOUT, STATS_KEY, get_cache_store, health, stats
 from eduflow.models.users import Role
 from eduflow.security import decode_token
 from eduflow.services.auth import auth_state_keys, cached_principal, cached_profile, profile_key

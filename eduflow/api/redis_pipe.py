@@ -21,7 +21,7 @@ from them without a round trip. Why a kept value is never stale for a request:
   order, and both are applied as they are parsed: a value is dropped before any later
   reply is seen;
 - writers that invalidate (generation bumps, auth state) make one more round trip to
-  Redis after the write (``eduflow.cache.fence``): Redis writes pending pushes out
+  Redis after the write (``eduflow.cache.stores.fence``): Redis writes pending pushes out
   before it reads the next command, so when the writer goes on, the push is already in
   this process's socket buffer;
 - a request that follows that write arrives on a socket the event loop polls together

@@ -2,10 +2,10 @@
 
 A hit does no database work, no model validation and no JSON encoding: the stored bytes
 are sent as they are. Entries are valid only while the generation tokens they were built
-under are current (``eduflow.cache`` documents the key scheme), so a committed write makes
-them unreachable at once. A miss is rebuilt by one request at a time per key (``SET NX``
-lock); concurrent requests for the same key wait briefly for it instead of all querying
-the database. When the cache backend fails, requests are served from the database.
+under are current (``eduflow.cache.generations`` documents the key scheme), so a committed
+write makes them unreachable at once. A miss is rebuilt by one request at a time per key
+(``SET NX`` lock); concurrent requests for the same key wait briefly for it instead of all
+querying the database. When the cache backend fails, requests are served from the database.
 
 Audiences (who may share one cached representation):
 
@@ -28,17 +28,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
-from eduflow.cache import (
-    GEN_CATALOG,
-    GEN_EPOCH,
-    StoreUnavailable,
-    course_gen_key,
-    get_cache_store,
-    health,
-    key,
-    new_generation,
-    stats,
-)
+from eduflow.cache.generations import GEN_CATALOG, GEN_EPOCH, course_gen_key, new_generation
+from eduflow.cache.health import get_cache_store, health, stats
+from eduflow.cache.stores import StoreUnavailable, key
 from eduflow.services.permissions import Principal
 
 NAMESPACES = ("courses", "course", "lessons")

@@ -18,7 +18,8 @@ EMBEDDED_NOTE = (
 
 def _redis_store() -> Any:
     """The Redis store, or a clear note (and exit) on the embedded default."""
-    from eduflow.cache import RedisStore, get_cache_store
+    from eduflow.cache.health import get_cache_store
+    from eduflow.cache.stores import RedisStore
     from eduflow.cli.output import err_console
 
     store = get_cache_store()
@@ -35,7 +36,7 @@ def _unavailable(exc: Exception) -> Exception:
 
 
 def _full_key(name: str) -> str:
-    from eduflow.cache import PREFIX
+    from eduflow.cache.stores import PREFIX
 
     return name if name.startswith(PREFIX) else PREFIX + name
 
@@ -44,7 +45,8 @@ def _full_key(name: str) -> str:
 def stats(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Hits, misses, rebuilds and errors per namespace (all server processes), and key counts."""
     from eduflow.api.response_cache import NAMESPACES
-    from eduflow.cache import PREFIX, STATS_KEY
+    from eduflow.cache.health import STATS_KEY
+    from eduflow.cache.stores import PREFIX
     from eduflow.cli.output import emit
 
     store = _redis_store()
@@ -169,7 +171,7 @@ def flush(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Delete cached keys (by default every cached response) and retire the current entries."""
-    from eduflow.cache import GEN_CATALOG, GEN_EPOCH, _replace_generations
+    from eduflow.cache.generations import GEN_CATALOG, GEN_EPOCH, replace_generations
     from eduflow.cli.output import confirm_or_abort, success, track
 
     store = _redis_store()
@@ -184,7 +186,7 @@ def flush(
         for batch in track(batches, "Deleting", total=len(batches)):
             store.delete(*batch)
         if full.startswith(("eduflow:resp", "eduflow:gen")) or "eduflow:resp:".startswith(full):
-            _replace_generations(store, GEN_EPOCH, GEN_CATALOG)  # nothing older is served
+            replace_generations(store, GEN_EPOCH, GEN_CATALOG)  # nothing older is served
     except Exception as exc:
         raise _unavailable(exc) from exc
     success(f"deleted {len(found)} keys under {full!r}")

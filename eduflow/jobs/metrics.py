@@ -15,7 +15,7 @@ def outbox_backlog_or_none() -> int | None:
 
 def failed_jobs_count() -> int | None:
     """Jobs in every failed registry, or None without Redis (or when it does not answer)."""
-    from eduflow.cache import get_redis
+    from eduflow.cache.stores import get_redis
 
     client = get_redis()
     if client is None:

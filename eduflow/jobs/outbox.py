@@ -135,7 +135,7 @@ def _relay_client() -> redis.Redis[bytes] | None:
     ``get_redis()`` builds a new client (and connection pool) per call: in the request
     path that was a TCP connect, ``SELECT`` and RQ's ``INFO server`` probe per enrollment.
     """
-    from eduflow.cache import get_redis
+    from eduflow.cache.stores import get_redis
     from eduflow.config import get_settings
 
     url = get_settings().redis_url
@@ -322,7 +322,7 @@ def relay_pending(batch: int = 500) -> RelayResult:
     several sweepers share the work), then prune old relayed rows."""
     from sqlmodel import col, select
 
-    from eduflow.cache import get_redis
+    from eduflow.cache.stores import get_redis
     from eduflow.db import session_scope
     from eduflow.errors import Unavailable
     from eduflow.models._base import utcnow

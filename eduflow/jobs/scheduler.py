@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from eduflow.cache import key
+from eduflow.cache.stores import key
 from eduflow.config import get_settings
 from eduflow.jobs.outbox import TASKS
 from eduflow.logging import get_logger

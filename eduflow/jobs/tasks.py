@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from sqlalchemy import Update, select, update
 from sqlmodel import col
 
-from eduflow.cache import get_redis, get_store, key
+from eduflow.cache.stores import get_redis, get_store, key
 from eduflow.config import get_settings
 from eduflow.db import session_scope
 from eduflow.errors import Unavailable

@@ -135,7 +135,7 @@ def _children_exit_with_worker() -> None:
 
 def _forget_inherited_connections() -> None:
     from eduflow import db
-    from eduflow.cache import reset_store
+    from eduflow.cache.stores import reset_store
 
     with db._lock:
         for engine in db._engines.values():
@@ -146,7 +146,7 @@ def _forget_inherited_connections() -> None:
 
 def sweep_outbox_once(client: redis.Redis[bytes], interval: float) -> None:
     """One guarded sweep: only one worker per interval walks the outbox."""
-    from eduflow.cache import key
+    from eduflow.cache.stores import key
     from eduflow.jobs.outbox import relay_pending
 
     if not client.set(key("jobs", "lock", SWEEP_LOCK), b"1", nx=True, px=int(interval * 1000)):

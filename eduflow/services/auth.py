@@ -76,13 +76,13 @@ return 1
 
 
 def _user_key(user_id: int) -> str:
-    from eduflow.cache import key
+    from eduflow.cache.stores import key
 
     return key("auth", "user", user_id)
 
 
 def _session_key(session_id: str) -> str:
-    from eduflow.cache import key
+    from eduflow.cache.stores import key
 
     return key("auth", "session", session_id)
 
@@ -106,7 +106,7 @@ class AuthState:
 
 
 def _redis() -> Any:
-    from eduflow.cache import get_redis
+    from eduflow.cache.stores import get_redis
 
     return get_redis()
 
@@ -117,7 +117,7 @@ def _encode_user_state(version: int, role: str, active: bool, username: str) -> 
 
 def publish_user_state(user_id: int, version: int, role: str, active: bool, username: str) -> None:
     """Write a user's auth state to the shared cache unless a newer version is there."""
-    from eduflow.cache import fence
+    from eduflow.cache.stores import fence
 
     client = _redis()
     if client is None:
@@ -140,7 +140,7 @@ def publish_user_after_commit(session: Session, user: User) -> None:
 
 
 def _mark_sessions_revoked(session_ids: list[str]) -> None:
-    from eduflow.cache import fence
+    from eduflow.cache.stores import fence
 
     client = _redis()
     if client is None or not session_ids:
@@ -254,7 +254,7 @@ def profile_key(user_id: int) -> str:
     password bumps the version, so an older body is never answered. (Username, email and
     join date never change; a future change of them must bump ``auth_version`` too.)
     """
-    from eduflow.cache import key
+    from eduflow.cache.stores import key
 
     return key("auth", "me", user_id)
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import ColumnElement, delete, func, or_, select, true
 from sqlmodel import Session, col
 
-from eduflow.cache import invalidate_catalog
+from eduflow.cache.catalog import invalidate_catalog
 from eduflow.errors import Invalid, NotFound
 from eduflow.models._base import utcnow
 from eduflow.models.courses import Course, CourseCreate, CoursePublic, CourseUpdate

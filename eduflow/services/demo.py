@@ -20,7 +20,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
-from eduflow.cache import invalidate_catalog
+from eduflow.cache.catalog import invalidate_catalog
 from eduflow.errors import Conflict, Invalid
 from eduflow.models import Course, Enrollment, Lesson, User
 from eduflow.models._base import utcnow

@@ -31,7 +31,7 @@ from sqlalchemy import DateTime, Integer, bindparam, case, delete, func, null, s
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
-from eduflow.cache import invalidate_catalog
+from eduflow.cache.catalog import invalidate_catalog
 from eduflow.errors import Conflict, Forbidden, NotFound
 from eduflow.jobs.outbox import record_job, relay_on_commit
 from eduflow.logging import current_request_id

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from eduflow.cache import StoreUnavailable, get_store, key
+from eduflow.cache.stores import StoreUnavailable, get_store, key
 from eduflow.config import get_settings
 from eduflow.errors import BadRequest, Conflict, Invalid, Unavailable
 

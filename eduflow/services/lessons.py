@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, false, func, select, true
 from sqlmodel import Session, col
 
-from eduflow.cache import invalidate_catalog
+from eduflow.cache.catalog import invalidate_catalog
 from eduflow.errors import Invalid, NotFound
 from eduflow.models._base import utcnow
 from eduflow.models.courses import Course

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import math
 
-from eduflow.cache import StoreUnavailable, get_store, key
+from eduflow.cache.stores import StoreUnavailable, get_store, key
 from eduflow.config import get_settings
 from eduflow.errors import Throttled
 from eduflow.logging import get_logger

@@ -190,7 +190,7 @@ def test_read_after_write_is_fresh_for_every_audience(
 ) -> None:
     """After each kind of write, every cached read equals a read from an empty cache,
     and the representations the write changed have a new ETag."""
-    from eduflow.cache import get_redis
+    from eduflow.cache.stores import get_redis
 
     headers = {"anonymous": {}, **{name: login(name) for name in READERS[1:]}}
     headers["bob"] = login("bob")
@@ -329,7 +329,7 @@ def test_page_links_follow_the_host_asked_for(client: Any, world: dict[str, Any]
 def test_concurrent_misses_cause_one_database_rebuild(
     live_server: Any, world: dict[str, Any]
 ) -> None:
-    from eduflow.cache import stats
+    from eduflow.cache.health import stats
 
     n = 12
     barrier = threading.Barrier(n)

@@ -182,7 +182,7 @@ def _wait_until(condition: Any, timeout: float = 5.0) -> None:
 def test_a_hung_redis_is_bypassed_then_caching_resumes_without_stale_data(
     private_redis: PrivateRedis, client: Any, login: Any, course: int
 ) -> None:
-    from eduflow.cache import health
+    from eduflow.cache.health import health
 
     grace, ada = login("grace"), login("ada")
     detail, listing = f"{API}/courses/{course}/", f"{API}/courses/"
@@ -229,7 +229,7 @@ def test_writes_during_a_partition_are_not_hidden_by_entries_cached_before_it(
 ) -> None:
     """Redis keeps its (now stale) entries while unreachable; the invalidations of writes
     made meanwhile are lost. After the partition nothing cached before it is served."""
-    from eduflow.cache import health
+    from eduflow.cache.health import health
 
     link = CuttableLink(private_redis.port)
     link.restore()
@@ -260,7 +260,7 @@ def test_writes_during_a_partition_are_not_hidden_by_entries_cached_before_it(
 def test_a_stopped_redis_is_bypassed_and_a_restarted_one_is_used_again(
     private_redis: PrivateRedis, client: Any, login: Any, course: int
 ) -> None:
-    from eduflow.cache import health
+    from eduflow.cache.health import health
 
     grace = login("grace")
     detail = f"{API}/courses/{course}/"

@@ -119,7 +119,7 @@ def test_malformed_keys_are_rejected(client: Any, grace: Any, session: Any) -> N
 
 
 def test_in_flight_key_is_409(client: Any, grace: Any, session: Any) -> None:
-    from eduflow.cache import get_store
+    from eduflow.cache.stores import get_store
     from eduflow.services.idempotency import IdempotentRequest
 
     body = b'{"title": "Slow"}'

@@ -107,7 +107,7 @@ def test_a_cached_me_never_admits_a_token_that_stopped_working(
 def test_a_body_stored_under_another_version_is_not_served(
     client: Any, people: dict[str, Any]
 ) -> None:
-    from eduflow.cache import get_redis
+    from eduflow.cache.stores import get_redis
     from eduflow.services.auth import profile_key
 
     headers = _bearer(_pair(client, "sam")["access"])

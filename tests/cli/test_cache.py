@@ -29,7 +29,7 @@ def catalogue(session: Any) -> dict[str, int]:
 def test_stats_count_hits_and_misses_of_every_process(
     client: Any, cli: Any, catalogue: dict[str, int]
 ) -> None:
-    from eduflow.cache import stats
+    from eduflow.cache.health import stats
 
     for _ in range(3):
         client.get("/api/v1/courses/")

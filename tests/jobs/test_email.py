@@ -78,7 +78,7 @@ def test_missing_enrollment_is_skipped_not_retried(smtp_server: Any) -> None:
 
 
 def test_relay_after_commit_then_worker_delivers_each_once(smtp_server: Any) -> None:
-    from eduflow.cache import get_redis
+    from eduflow.cache.stores import get_redis
     from eduflow.jobs.outbox import outbox_backlog
 
     enrolled = _enrollments(30)
@@ -134,7 +134,7 @@ def test_smtp_down_retries_then_fails_then_replay_delivers_once(
 ) -> None:
     from rq.registry import FailedJobRegistry
 
-    from eduflow.cache import get_redis
+    from eduflow.cache.stores import get_redis
     from tests.conftest import free_port
 
     set_env(monkeypatch, job_retry_intervals="[0, 0]", smtp_url=f"smtp://127.0.0.1:{free_port()}")

@@ -54,7 +54,7 @@ def test_enroll_200_students_each_gets_exactly_one_email(smtp_server: Any) -> No
 def test_redis_down_enrollments_succeed_and_sweep_delivers_once(
     monkeypatch: Any, smtp_server: Any, cli: Any
 ) -> None:
-    from eduflow.cache import reset_store
+    from eduflow.cache.stores import reset_store
     from tests.conftest import TEST_REDIS_URL
 
     course_id, students = _setup_students(20)
@@ -94,7 +94,7 @@ def test_a_process_killed_before_marking_leaves_a_row_the_sweep_marks_once() -> 
     import subprocess
     import sys
 
-    from eduflow.cache import get_redis
+    from eduflow.cache.stores import get_redis
     from eduflow.jobs.outbox import relay_pending
 
     subprocess.run([sys.executable, "-c", _DIE_AFTER_COMMIT], check=True, timeout=60)
@@ -109,7 +109,7 @@ def test_a_process_killed_before_marking_leaves_a_row_the_sweep_marks_once() -> 
 def test_the_relay_after_commit_touches_redis_only_and_rows_are_marked_in_batches() -> None:
     from sqlalchemy import event
 
-    from eduflow.cache import get_redis
+    from eduflow.cache.stores import get_redis
     from eduflow.db import get_engine
     from eduflow.jobs import outbox
 
@@ -144,7 +144,7 @@ def _relayed_at_is_set(outbox_id: int | None) -> bool:
 def test_request_id_travels_with_the_job() -> None:
     from rq.job import Job
 
-    from eduflow.cache import get_redis
+    from eduflow.cache.stores import get_redis
     from eduflow.jobs.outbox import record_job
     from eduflow.logging import bind_context, clear_context
 
@@ -191,7 +191,7 @@ def test_unknown_job_name_is_reported_not_lost() -> None:
 def test_the_relay_keeps_one_redis_connection_and_registers_the_queue() -> None:
     from rq import Queue
 
-    from eduflow.cache import get_redis
+    from eduflow.cache.stores import get_redis
     from eduflow.jobs import outbox
     from eduflow.jobs.outbox import record_job
 

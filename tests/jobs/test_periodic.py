@@ -37,7 +37,7 @@ def _queued(client: Any) -> list[str]:
 
 
 def test_two_schedulers_and_a_restart_enqueue_each_slot_once() -> None:
-    from eduflow.cache import get_redis
+    from eduflow.cache.stores import get_redis
     from eduflow.jobs.scheduler import build_scheduler
 
     client = get_redis()
@@ -52,7 +52,7 @@ def test_two_schedulers_and_a_restart_enqueue_each_slot_once() -> None:
 def test_missed_daily_slot_is_caught_up_once_with_the_right_day() -> None:
     from rq.job import Job
 
-    from eduflow.cache import get_redis
+    from eduflow.cache.stores import get_redis
     from eduflow.jobs.scheduler import _latest_cron_slot, build_scheduler
 
     client = get_redis()

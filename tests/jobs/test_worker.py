@@ -8,7 +8,7 @@ from tests.jobs.conftest import spawn_worker, wait_for
 
 
 def test_idle_heartbeats_are_batched_and_spaced_but_job_heartbeats_always_go_through() -> None:
-    from eduflow.cache import get_redis
+    from eduflow.cache.stores import get_redis
     from eduflow.jobs.worker import EduFlowWorker, worker_connection
 
     worker = EduFlowWorker(["default"], connection=worker_connection())

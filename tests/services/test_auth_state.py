@@ -90,7 +90,7 @@ def test_operator_changes_take_effect_on_the_next_request(
 
 
 def test_a_stale_fill_never_overwrites_a_newer_state() -> None:
-    from eduflow.cache import get_redis
+    from eduflow.cache.stores import get_redis
 
     auth.publish_user_state(7, 3, "student", False, "late")
     auth.publish_user_state(7, 2, "admin", True, "late")  # an older read arriving late

@@ -13,17 +13,10 @@ import pytest
 
 from eduflow.api import response_cache
 from eduflow.api.response_cache import Entry, Plan, get_or_build
-from eduflow.cache import (
-    GEN_CATALOG,
-    GEN_EPOCH,
-    MemoryStore,
-    StoreUnavailable,
-    bump_catalog_generations,
-    course_gen_key,
-    get_cache_store,
-    invalidate_catalog,
-    stats,
-)
+from eduflow.cache.catalog import bump_catalog_generations, invalidate_catalog
+from eduflow.cache.generations import GEN_CATALOG, GEN_EPOCH, course_gen_key
+from eduflow.cache.health import get_cache_store, stats
+from eduflow.cache.stores import MemoryStore, StoreUnavailable
 
 
 def plan(course_id: int = 1) -> Plan:
@@ -156,7 +149,7 @@ def test_a_stuck_rebuilder_only_delays_others_briefly(monkeypatch: pytest.Monkey
 
 
 def test_the_embedded_store_caches_and_invalidates_too(sqlite_url: str) -> None:
-    from eduflow.cache import get_cache_store
+    from eduflow.cache.health import get_cache_store
 
     assert isinstance(get_cache_store(), MemoryStore)
     get_or_build(plan(), builder())
@@ -166,7 +159,7 @@ def test_the_embedded_store_caches_and_invalidates_too(sqlite_url: str) -> None:
 
 
 def test_a_closed_port_is_an_outage_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from eduflow.cache import health
+    from eduflow.cache.health import health
     from tests.conftest import free_port, reset_process_state
 
     monkeypatch.setenv("EDUFLOW_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")

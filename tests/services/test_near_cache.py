@@ -10,7 +10,7 @@ import threading
 import redis
 
 from eduflow.api.redis_pipe import PipelinedRedis
-from eduflow.cache import fence
+from eduflow.cache.stores import fence
 from tests.conftest import TEST_REDIS_URL
 
 KEYS = ("eduflow:t:a", "eduflow:t:b")

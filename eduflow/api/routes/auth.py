@@ -8,7 +8,7 @@ from eduflow.api.cached import ME_NAMESPACE
 from eduflow.api.deps import CurrentUser, SessionDep
 from eduflow.api.etag import encode
 from eduflow.api.problems import problem_responses
-from eduflow.cache import stats
+from eduflow.cache.health import stats
 from eduflow.db import session_scope
 from eduflow.models.sessions import LoginRequest, RefreshRequest, TokenPair
 from eduflow.models.users import UserCreate, UserPublic

@@ -33,7 +33,7 @@ def readyz() -> dict[str, str]:
     """200 only when the database (and Redis, when configured) answer; 503 names what is down."""
     from sqlalchemy import text
 
-    from eduflow.cache import get_redis
+    from eduflow.cache.stores import get_redis
     from eduflow.db import get_engine
 
     down = []

@@ -1,0 +1,245 @@
+"""How the response cache copes with its backend: a store with a short timeout, a circuit
+breaker that turns an outage into database reads, and the hit/miss figures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import lru_cache
+from typing import Any
+
+from eduflow.cache.generations import GEN_CATALOG, GEN_EPOCH, replace_generations
+from eduflow.cache.stores import RedisStore, Store, StoreUnavailable, get_redis, key, memory_store
+
+# Redis answers in well under a millisecond; a cache call that takes longer than this is
+# treated as an outage and the request is served from the database.
+CACHE_TIMEOUT = 0.25
+# After a failure the cache is skipped for this long, then one call probes it again.
+RETRY_AFTER = 1.0
+
+STATS_KEY = key("cache", "stats")
+
+
+@lru_cache(maxsize=1)
+def get_cache_store() -> Store:
+    """The store of the response cache: like ``get_store()`` but with the short timeout."""
+    from eduflow.config import get_settings
+
+    url = get_settings().redis_url
+    if not url:
+        return memory_store
+    import redis as redis_lib
+
+    return RedisStore(
+        redis_lib.Redis.from_url(
+            url,
+            socket_timeout=CACHE_TIMEOUT,
+            socket_connect_timeout=CACHE_TIMEOUT,
+            retry_on_timeout=False,
+            health_check_interval=30,
+        )
+    )
+
+
+class CacheHealth:
+    """Circuit breaker of the cache: one warning per outage, automatic recovery.
+
+    While the backend is down, cache calls are skipped (requests go to the database)
+    except one probe every ``RETRY_AFTER`` seconds. The probe replaces the epoch token:
+    a write whose invalidation could not reach Redis during the outage must not leave
+    a stale entry behind, so nothing cached before the outage is served after it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.down_since: float | None = None
+        self.retry_at = 0.0
+        self.pending_bump = False
+        self._recovering = False
+
+    def reset(self) -> None:
+        """Forget any outage (tests)."""
+        with self._lock:
+            self.down_since = None
+            self.retry_at = 0.0
+            self.pending_bump = False
+
+    @property
+    def healthy(self) -> bool:
+        """No known outage and no invalidation waiting to be replayed (hot path)."""
+        return self.down_since is None and not self.pending_bump
+
+    def usable(self, namespace: str) -> bool:
+        """True when the cache may be used now; after an outage, probes and recovers.
+
+        Blocking (one Redis round trip during recovery): call it from sync code only.
+        """
+        if self.healthy:
+            return True
+        if self.down_since is not None and time.monotonic() < self.retry_at:
+            self.skipped(namespace)
+            return False
+        if self._recover():
+            return True
+        self.failed(namespace, StoreUnavailable("recovery probe failed"))
+        return False
+
+    def _recover(self) -> bool:
+        try:
+            replace_generations(get_cache_store(), GEN_EPOCH, GEN_CATALOG)
+        except StoreUnavailable:
+            return False
+        with self._lock:
+            was_down, self.down_since = self.down_since, None
+            self.pending_bump = False
+        if was_down is not None:
+            from eduflow.logging import get_logger
+
+            get_logger("eduflow.cache").warning(
+                "cache_recovered", down_seconds=round(time.monotonic() - was_down, 2)
+            )
+        return True
+
+    def _recover_in_background(self) -> None:
+        """Replay the lost invalidation as soon as Redis answers, even with no traffic here:
+        other server processes may be reading the cache meanwhile."""
+
+        def run() -> None:
+            while not self.healthy:
+                time.sleep(0.1)
+                if self._recover():
+                    break
+            with self._lock:
+                self._recovering = False
+
+        with self._lock:
+            if self._recovering:
+                return
+            self._recovering = True
+        threading.Thread(target=run, name="eduflow-cache-recovery", daemon=True).start()
+
+    def failed(self, namespace: str, exc: BaseException) -> None:
+        """Count a failed call; the first one of an outage logs a warning."""
+        stats.record(namespace, "errors")
+        now = time.monotonic()
+        with self._lock:
+            first = self.down_since is None
+            if first:
+                self.down_since = now
+            self.retry_at = now + RETRY_AFTER
+            # Whatever this call was, an invalidation may have been lost with it.
+            self.pending_bump = True
+        self._recover_in_background()
+        if first:
+            from eduflow.logging import get_logger
+            from eduflow.metrics import CACHE_OUTAGES
+
+            CACHE_OUTAGES.inc()
+            get_logger("eduflow.cache").warning(
+                "cache_unavailable", error=f"{type(exc).__name__}: {exc}"[:200]
+            )
+
+    def skipped(self, namespace: str) -> None:
+        """Count a call not made because the cache is down."""
+        stats.record(namespace, "errors")
+
+
+health = CacheHealth()
+
+
+class CacheStats:
+    """Hits/misses/rebuilds/errors per namespace: Prometheus counters of this process,
+    plus a Redis hash summed over every process, flushed at most once a second."""
+
+    FLUSH_EVERY = 1.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, int] = {}
+        self._totals: dict[str, int] = {}
+        self._published: dict[str, int] = {}  # totals already in the Prometheus counters
+        self._fields: dict[tuple[str, str], str] = {}
+        self._children: dict[str, Any] = {}
+        self._last_flush = time.monotonic()
+
+    def reset(self) -> None:
+        """Forget unflushed figures (tests)."""
+        with self._lock:
+            self._pending.clear()
+            self._totals.clear()
+            self._published.clear()
+            self._last_flush = time.monotonic()
+
+    def record(self, namespace: str, kind: str) -> None:
+        """Count one event (``kind``: hits, misses, rebuilds, errors); it reaches the
+        Prometheus counters with the next :meth:`publish` (cache hits are counted in
+        bursts, and each counter increment is a write to a shared file under
+        ``--workers N``)."""
+        field = self._fields.get((namespace, kind))
+        if field is None:
+            field = self._fields[(namespace, kind)] = f"{namespace}:{kind}"
+        with self._lock:
+            self._pending[field] = self._pending.get(field, 0) + 1
+            self._totals[field] = self._totals.get(field, 0) + 1
+
+    def publish(self) -> None:
+        """Add what was counted since the last call to the Prometheus counters."""
+        with self._lock:
+            due = {f: n - self._published.get(f, 0) for f, n in self._totals.items()}
+            self._published.update(self._totals)
+        for field, n in due.items():
+            if n <= 0:
+                continue
+            child = self._children.get(field)
+            if child is None:
+                from eduflow import metrics
+
+                namespace, kind = field.split(":")
+                counter = {
+                    "hits": metrics.CACHE_HITS,
+                    "misses": metrics.CACHE_MISSES,
+                    "rebuilds": metrics.CACHE_REBUILDS,
+                    "errors": metrics.CACHE_ERRORS,
+                }[kind]
+                child = self._children[field] = counter.labels(namespace)
+            child.inc(n)
+
+    def local(self) -> dict[str, int]:
+        """This process's figures (the embedded default has no shared view)."""
+        with self._lock:
+            return dict(self._totals)
+
+    def take_due(self, force: bool = False) -> dict[str, int]:
+        """The figures to add to the shared hash now (empty until a flush is due)."""
+        now = time.monotonic()
+        if not force and now - self._last_flush < self.FLUSH_EVERY:
+            return {}
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._last_flush = now
+        return pending
+
+    def give_back(self, pending: dict[str, int]) -> None:
+        """Keep figures whose flush failed for the next one."""
+        with self._lock:
+            for field, n in pending.items():
+                self._pending[field] = self._pending.get(field, 0) + n
+
+    def flush(self, force: bool = False) -> None:
+        """Add the due figures to ``eduflow:cache:stats`` (sync callers)."""
+        pending = self.take_due(force)
+        if not pending:
+            return
+        client = get_redis()
+        if client is None:
+            return
+        try:
+            pipe = client.pipeline(transaction=False)
+            for field, n in pending.items():
+                pipe.hincrby(STATS_KEY, field, n)
+            pipe.execute()
+        except Exception:  # figures are best effort; keep them for the next flush
+            self.give_back(pending)
+
+
+stats = CacheStats()
