@@ -248,6 +248,8 @@ class CachedReads:
             known = self._recent[plan.key] = Known(
                 entry, response_headers(entry, True, with_body=True)
             )
+            if self._client is not None:  # decoded above: the raw bytes need not stay near
+                self._client.drop(plan.key)
         if not known.entry.visible_to(actor):
             return None
         return known, actor

@@ -169,6 +169,10 @@ class PipelinedRedis:
         assert isinstance(reply, list)
         return reply
 
+    def drop(self, key: str) -> None:
+        """Stop keeping ``key``'s value (the caller keeps a decoded copy of its own)."""
+        self.kept.pop(key, None)
+
     def near(self, keys: tuple[str, ...]) -> list[bytes | None] | None:
         """The kept values of ``keys`` when every one is kept; None otherwise (read them
         with ``mget(..., near=True)``)."""
@@ -348,6 +352,9 @@ class RedisPyAdapter:
     async def mget(self, *keys: str, near: bool = False) -> list[bytes | None]:
         """Values of ``keys``."""
         return list(await self.client.mget(*keys))
+
+    def drop(self, key: str) -> None:
+        """Nothing kept."""
 
     def near(self, keys: tuple[str, ...]) -> list[bytes | None] | None:
         """Always None: every read is a round trip."""
