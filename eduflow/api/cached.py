@@ -294,7 +294,7 @@ class CachedReads:
     ) -> Target | None:
         """What this GET maps to, remembered by everything that decides it (``memo_key``:
         path, query, host and scheme -- list pages carry absolute links -- and the
-        caller's id and role)."""
+        caller's id, role and login session)."""
         try:
             return self._targets[memo_key]
         except KeyError:
