@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
@@ -124,6 +124,7 @@ def dispose_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+        _autocommit_engines.clear()
 
 
 def on_commit(session: Session, callback: Callable[[], None]) -> None:
@@ -132,14 +133,46 @@ def on_commit(session: Session, callback: Callable[[], None]) -> None:
 
 
 def _run_after_commit(session: Session) -> None:
+    run_after_commit(session.info.pop(AFTER_COMMIT, []))
+
+
+def run_after_commit(callbacks: Iterable[Callable[[], None]]) -> None:
+    """Run the hooks of a committed unit of work: a failing one is logged, never raised."""
     from eduflow.logging import get_logger
 
-    callbacks: list[Callable[[], None]] = session.info.pop(AFTER_COMMIT, [])
     for callback in callbacks:
         try:
             callback()
         except Exception:  # an after-commit hook must never undo a committed request
             get_logger("eduflow.db").exception("after_commit_failed", callback=repr(callback))
+
+
+_autocommit_engines: dict[Engine, Engine] = {}
+
+
+@contextmanager
+def autocommit_connection() -> Iterator[Connection]:
+    """A pooled connection on which each statement commits by itself, inside the server.
+
+    No BEGIN/COMMIT round trips, and a lock a statement takes is released when that
+    statement ends. Only for a unit of work done in one statement that is consistent
+    whatever it finds: what follows its commit follows the statement. Connection failures
+    become ``Unavailable`` (503), as in ``session_scope``.
+    """
+    engine = get_engine()
+    autocommit = _autocommit_engines.get(engine)
+    if autocommit is None:  # same pool, isolation level set per checkout (no round trip)
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        _autocommit_engines[engine] = autocommit
+    try:
+        with autocommit.connect() as connection:
+            yield connection
+    except (OperationalError, DBAPIError) as exc:
+        if _is_connection_error(exc):
+            raise Unavailable("The database is unavailable; retry shortly") from exc
+        raise
+    except PoolTimeout as exc:
+        raise Unavailable("The database is overloaded; retry shortly") from exc
 
 
 @contextmanager

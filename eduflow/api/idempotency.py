@@ -20,6 +20,7 @@ from eduflow.api.deps import CurrentUser
 from eduflow.api.problems import PROBLEM_MEDIA_TYPE, request_id_of
 from eduflow.errors import EduFlowError
 from eduflow.services.idempotency import IdempotentRequest, StoredResponse
+from eduflow.services.permissions import Principal
 
 _KEPT_HEADERS = ("location",)
 
@@ -27,8 +28,11 @@ _KEPT_HEADERS = ("location",)
 class IdempotencyScope:
     """What a handler sees: a replayed response, or a way to respond and be remembered."""
 
-    def __init__(self, request: Request, pending: IdempotentRequest | None) -> None:
+    def __init__(
+        self, request: Request, actor: Principal, pending: IdempotentRequest | None
+    ) -> None:
         self.request = request
+        self.actor = actor  # the authenticated caller: a handler need not ask for it again
         self.pending = pending
         self.replay: Response | None = None
         self.response: StoredResponse | None = None
@@ -79,14 +83,9 @@ def _as_response(stored: StoredResponse, *, replayed: bool) -> Response:
     return Response(stored.body, status_code=stored.status, media_type=media_type, headers=headers)
 
 
-async def _raw_body(request: Request) -> bytes:
-    return await request.body()  # already read and cached by FastAPI for the body parameter
-
-
 async def idempotency(
     request: Request,
     actor: CurrentUser,
-    body: Annotated[bytes, Depends(_raw_body)],
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -102,11 +101,12 @@ async def idempotency(
     a request without one costs no thread hop here.
     """
     if idempotency_key is None:
-        yield IdempotencyScope(request, None)
+        yield IdempotencyScope(request, actor, None)
         return
     route = f"{request.method} {request.url.path}"
+    body = await request.body()  # already read and cached by FastAPI for the body parameter
     pending = IdempotentRequest(actor.id, route, idempotency_key, body)
-    scope = await run_in_threadpool(IdempotencyScope, request, pending)
+    scope = await run_in_threadpool(IdempotencyScope, request, actor, pending)
     try:
         yield scope
     except BaseException as exc:

@@ -19,10 +19,11 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlmodel import Session
 
@@ -54,6 +55,11 @@ def record_job(session: Session, job_name: str, queue: str = "default", **args: 
     from eduflow.logging import current_request_id
 
     job = OutboxJob(job_name=job_name, args=args, queue=queue, request_id=current_request_id())
+    return record_row(session, job)
+
+
+def record_row(session: Session, job: OutboxJob) -> OutboxJob:
+    """``record_job`` for a row built by the caller (e.g. dated like the change it follows)."""
     # One Core INSERT on the session's connection (same transaction): the unit-of-work
     # flush of an ORM add costs several times more CPU on a hot write path. The returned
     # row is not attached to the session.
@@ -77,11 +83,7 @@ def record_job(session: Session, job_name: str, queue: str = "default", **args: 
 
 
 def relay_on_commit(session: Session, job: OutboxJob) -> None:
-    """Hand ``job`` (a row this transaction inserted, id set) to the queue after the commit.
-
-    ``record_job`` calls it; a service that inserts the outbox row within a larger
-    statement calls it itself.
-    """
+    """Hand ``job`` (a row this transaction inserted, id set) to the queue after the commit."""
     pending: list[OutboxJob] | None = session.info.get(_PENDING_IDS)
     if pending is None:
         pending = session.info[_PENDING_IDS] = []
@@ -114,7 +116,34 @@ class RelayResult:
     errors: list[str] = field(default_factory=list)
 
 
-def relay_after_commit(rows: list[OutboxJob]) -> None:
+class JobRow(Protocol):
+    """What relaying needs of an outbox row."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def job_name(self) -> str: ...
+    @property
+    def args(self) -> dict[str, Any]: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def request_id(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InsertedJob:
+    """An outbox row a service inserted within a larger statement: what relaying needs,
+    without building an ORM object on the hot path."""
+
+    id: int
+    job_name: str
+    args: dict[str, Any]
+    queue: str
+    request_id: str | None
+
+
+def relay_after_commit(rows: Sequence[JobRow]) -> None:
     """Best effort, right after the commit: hand fresh rows to RQ; never fails the caller.
 
     Without Redis the embedded runner is woken instead. When Redis does not answer, rows
@@ -149,7 +178,7 @@ def _relay_client() -> redis.Redis[bytes] | None:
     return client  # type: ignore[no-any-return]
 
 
-def _relay_now(rows: list[OutboxJob]) -> None:
+def _relay_now(rows: Sequence[JobRow]) -> None:
     global _breaker_until
     from eduflow.logging import get_logger
 
@@ -179,7 +208,7 @@ def _relay_now(rows: list[OutboxJob]) -> None:
         )
 
 
-def enqueue_row(client: redis.Redis[bytes], row: OutboxJob) -> bool:
+def enqueue_row(client: redis.Redis[bytes], row: JobRow) -> bool:
     """Enqueue one outbox row as its RQ job; False when that job already exists."""
     from rq import Queue, Retry
     from rq.exceptions import DuplicateJobError

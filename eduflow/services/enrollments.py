@@ -6,9 +6,13 @@ Capacity and uniqueness under concurrency
   capacity`` (atomic on PostgreSQL: the row lock re-checks the condition; SQLite runs one
   writer at a time), then inserts the enrollment with ``ON CONFLICT (student_id,
   course_id) DO UPDATE … WHERE status = 'expired'``: an expired row is reused, any other
-  existing row means "already enrolled" and the seat is given back before the 409. The
-  unique constraint is therefore the last line of defence and never surfaces as an error.
+  existing row means "already enrolled" and the seat is given back before the 409.
   A lock-free read first turns away requests for full or missing courses cheaply.
+
+  The HTTP route runs the common case, a first enrollment, as one self-committing
+  statement on PostgreSQL (``enroll_in_one_statement``): the same read, seat and insert,
+  where a duplicate that races in fails the unique constraint and so undoes the whole
+  statement. Anything else it leaves to the transactional ``enroll_student``.
 
 Lock order
   Every write that touches a course's enrollments locks the course row first, then the
@@ -27,13 +31,31 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, NoReturn
 
-from sqlalchemy import DateTime, Integer, bindparam, case, delete, func, null, select, true, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from eduflow.cache.catalog import invalidate_catalog
+from eduflow.cache.catalog import bump_catalog_generations, invalidate_catalog
+from eduflow.db import run_after_commit
 from eduflow.errors import Conflict, Forbidden, NotFound
-from eduflow.jobs.outbox import record_job, relay_on_commit
+from eduflow.jobs.outbox import InsertedJob, record_row, relay_after_commit
 from eduflow.logging import current_request_id
 from eduflow.models._base import utcnow
 from eduflow.models.courses import Course
@@ -114,30 +136,21 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
     """Enroll the calling student in a published course: free -> active, paid -> pending.
 
     409 ``already-enrolled`` for a duplicate, 409 ``course-full`` when no seat is left.
+    Runs within the caller's transaction; ``enroll_in_one_statement`` is the faster way
+    on PostgreSQL when the caller can give it a statement of its own.
     """
-    actor = require_authenticated(actor)
-    if not actor.is_student:
-        raise Forbidden("Only students can enroll in courses")
-    postgres = session.get_bind().dialect.name == "postgresql"
+    actor = _require_student(actor)
     params = {"course_id": course_id, "student_id": actor.id}
     # Core statements on the session's connection (same transaction): the ORM execution
     # layer adds nothing for column selects and costs CPU on the hot path.
-    course = session.connection().execute(_precheck(postgres), params).one_or_none()
-    if course is None or not course.is_published:
-        raise NotFound(f"No course with id {course_id}")
-    if course.existing in SEAT_HOLDING:  # turned away without taking any lock
-        raise _already_enrolled(course_id)
-    if course.capacity is not None and course.seats_taken >= course.capacity:
-        raise _course_full(course_id)
-
-    now = utcnow()
-    if course.new_id is not None and course.existing is None:
-        return _enroll_new(session, actor, course_id, int(course.new_id), course.title, now)
+    course: Any = session.connection().execute(_precheck(), params).one_or_none()
+    _refuse_early(course, course_id)
 
     seat = session.execute(_take_seat(course_id).execution_options(synchronize_session=False))
     if not getattr(seat, "rowcount", 0):
         _refuse(session, actor, course_id)
 
+    now = utcnow()
     status = EnrollmentStatus.pending if course.price > 0 else EnrollmentStatus.active
     values = {
         "student_id": actor.id,
@@ -151,38 +164,125 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
     if enrollment_id is None:  # a live enrollment exists: give the seat back
         _release_seats(session, course_id, 1)
         raise _already_enrolled(course_id)
-    record_job(session, "send_enrollment_email", enrollment_id=enrollment_id)
+    record_row(session, _email_job(enrollment_id, current_request_id(), now))
     invalidate_catalog(session, course_id)
+    return _new_public(enrollment_id, course_id, course.title, actor, status, now)
+
+
+def enroll_in_one_statement(
+    connection: Connection, actor: Principal | None, course_id: int
+) -> EnrollmentPublic | None:
+    """``enroll_student`` on PostgreSQL in one statement that commits by itself, on a
+    connection in autocommit mode (``autocommit_connection()``).
+
+    The course row is locked from the seat ``UPDATE`` to the commit: inside the server
+    here, with no client round trip in between, so a rushed course is not held up by the
+    client (its interpreter lock, the network). The statement is whole whatever it finds
+    (see ``_one_statement``), which is what lets it commit unseen; the email is handed to
+    the queue and the catalogue invalidated once it has. None when the transactional
+    ``enroll_student`` must decide: an earlier (expired) enrollment to reuse, a duplicate
+    that raced in, or a course that changed while we waited for its lock.
+    """
+    assert connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    actor = _require_student(actor)
+    now = utcnow()
+    request_id = current_request_id()
+    params = {
+        "course_id": course_id,
+        "student_id": actor.id,
+        "now": now,
+        "job_name": _EMAIL_JOB,
+        "job_queue": _EMAIL_QUEUE,
+        "request_id": request_id,
+    }
+    try:
+        row = connection.execute(_one_statement(), params).one_or_none()
+    except IntegrityError as exc:  # the whole statement was undone
+        if _constraint(exc) == _PAIR_CONSTRAINT:
+            return None
+        raise
+    if row is None or row.enrollment_id is None:
+        _refuse_early(row, course_id)
+        return None  # the course changed under its lock, or an expired row to reuse
+    enrollment_id = int(row.enrollment_id)
+    job = InsertedJob(
+        row.job_id, _EMAIL_JOB, {"enrollment_id": enrollment_id}, _EMAIL_QUEUE, request_id
+    )
+    run_after_commit(
+        (lambda: relay_after_commit([job]), lambda: bump_catalog_generations(course_id))
+    )
+    status = EnrollmentStatus(row.status)
+    return _new_public(enrollment_id, course_id, row.title, actor, status, now)
+
+
+_EMAIL_JOB = "send_enrollment_email"
+_EMAIL_QUEUE = "default"
+_PAIR_CONSTRAINT = "uq_enrollments_student_course"
+
+
+def _email_job(enrollment_id: int, request_id: str | None, now: datetime) -> OutboxJob:
+    """The outbox row of the confirmation email, dated like the enrollment."""
+    return OutboxJob(
+        job_name=_EMAIL_JOB,
+        args={"enrollment_id": enrollment_id},
+        queue=_EMAIL_QUEUE,
+        request_id=request_id,
+        created_at=now,
+    )
+
+
+def _require_student(actor: Principal | None) -> Principal:
+    actor = require_authenticated(actor)
+    if not actor.is_student:
+        raise Forbidden("Only students can enroll in courses")
+    return actor
+
+
+def _refuse_early(course: Any, course_id: int) -> None:
+    """Turn away, from the course's figures read without a lock, a request that cannot
+    succeed: missing or unpublished course, a live enrollment, no seat left."""
+    if course is None or not course.is_published:
+        raise NotFound(f"No course with id {course_id}")
+    if course.existing in SEAT_HOLDING:
+        raise _already_enrolled(course_id)
+    if course.capacity is not None and course.seats_taken >= course.capacity:
+        raise _course_full(course_id)
+
+
+def _constraint(exc: IntegrityError) -> str | None:
+    diag = getattr(exc.orig, "diag", None)
+    return getattr(diag, "constraint_name", None)
+
+
+def _new_public(
+    enrollment_id: int,
+    course_id: int,
+    title: str,
+    actor: Principal,
+    status: EnrollmentStatus,
+    now: datetime,
+) -> EnrollmentPublic:
     return EnrollmentPublic(
         id=enrollment_id,
         course=course_id,
-        course_title=course.title,
+        course_title=title,
         student=actor.username,
         status=status,
         created_at=now,
         updated_at=now,
-        confirmed_at=values["confirmed_at"],
+        confirmed_at=now if status is EnrollmentStatus.active else None,
     )
-
-
-_ID_SEQUENCE = "enrollments_id_seq"
 
 
 # The statements of the enrollment path are built once (bound parameters): building
 # SQLAlchemy constructs costs more CPU per request than running them.
-@cache
-def _precheck(postgres: bool) -> Any:
+def _figures(course_id: Any, student_id: Any) -> Any:
     """The course's figures and the student's existing status, without any lock."""
-    course_id = bindparam("course_id", type_=Integer)
-    student_id = bindparam("student_id", type_=Integer)
     existing = (
         select(col(Enrollment.status))
         .where(col(Enrollment.student_id) == student_id, col(Enrollment.course_id) == course_id)
         .scalar_subquery()
     )
-    # PostgreSQL: the new row's id is drawn here, so the outbox row can be written before
-    # the course row is locked (the lock is then held for one statement and the commit).
-    new_id = func.nextval(_ID_SEQUENCE) if postgres else null()
     return select(
         col(Course.title),
         col(Course.price),
@@ -190,59 +290,73 @@ def _precheck(postgres: bool) -> Any:
         col(Course.capacity),
         col(Course.seats_taken),
         existing.label("existing"),
-        new_id.label("new_id"),
     ).where(col(Course.id) == course_id)
 
 
 @cache
-def _seat_and_insert() -> Any:
-    """Take a seat (row lock, conditions re-checked under it), insert the enrollment and
-    its confirmation email's outbox row in one statement; one row ``(course id, status,
-    job id)``, status and job id None when the insert met a duplicate (no outbox row is
-    written then), no row when no seat was taken."""
+def _precheck() -> Any:
+    return _figures(bindparam("course_id", type_=Integer), bindparam("student_id", type_=Integer))
+
+
+@cache
+def _one_statement() -> Any:
+    """Read the figures, take a seat, insert the enrollment and its confirmation email's
+    outbox row: one row ``(figures…, enrollment_id, status, job_id)``, the last three None
+    when nothing was written; no row when the course does not exist.
+
+    Each outcome is whole, so the statement may commit without being looked at:
+    - the seat is taken only when the student has no enrollment at all for the course
+      (an expired one is reused by ``enroll_student``), and the course row lock re-checks
+      publication and capacity: no seat, nothing is written;
+    - the insert has no ``ON CONFLICT``: a duplicate that raced in between our snapshot
+      and the insert makes the unique constraint fail the statement, seat included;
+    - the outbox row is written for the inserted enrollment only.
+    """
     course_id = bindparam("course_id", type_=Integer)
+    student_id = bindparam("student_id", type_=Integer)
     now = bindparam("now", type_=DateTime(timezone=True))
-    seat = _take_seat(course_id).returning(col(Course.id), col(Course.price)).cte("seat")
+    figures = _figures(course_id, student_id).cte("figures")
+    no_enrollment = ~exists().where(
+        col(Enrollment.student_id) == student_id, col(Enrollment.course_id) == course_id
+    )
+    seat = (
+        _take_seat(course_id).where(no_enrollment).returning(col(Course.id), col(Course.price))
+    ).cte("seat")
     free = seat.c.price <= 0
     status = case((free, EnrollmentStatus.active.value), else_=EnrollmentStatus.pending.value)
-    insert = (
-        postgresql.insert(Enrollment)
+    inserted = (
+        insert(Enrollment)
         .from_select(
-            ["id", "student_id", "course_id", "status", "created_at", "updated_at", "confirmed_at"],
-            select(
-                bindparam("enrollment_id", type_=Integer),
-                bindparam("student_id", type_=Integer),
-                seat.c.id,
-                status,
-                now,
-                now,
-                case((free, now), else_=null()),
-            ),
+            ["student_id", "course_id", "status", "created_at", "updated_at", "confirmed_at"],
+            select(student_id, seat.c.id, status, now, now, case((free, now), else_=null())),
         )
-        .on_conflict_do_nothing(index_elements=["student_id", "course_id"])
         .returning(col(Enrollment.id), col(Enrollment.status))
         .cte("inserted")
     )
     outbox: Any = OutboxJob.__table__  # type: ignore[attr-defined]
+    args = func.json_build_object(literal_column("'enrollment_id'"), inserted.c.id)
     job = (
-        postgresql.insert(outbox)
+        insert(outbox)
         .from_select(
             ["job_name", "args", "queue", "request_id", "created_at", "attempts"],
             select(
                 bindparam("job_name", type_=outbox.c.job_name.type),
-                bindparam("job_args", type_=outbox.c.args.type),
+                args,
                 bindparam("job_queue", type_=outbox.c.queue.type),
                 bindparam("request_id", type_=outbox.c.request_id.type),
                 now,
-                bindparam("attempts", type_=Integer),
-            ).select_from(insert),
+                literal(0),
+            ).select_from(inserted),
         )
         .returning(outbox.c.id)
         .cte("job")
     )
-    return select(seat.c.id, insert.c.status, job.c.id.label("job_id")).select_from(
-        seat.outerjoin(insert, true()).outerjoin(job, true())
-    )
+    return select(
+        figures,
+        inserted.c.id.label("enrollment_id"),
+        inserted.c.status,
+        job.c.id.label("job_id"),
+    ).select_from(figures.outerjoin(inserted, true()).outerjoin(job, true()))
 
 
 def _refuse(session: Session, actor: Principal, course_id: int) -> NoReturn:
@@ -255,68 +369,6 @@ def _refuse(session: Session, actor: Principal, course_id: int) -> NoReturn:
     if _holds_seat(session, actor.id, course_id):
         raise _already_enrolled(course_id)
     raise _course_full(course_id)
-
-
-def _enroll_new(
-    session: Session,
-    actor: Principal,
-    course_id: int,
-    enrollment_id: int,
-    title: str,
-    now: datetime,
-) -> EnrollmentPublic:
-    """PostgreSQL, no earlier enrollment: one statement takes the seat (locking the course
-    row, conditions re-checked under the lock), inserts the enrollment and its outbox row;
-    the transaction's owner commits right after.
-
-    Nothing is written when no seat is taken. A duplicate that raced in meanwhile makes the
-    insert do nothing while the seat was taken: the error raised rolls the seat back.
-    """
-    job = OutboxJob(
-        job_name="send_enrollment_email",
-        args={"enrollment_id": enrollment_id},
-        request_id=current_request_id(),
-        created_at=now,
-    )
-    # The after-commit hooks are registered before the course row is locked (a rollback
-    # drops them): between the seat statement and the commit, as little Python as possible.
-    relay_on_commit(session, job)
-    invalidate_catalog(session, course_id)
-    row = (
-        session.connection()
-        .execute(
-            _seat_and_insert(),
-            {
-                "course_id": course_id,
-                "student_id": actor.id,
-                "enrollment_id": enrollment_id,
-                "now": now,
-                "job_name": job.job_name,
-                "job_args": job.args,
-                "job_queue": job.queue,
-                "request_id": job.request_id,
-                "attempts": job.attempts,
-            },
-        )
-        .one_or_none()
-    )
-    if row is None:
-        _refuse(session, actor, course_id)
-    if row.status is None:  # seat taken, enrollment not written: roll the seat back too
-        _release_seats(session, course_id, 1)
-        raise _already_enrolled(course_id)
-    job.id = row.job_id
-    active = row.status == EnrollmentStatus.active.value
-    return EnrollmentPublic(
-        id=enrollment_id,
-        course=course_id,
-        course_title=title,
-        student=actor.username,
-        status=EnrollmentStatus(row.status),
-        created_at=now,
-        updated_at=now,
-        confirmed_at=now if active else None,
-    )
 
 
 def _release_seats(session: Session, course_id: int, count: int) -> None:

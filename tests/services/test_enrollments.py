@@ -214,3 +214,157 @@ def test_same_rules_on_sqlite(sqlite_url: str) -> None:
         assert enrollments.enroll_student(session, student, course_id).id == enrollment.id
     with session_scope() as session:
         assert session.get(Course, course_id).seats_taken == 1
+
+
+# ------------------------------------------------- one self-committing statement (PostgreSQL)
+
+
+def _at_once(student: Principal, course_id: int) -> Any:
+    from eduflow.db import autocommit_connection
+
+    with autocommit_connection() as connection:
+        return enrollments.enroll_in_one_statement(connection, student, course_id)
+
+
+def _written(course_id: int) -> tuple[int, int, int]:
+    """(enrollments, seats taken, outbox rows) as committed."""
+    from sqlalchemy import func
+
+    from eduflow.db import session_scope
+
+    with session_scope(read_only=True) as s:
+        enrolled = s.execute(
+            select(func.count()).select_from(Enrollment).where(Enrollment.course_id == course_id)
+        ).scalar()
+        jobs = s.execute(select(func.count()).select_from(OutboxJob)).scalar()
+        course = s.get(Course, course_id)
+        return enrolled, course.seats_taken if course else -1, jobs
+
+
+def _run_blocked(work: Any) -> tuple[Any, list[Any]]:
+    """Start ``work`` in a thread; return once PostgreSQL reports it waiting for a lock."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    from eduflow.db import get_engine
+
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except Exception as exc:  # recorded for the assertions
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 10
+    with get_engine().connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar()
+            conn.rollback()
+            if waiting:
+                return thread, outcome
+            time.sleep(0.02)
+    raise AssertionError("the enrollment never waited for a lock")
+
+
+def test_one_statement_commits_by_itself_and_relays_the_email(session: Any) -> None:
+    from eduflow.cache.generations import course_gen_key
+    from eduflow.cache.stores import get_redis
+    from eduflow.db import autocommit_connection
+
+    course = make_course(session, capacity=2, price="5.00")
+    student = as_principal(make_user(session))
+    session.commit()
+    with autocommit_connection() as connection:
+        enrolled = enrollments.enroll_in_one_statement(connection, student, course.id)
+        assert _written(course.id) == (1, 1, 1)  # seen by others before this block ends
+    assert enrolled is not None and enrolled.status == "pending" and enrolled.confirmed_at is None
+    job = session.execute(select(OutboxJob)).scalar_one()
+    assert (job.job_name, job.args, job.created_at) == (
+        "send_enrollment_email",
+        {"enrollment_id": enrolled.id},
+        enrolled.created_at,
+    )
+    row = session.get(Enrollment, enrolled.id)
+    assert row is not None and (row.student_id, row.status) == (student.id, "pending")
+    client = get_redis()
+    assert client.lrange("rq:queue:default", 0, -1) == [f"outbox-{job.id}".encode()]
+    assert client.get(course_gen_key(course.id)) is not None  # the catalogue was invalidated
+
+
+def test_one_statement_turns_away_what_cannot_succeed_without_writing(session: Any) -> None:
+    full = make_course(session, capacity=1)
+    roomy = make_course(session, capacity=5)
+    draft = make_course(session, is_published=False)
+    first = make_user(session)
+    make_enrollment(session, first, full)
+    make_enrollment(session, first, roomy)
+    student = as_principal(make_user(session))
+    session.commit()
+    for course_id in (full.id, roomy.id):  # told from the figures, no seat taken meanwhile
+        with pytest.raises(Conflict) as dup:
+            _at_once(as_principal(first), course_id)
+        assert dup.value.problem_slug == "already-enrolled"
+    with pytest.raises(Conflict) as no_seat:
+        _at_once(student, full.id)
+    assert no_seat.value.problem_slug == "course-full"
+    for course_id in (draft.id, 10**6):
+        with pytest.raises(NotFound):
+            _at_once(student, course_id)
+    assert _written(full.id) == (1, 1, 0) and _written(roomy.id) == (1, 1, 0)
+    assert _written(draft.id) == (0, 0, 0)
+
+
+def test_one_statement_leaves_an_expired_enrollment_to_the_transaction(session: Any) -> None:
+    course = make_course(session, capacity=1)
+    student = make_user(session)
+    expired = make_enrollment(session, student, course, status="expired")
+    course.seats_taken = 0  # an expired enrollment holds no seat
+    session.commit()
+    assert _at_once(as_principal(student), course.id) is None
+    assert _written(course.id) == (1, 0, 0)
+    again = enrollments.enroll_student(session, as_principal(student), course.id)
+    assert again.id == expired.id and again.status == "active"
+
+
+def test_one_statement_writes_nothing_when_the_course_fills_meanwhile(session: Any) -> None:
+    from sqlalchemy import update
+
+    from eduflow.db import session_scope
+
+    course = make_course(session, capacity=1)
+    student = as_principal(make_user(session))
+    session.commit()
+    with session_scope() as other:  # a seat taken, not committed yet: the row is locked
+        other.execute(update(Course).where(Course.id == course.id).values(seats_taken=1))
+        thread, outcome = _run_blocked(lambda: _at_once(student, course.id))
+    thread.join(timeout=30)
+    assert outcome == [None]  # the transactional path says why (course full)
+    assert _written(course.id) == (0, 1, 0)
+
+
+def test_one_statement_undoes_its_seat_when_a_duplicate_races_in(session: Any) -> None:
+    from eduflow.db import session_scope
+
+    course = make_course(session, capacity=5)
+    student = make_user(session)
+    session.commit()
+    with session_scope() as other:  # the same student's enrollment, not committed yet
+        other.add(Enrollment(student_id=student.id, course_id=course.id, status="active"))
+        other.flush()
+        thread, outcome = _run_blocked(lambda: _at_once(as_principal(student), course.id))
+    thread.join(timeout=30)
+    assert outcome == [None]
+    assert _written(course.id) == (1, 0, 0)  # the seat taken by the statement was undone
+    with pytest.raises(Conflict) as dup:
+        enrollments.enroll_student(session, as_principal(student), course.id)
+    assert dup.value.problem_slug == "already-enrolled"

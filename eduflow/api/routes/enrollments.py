@@ -14,7 +14,7 @@ from eduflow.api.etag import encode, json_response
 from eduflow.api.idempotency import IdempotencyDep
 from eduflow.api.problems import problem_responses
 from eduflow.config import get_settings
-from eduflow.db import session_scope
+from eduflow.db import autocommit_connection, get_engine, session_scope
 from eduflow.models.enrollments import (
     EnrollmentCreate,
     EnrollmentPage,
@@ -35,14 +35,16 @@ EnrollmentId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Enrollment i
     response_model=EnrollmentPublic,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
-async def enroll(idem: IdempotencyDep, body: EnrollmentCreate, actor: CurrentUser) -> Response:
+async def enroll(idem: IdempotencyDep, body: EnrollmentCreate) -> Response:
     """Free course: ``active``; paid course: ``pending`` until confirmed. 409
     ``already-enrolled`` for a second enrollment, 409 ``course-full`` when no seat is left.
     Honours ``Idempotency-Key``."""
+    # The caller comes with ``idem`` (which requires it): a second ``CurrentUser`` here
+    # would have FastAPI walk the authentication's dependencies again on every request.
     if idem.replay:
         return idem.replay
     enrollment = await anyio.to_thread.run_sync(
-        _enroll, actor, body.course, limiter=_enroll_limiter()
+        _enroll, idem.actor, body.course, limiter=_enroll_limiter()
     )
     return idem.respond(
         201, encode(enrollment), {"Location": f"/api/v1/enrollments/{enrollment.id}/"}
@@ -51,7 +53,13 @@ async def enroll(idem: IdempotencyDep, body: EnrollmentCreate, actor: CurrentUse
 
 def _enroll(actor: Principal, course_id: int) -> EnrollmentPublic:
     # The handler owns the transaction (as SessionDep would: committed before the response
-    # is sent) so the commit follows the seat statement at once, in the same thread.
+    # is sent). On PostgreSQL one self-committing statement does the work; the rare cases
+    # it leaves undecided take the transactional path.
+    if get_engine().dialect.name == "postgresql":
+        with autocommit_connection() as connection:
+            enrollment = enrollments.enroll_in_one_statement(connection, actor, course_id)
+        if enrollment is not None:
+            return enrollment
     with session_scope() as session:
         return enrollments.enroll_student(session, actor, course_id)
 
