@@ -260,6 +260,23 @@ def metrics(base: str) -> dict[str, float]:
     return totals
 
 
+def cpu_seconds(group: int) -> float:
+    """CPU time (user + system) used so far by the processes of a process group: the
+    server's cost per request, which moves much less than requests/s on a shared machine."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[2]) == group:  # pgrp
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 def db_transactions(database_url: str) -> int:
     """Committed + rolled-back transactions of the benchmark database so far."""
     import psycopg
@@ -367,17 +384,20 @@ def main() -> None:
             if args.only and name not in args.only:
                 continue
             before, tx_before = metrics(base), db_transactions(args.database_url)
+            cpu_before = cpu_seconds(server.proc.pid)
             spies = profile(server, name, args.duration, args.profile) if args.profile else []
             result = wrk(
                 binary, base + "/", script, args.connections, args.duration, args.threads, workdir
             )
             for spy in spies:
                 spy.wait()
+            cpu = cpu_seconds(server.proc.pid) - cpu_before
             after, tx_after = metrics(base), db_transactions(args.database_url)
             hits = after.get("hits", 0) - before.get("hits", 0)
             lookups = hits + after.get("misses", 0) - before.get("misses", 0)
             result["hit_rate"] = hits / lookups if lookups else None
             result["db_tx_per_request"] = (tx_after - tx_before) / max(1, result["requests"])
+            result["cpu_ms_per_request"] = cpu * 1000 / max(1, result["requests"])
             results[name] = result
             print(f"  {name}: {result['rps']:.0f} req/s", flush=True)
         if not args.only or "anonymous list under login load" in args.only:
@@ -457,16 +477,17 @@ def main() -> None:
         f"{args.workers} workers, {args.connections} connections, "
         f"{args.duration}s per scenario, wrk {args.threads} threads"
     )
-    columns = ("req/s", "p50 ms", "p99 ms", "ceiling", "hits", "db tx/req", "errors")
+    columns = ("req/s", "p50 ms", "p99 ms", "ceiling", "hits", "db tx/req", "cpu ms/req", "errors")
     print(f"{'scenario':34}" + "".join(f" {c:>9}" for c in columns))
-    rows = [("bare ASGI ceiling (same bytes)", top, "100%", "", "")]
+    rows = [("bare ASGI ceiling (same bytes)", top, "100%", "", "", "")]
     for name, r in results.items():
         hit = f"{r['hit_rate'] * 100:.2f}%" if r.get("hit_rate") is not None else "-"
         tx = f"{r['db_tx_per_request']:.3f}" if "db_tx_per_request" in r else "-"
-        rows.append((name, r, f"{r['rps'] / top['rps'] * 100:.0f}%", hit, tx))
-    for name, r, ratio, hit, tx in rows:
+        cpu = f"{r['cpu_ms_per_request']:.3f}" if "cpu_ms_per_request" in r else "-"
+        rows.append((name, r, f"{r['rps'] / top['rps'] * 100:.0f}%", hit, tx, cpu))
+    for name, r, ratio, hit, tx, cpu in rows:
         figures = f"{r['rps']:9.0f} {r['p50_ms']:9.2f} {r['p99_ms']:9.2f}"
-        print(f"{name:34} {figures} {ratio:>9} {hit:>9} {tx:>9} {r['errors']:9d}")
+        print(f"{name:34} {figures} {ratio:>9} {hit:>9} {tx:>9} {cpu:>10} {r['errors']:9d}")
     loaded = results.get("anonymous list under login load")
     if loaded:
         print(f"(logins during the last scenario: {loaded['logins_per_s']:.1f}/s)")

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from eduflow.api.cached import CachedReads
 
 API_PREFIX = "/api/v1"
+ENROLL_PATH = f"{API_PREFIX}/enrollments/"  # answered by api.fast_writes when plain
 
 
 @asynccontextmanager
@@ -47,25 +48,30 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 class EduFlowAPI(FastAPI):
-    """FastAPI with the catalogue's cache hits answered in front of it.
+    """FastAPI with the catalogue's cache hits and plain enrollment POSTs answered in
+    front of it.
 
-    A hit needs none of the framework (middleware stack, routing, dependencies): answering
-    it here costs a fraction of a routed request. Everything else, misses included, goes
+    Neither needs the framework (middleware stack, routing, dependencies): answering them
+    here costs a fraction of a routed request. Everything else, misses included, goes
     through the full application unchanged.
     """
 
     cached_reads: CachedReads | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer a cache hit, or run the application."""
+        """Answer a cache hit or a plain enrollment, or run the application."""
         fast = self.cached_reads
-        if (
-            fast is not None
-            and scope["type"] == "http"
-            and scope["method"] == "GET"
-            and await fast.answer(scope, send)
-        ):
-            return
+        if fast is not None and scope["type"] == "http":
+            if scope["method"] == "GET":
+                if await fast.answer(scope, send):
+                    return
+            elif scope["method"] == "POST" and scope["path"] == ENROLL_PATH:
+                from eduflow.api.fast_writes import answer_enrollment
+
+                answered_with = await answer_enrollment(fast, scope, receive, send)
+                if answered_with is None:
+                    return
+                receive = answered_with
         await super().__call__(scope, receive, send)
 
 

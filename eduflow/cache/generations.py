@@ -38,13 +38,10 @@ def replace_generations(store: Store, *gen_keys: str) -> None:
     """Give each of ``gen_keys`` a fresh token in one round trip, then wait for the
     invalidations it causes (``fence``), so entries built under the old ones are unreachable."""
     if isinstance(store, RedisStore):
-        pipe = store.client.pipeline(transaction=False)
-        for gen_key in gen_keys:
-            pipe.set(gen_key, new_generation())
         import redis as redis_lib
 
         try:
-            pipe.execute()
+            store.client.mset({gen_key: new_generation() for gen_key in gen_keys})
             fence(store.client)
         except (redis_lib.ConnectionError, redis_lib.TimeoutError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
