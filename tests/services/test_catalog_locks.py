@@ -11,14 +11,13 @@ the deletion finish. With the opposite lock order PostgreSQL detects a deadlock 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
-from eduflow.db import get_engine, session_scope
+from eduflow.db import session_scope
 from eduflow.errors import NotFound
 from eduflow.models import Course, Enrollment, Lesson
 from eduflow.models._base import utcnow
@@ -26,27 +25,11 @@ from eduflow.models.users import Role
 from eduflow.services import courses, enrollments, lessons
 from eduflow.services.permissions import OPERATOR, Principal
 from tests.factories import make_course, make_enrollment, make_lesson, make_user
+from tests.queries import wait_until_a_lock_is_awaited
 
 
 def as_principal(user: Any) -> Principal:
     return Principal(id=user.id, username=user.username, role=Role(user.role))
-
-
-def _wait_until_blocked(timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    with get_engine().connect() as conn:
-        while time.monotonic() < deadline:
-            waiting = conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            ).scalar()
-            conn.rollback()
-            if waiting:
-                return
-            time.sleep(0.02)
-    raise AssertionError("the competing write never waited for the course lock")
 
 
 def _race_with_course_delete(course_id: int, write: Callable[[Any], Any]) -> list[Any]:
@@ -65,7 +48,7 @@ def _race_with_course_delete(course_id: int, write: Callable[[Any], Any]) -> lis
         courses.get_course_for_change(s, OPERATOR, course_id)  # the lock delete_course takes
         thread = threading.Thread(target=competitor)
         thread.start()
-        _wait_until_blocked()
+        wait_until_a_lock_is_awaited()
         courses.delete_course(s, OPERATOR, course_id)
     thread.join(timeout=30)
     assert not thread.is_alive()
@@ -208,7 +191,7 @@ def _race_on_course_lock(
         courses.get_course_for_change(s, OPERATOR, course_id)
         thread = threading.Thread(target=competitor)
         thread.start()
-        _wait_until_blocked()
+        wait_until_a_lock_is_awaited()
         first(s)
     thread.join(timeout=30)
     assert not thread.is_alive()

@@ -244,11 +244,8 @@ def _written(course_id: int) -> tuple[int, int, int]:
 def _run_blocked(work: Any) -> tuple[Any, list[Any]]:
     """Start ``work`` in a thread; return once PostgreSQL reports it waiting for a lock."""
     import threading
-    import time
 
-    from sqlalchemy import text
-
-    from eduflow.db import get_engine
+    from tests.queries import wait_until_a_lock_is_awaited
 
     outcome: list[Any] = []
 
@@ -260,20 +257,8 @@ def _run_blocked(work: Any) -> tuple[Any, list[Any]]:
 
     thread = threading.Thread(target=run)
     thread.start()
-    deadline = time.monotonic() + 10
-    with get_engine().connect() as conn:
-        while time.monotonic() < deadline:
-            waiting = conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            ).scalar()
-            conn.rollback()
-            if waiting:
-                return thread, outcome
-            time.sleep(0.02)
-    raise AssertionError("the enrollment never waited for a lock")
+    wait_until_a_lock_is_awaited()
+    return thread, outcome
 
 
 def test_one_statement_commits_by_itself_and_relays_the_email(session: Any) -> None:
