@@ -28,7 +28,12 @@ from starlette.types import Message, Receive, Scope, Send
 from eduflow.api.app import ENROLL_PATH
 from eduflow.api.cached import CachedReads
 from eduflow.api.etag import encode
-from eduflow.api.middleware import finish_request, request_id_of, response_time
+from eduflow.api.middleware import (
+    finish_request,
+    log_fast_path_error,
+    request_id_of,
+    response_time,
+)
 from eduflow.api.problems import PROBLEM_MEDIA_TYPE, unhandled_response
 from eduflow.errors import EduFlowError
 from eduflow.models.enrollments import EnrollmentCreate
@@ -95,11 +100,14 @@ async def answer_enrollment(
     body, messages = await _read_body(receive)
     if body is None:
         return _replay(messages, receive)
+    actor = None
     try:
         payload = EnrollmentCreate.model_validate_json(body)
         actor = await cached_reads.principal(token)
-    except ValidationError:
-        return _replay(messages, receive)
+    except ValidationError:  # the route says what is wrong with it (422)
+        pass
+    except Exception as exc:  # a bug here must not cost the request: the route answers
+        log_fast_path_error(scope, exc)
     if actor is None:
         return _replay(messages, receive)
 

@@ -162,7 +162,8 @@ def publish() -> None:
 
 
 def log_fast_path_error(scope: Scope, exc: Exception) -> None:
-    """Log a failure of the cached-read fast path (the request then goes to the routes)."""
+    """Log a failure of a fast path (cached reads, plain enrollments): the request then
+    goes to the routes."""
     get_logger("eduflow.error").error("fast_path_failed", path=scope["path"], exc_info=exc)
 
 

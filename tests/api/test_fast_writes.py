@@ -168,3 +168,28 @@ def test_a_failure_behind_the_fast_path_is_a_problem_not_a_traceback(
     unavailable = client.post(URL, json={"course": course.id}, headers=student)
     assert unavailable.status_code == 503
     assert routed == []  # answered by the fast path, as problems (checked by the client)
+
+
+def test_a_bug_before_the_enrollment_leaves_the_request_to_the_route(
+    client: Any, session: Any, routed: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eduflow.api.cached import CachedReads
+
+    course = make_course(session)
+    student = _bearer(session)
+    session.commit()
+    _warm(client, student)
+    routed.clear()
+    original = CachedReads.principal
+    calls: list[str] = []
+
+    async def fails_once(self: Any, token: str) -> Any:
+        calls.append(token)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the fast path")
+        return await original(self, token)
+
+    monkeypatch.setattr(CachedReads, "principal", fails_once)
+    made = client.post(URL, json={"course": course.id}, headers=student)
+    assert made.status_code == 201 and made.json()["course"] == course.id
+    assert routed == [f"POST {URL}"] and len(calls) == 2  # the route confirmed the caller
