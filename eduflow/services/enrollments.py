@@ -95,8 +95,8 @@ def _course_full(course_id: int) -> Conflict:
 
 def _upsert(session: Session, values: dict[str, Any]) -> Any:
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(Enrollment).values(**values)
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = upsert(Enrollment).values(**values)
     excluded = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=["student_id", "course_id"],

@@ -124,3 +124,61 @@ def test_course_deletes_racing_unenrolls_never_fail(session: Any, live_server: A
     session.expire_all()
     assert session.execute(select(func.count()).select_from(Enrollment)).scalar() == 0
     assert all(session.get(Course, cid) is None for cid in course_ids)
+
+
+# ------------------------------------------------ the same rushes through the fast path
+
+
+async def _warm(url: str, tokens: list[str]) -> None:
+    """Have every caller's state cached (as their login would): their enrollment POSTs
+    are then plain, answered in front of the application."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        replies = await asyncio.gather(
+            *(
+                client.get(f"{url}/api/v1/auth/me/", headers={"Authorization": f"Bearer {tok}"})
+                for tok in tokens
+            )
+        )
+    assert {r.status_code for r in replies} == {200}
+
+
+@pytest.fixture
+def routed_posts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Paths of the POSTs that reached the application behind the fast paths."""
+    from fastapi import FastAPI
+
+    seen: list[str] = []
+    original = FastAPI.__call__
+
+    async def spy(self: Any, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            seen.append(scope["path"])
+        await original(self, scope, receive, send)
+
+    monkeypatch.setattr(FastAPI, "__call__", spy)
+    return seen
+
+
+def test_fast_path_rush_keeps_capacity_and_one_enrollment_each(
+    session: Any, live_server: Any, routed_posts: list[str]
+) -> None:
+    full = make_course(session, capacity=50)
+    roomy = make_course(session, capacity=None)
+    tokens = _tokens(session, 200)
+    session.commit()
+    asyncio.run(_warm(live_server.url, tokens))
+    url = f"{live_server.url}/api/v1/enrollments/"
+    # Every student tries the small course once and the large one twice, all at once.
+    requests = [(t, {"course": full.id}) for t in tokens]
+    requests += [(t, {"course": roomy.id}) for t in tokens] * 2
+    responses = asyncio.run(_fire(url, requests))
+    by_course: dict[int, Counter[int]] = {full.id: Counter(), roomy.id: Counter()}
+    for (_tok, body), response in zip(requests, responses, strict=True):
+        by_course[body["course"]][response.status_code] += 1
+    assert by_course[full.id] == {201: 50, 409: 150}, by_course
+    assert by_course[roomy.id] == {201: 200, 409: 200}, by_course
+    assert _counts(session, full.id)[:2] == (50, 50)
+    assert _counts(session, roomy.id) == (200, 200, 250)  # one email per enrollment
+    # Duplicates that raced in went the transactional way inside the same call; none of
+    # the POSTs needed the application.
+    assert routed_posts == []
