@@ -480,6 +480,7 @@ def main() -> None:
     ceiling = Server(ceiling_argv, ceiling_env, port, workdir / "ceiling.log")
     try:
         cpu_before, busy_before = cpu_seconds(ceiling.proc.pid), machine_cpu_seconds()
+        spies = profile(ceiling, "ceiling", args.duration, args.profile) if args.profile else []
         top = wrk(
             binary,
             base + "/",
@@ -489,6 +490,8 @@ def main() -> None:
             args.threads,
             workdir,
         )
+        for spy in spies:
+            spy.wait()
         requests = max(1, top["requests"])
         top["cpu_ms_per_request"] = (cpu_seconds(ceiling.proc.pid) - cpu_before) * 1000 / requests
         top["machine_ms_per_request"] = (machine_cpu_seconds() - busy_before) * 1000 / requests

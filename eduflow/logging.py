@@ -6,9 +6,11 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+import orjson
 import structlog
 
 SENSITIVE_KEYS = re.compile(
@@ -170,8 +172,6 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def _orjson_dumps(obj: Any, **_kw: Any) -> str:
-    import orjson
-
     return orjson.dumps(obj, default=str).decode()
 
 
@@ -201,8 +201,6 @@ def write_access_line(
     write it (same keys, context variables merged, the path redacted); ``request_id`` when
     it is not bound to the context. ``defer``: keep it for the next
     :func:`flush_access_lines` (one write for a burst of cache hits)."""
-    import orjson
-
     context = structlog.contextvars.get_contextvars()
     if request_id is None and len(context) == 1 and "request_id" in context:
         request_id = str(context["request_id"])
@@ -241,8 +239,6 @@ def _general_access_line(
     user_id: int | None,
 ) -> bytes:
     """The access line when more than the request id is bound (redacted like any line)."""
-    import orjson
-
     line: dict[str, Any] = dict(redact_processor(None, "", dict(context)))
     if request_id is not None:
         line["request_id"] = request_id
@@ -267,8 +263,6 @@ _line_parts: dict[tuple[str, str, int, int | None], tuple[bytes, bytes, bytes]] 
 def _access_line_parts(
     method: str, path: str, status: int, user_id: int | None
 ) -> tuple[bytes, bytes, bytes]:
-    import orjson
-
     parts = (
         b',"logger":"eduflow.access","method":%b,"path":%b,"status":%d,"duration_ms":'
         % (orjson.dumps(method), orjson.dumps(redact_value(path)), status),
@@ -310,8 +304,6 @@ _second: list[Any] = [None, ""]
 
 
 def _utc_iso() -> str:
-    import time
-
     now = time.time()
     second = int(now)
     if _second[0] != second:

@@ -44,6 +44,7 @@ from eduflow.api.response_cache import (
     tag_of,
 )
 from eduflow.cache.health import CACHE_TIMEOUT, STATS_KEY, get_cache_store, health, stats
+from eduflow.config import get_settings
 from eduflow.models.users import Role
 from eduflow.security import decode_token
 from eduflow.services.auth import auth_state_keys, cached_principal, cached_profile, profile_key
@@ -109,8 +110,6 @@ VERIFIED_TOKENS = 10_000
 
 def _verified_claims(token: str) -> dict[str, Any] | None:
     """The claims of a valid, unexpired access token; None otherwise."""
-    from eduflow.config import get_settings
-
     settings = get_settings()
     if _verified_under[0] is not settings:  # new settings (maybe a new key): start over
         _verified.clear()
@@ -181,8 +180,6 @@ class CachedReads:
 
     def _redis(self) -> Any:
         """The asyncio Redis client of the running loop (None on the embedded default)."""
-        from eduflow.config import get_settings
-
         settings, loop = get_settings(), asyncio.get_running_loop()
         if self._settings is settings and self._loop is loop:
             return self._client
