@@ -51,8 +51,9 @@ def _plain(headers: list[tuple[bytes, bytes]]) -> str | None:
     for name, value in headers:
         if name == b"authorization":
             scheme, _, rest = value.partition(b" ")
-            if scheme.lower() == b"bearer" and rest.strip():
-                token = rest.strip().decode("latin-1")
+            if token is not None or scheme.lower() != b"bearer" or not rest.strip():
+                return None  # repeated or not a bearer token: the route says what it is
+            token = rest.strip().decode("latin-1")
         elif name == b"content-type":
             json = value.partition(b";")[0].strip().lower() == _JSON
         elif name == b"content-length":

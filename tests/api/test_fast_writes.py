@@ -125,7 +125,14 @@ def test_anything_not_plain_reaches_the_route_with_its_body(
     assert client.post(URL, json={"course": course.id}).status_code == 401
     bad_token = {"Authorization": "Bearer not-a-token"}
     assert client.post(URL, json={"course": course.id}, headers=bad_token).status_code == 401
-    assert len(routed) == 5
+    basic = {"Authorization": "Basic c3R1ZGVudDpwdw=="}
+    assert client.post(URL, json={"course": course.id}, headers=basic).status_code == 401
+    twice = [
+        ("authorization", bad_token["Authorization"]),
+        ("authorization", student["Authorization"]),
+    ]
+    assert client.post(URL, json={"course": course.id}, headers=twice).status_code == 401
+    assert len(routed) == 7
     # A body larger than a plain enrollment's is read by the route, whole.
     padded = b'{"course": %d' % course.id + b" " * 400 + b"}"
     made = client.post(URL, content=padded, headers=as_json)
@@ -138,7 +145,7 @@ def test_anything_not_plain_reaches_the_route_with_its_body(
     again = client.post(URL, json={"course": other_course.id}, headers=keyed)
     assert first.status_code == again.status_code == 201
     assert again.json()["id"] == first.json()["id"]
-    assert routed == [f"POST {URL}"] * 8
+    assert routed == [f"POST {URL}"] * 10
 
 
 def test_a_failure_behind_the_fast_path_is_a_problem_not_a_traceback(
