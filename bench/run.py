@@ -281,8 +281,8 @@ def machine_cpu_seconds() -> float:
     """CPU time the whole machine has been busy so far (every core, every process: wrk,
     PostgreSQL and Redis included), from ``/proc/stat``."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle, iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]  # idle, iowait; steal (the hypervisor's) is left out
+    return (sum(fields[:7]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def db_transactions(database_url: str) -> int:
