@@ -46,6 +46,16 @@ def _warm(client: Any, *bearers: dict[str, str]) -> None:
         assert client.get("/api/v1/auth/me/", headers=headers).status_code == 200
 
 
+def _course_and_student(client: Any, session: Any, routed: list[str]) -> tuple[int, dict[str, str]]:
+    """A published course with seats and a student whose state is cached; nothing routed yet."""
+    course = make_course(session, capacity=5)
+    student = _bearer(session)
+    session.commit()
+    _warm(client, student)
+    routed.clear()
+    return course.id, student
+
+
 def _same(fast: Any, routed: Any) -> None:
     """The two answers agree in everything but the request's own id."""
     assert fast.status_code == routed.status_code
@@ -111,32 +121,28 @@ def test_a_plain_enrollment_is_answered_without_the_application(
 def test_anything_not_plain_reaches_the_route_with_its_body(
     client: Any, session: Any, routed: list[str]
 ) -> None:
-    course = make_course(session, capacity=5)
-    student = _bearer(session)
-    session.commit()
-    _warm(client, student)
-    routed.clear()
+    course_id, student = _course_and_student(client, session, routed)
     as_json = {**student, "Content-Type": "application/json"}
 
-    unknown_field = client.post(URL, json={"course": course.id, "seat": 1}, headers=student)
+    unknown_field = client.post(URL, json={"course": course_id, "seat": 1}, headers=student)
     assert unknown_field.status_code == 422
     assert client.post(URL, content=b'{"course": "x"}', headers=as_json).status_code == 422
     assert client.post(URL, content=b"{not json", headers=as_json).status_code == 400
-    assert client.post(URL, json={"course": course.id}).status_code == 401
+    assert client.post(URL, json={"course": course_id}).status_code == 401
     bad_token = {"Authorization": "Bearer not-a-token"}
-    assert client.post(URL, json={"course": course.id}, headers=bad_token).status_code == 401
+    assert client.post(URL, json={"course": course_id}, headers=bad_token).status_code == 401
     basic = {"Authorization": "Basic c3R1ZGVudDpwdw=="}
-    assert client.post(URL, json={"course": course.id}, headers=basic).status_code == 401
+    assert client.post(URL, json={"course": course_id}, headers=basic).status_code == 401
     twice = [
         ("authorization", bad_token["Authorization"]),
         ("authorization", student["Authorization"]),
     ]
-    assert client.post(URL, json={"course": course.id}, headers=twice).status_code == 401
+    assert client.post(URL, json={"course": course_id}, headers=twice).status_code == 401
     assert len(routed) == 7
     # A body larger than a plain enrollment's is read by the route, whole.
-    padded = b'{"course": %d' % course.id + b" " * 400 + b"}"
+    padded = b'{"course": %d' % course_id + b" " * 400 + b"}"
     made = client.post(URL, content=padded, headers=as_json)
-    assert made.status_code == 201 and made.json()["course"] == course.id
+    assert made.status_code == 201 and made.json()["course"] == course_id
     # An Idempotency-Key is honoured: the second request is the first one's replay.
     other_course = make_course(session, capacity=5)
     session.commit()
@@ -155,24 +161,20 @@ def test_a_failure_behind_the_fast_path_is_a_problem_not_a_traceback(
 
     from eduflow.services import enrollments
 
-    course = make_course(session)
-    student = _bearer(session)
-    session.commit()
-    _warm(client, student)
-    routed.clear()
+    course_id, student = _course_and_student(client, session, routed)
 
     def broken(*_args: Any) -> None:
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(enrollments, "enroll_in_one_statement", broken)
-    failed = client.post(URL, json={"course": course.id}, headers=student)
+    failed = client.post(URL, json={"course": course_id}, headers=student)
     assert failed.status_code == 500 and "secret" not in failed.text
 
     def database_gone(*_args: Any) -> None:
         raise OperationalError("SELECT 1", {}, Exception("connection refused"))
 
     monkeypatch.setattr(enrollments, "enroll_in_one_statement", database_gone)
-    unavailable = client.post(URL, json={"course": course.id}, headers=student)
+    unavailable = client.post(URL, json={"course": course_id}, headers=student)
     assert unavailable.status_code == 503
     assert routed == []  # answered by the fast path, as problems (checked by the client)
 
@@ -182,11 +184,7 @@ def test_a_bug_before_the_enrollment_leaves_the_request_to_the_route(
 ) -> None:
     from eduflow.api.cached import CachedReads
 
-    course = make_course(session)
-    student = _bearer(session)
-    session.commit()
-    _warm(client, student)
-    routed.clear()
+    course_id, student = _course_and_student(client, session, routed)
     original = CachedReads.principal
     calls: list[str] = []
 
@@ -197,6 +195,6 @@ def test_a_bug_before_the_enrollment_leaves_the_request_to_the_route(
         return await original(self, token)
 
     monkeypatch.setattr(CachedReads, "principal", fails_once)
-    made = client.post(URL, json={"course": course.id}, headers=student)
-    assert made.status_code == 201 and made.json()["course"] == course.id
+    made = client.post(URL, json={"course": course_id}, headers=student)
+    assert made.status_code == 201 and made.json()["course"] == course_id
     assert routed == [f"POST {URL}"] and len(calls) == 2  # the route confirmed the caller
