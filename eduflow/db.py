@@ -167,12 +167,9 @@ def autocommit_connection() -> Iterator[Connection]:
     try:
         with autocommit.connect() as connection:
             yield connection
-    except (OperationalError, DBAPIError) as exc:
-        if _is_connection_error(exc):
-            raise Unavailable("The database is unavailable; retry shortly") from exc
+    except (DBAPIError, PoolTimeout) as exc:
+        _raise_unavailable(exc)
         raise
-    except PoolTimeout as exc:
-        raise Unavailable("The database is overloaded; retry shortly") from exc
 
 
 @contextmanager
@@ -194,16 +191,11 @@ def session_scope(*, read_only: bool = False, replica: bool = False) -> Iterator
             session.rollback()
         else:
             session.commit()
-    except (OperationalError, DBAPIError) as exc:
+    except (DBAPIError, PoolTimeout) as exc:
         session.rollback()
         session.info.pop(AFTER_COMMIT, None)
-        if _is_connection_error(exc):
-            raise Unavailable("The database is unavailable; retry shortly") from exc
+        _raise_unavailable(exc)
         raise
-    except PoolTimeout as exc:  # every pooled connection busy for db_connect_timeout seconds
-        session.rollback()
-        session.info.pop(AFTER_COMMIT, None)
-        raise Unavailable("The database is overloaded; retry shortly") from exc
     except BaseException:
         session.rollback()
         session.info.pop(AFTER_COMMIT, None)
@@ -212,6 +204,15 @@ def session_scope(*, read_only: bool = False, replica: bool = False) -> Iterator
         _run_after_commit(session)
     finally:
         session.close()
+
+
+def _raise_unavailable(exc: DBAPIError | PoolTimeout) -> None:
+    """Raise the 503 a lost database or an exhausted pool (every pooled connection busy
+    for ``db_connect_timeout`` seconds) becomes; return for any other failure."""
+    if isinstance(exc, PoolTimeout):
+        raise Unavailable("The database is overloaded; retry shortly") from exc
+    if _is_connection_error(exc):
+        raise Unavailable("The database is unavailable; retry shortly") from exc
 
 
 def _is_connection_error(exc: DBAPIError) -> bool:
