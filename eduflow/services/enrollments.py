@@ -9,10 +9,11 @@ Capacity and uniqueness under concurrency
   existing row means "already enrolled" and the seat is given back before the 409.
   A lock-free read first turns away requests for full or missing courses cheaply.
 
-  The HTTP route runs the common case, a first enrollment, as one self-committing
-  statement on PostgreSQL (``enroll_in_one_statement``): the same read, seat and insert,
-  where a duplicate that races in fails the unique constraint and so undoes the whole
-  statement. Anything else it leaves to the transactional ``enroll_student``.
+  ``enroll`` (what the HTTP API calls) runs the common case, a first enrollment, as one
+  self-committing statement on PostgreSQL (``enroll_in_one_statement``): the same read,
+  seat and insert, where a duplicate that races in fails the unique constraint and so
+  undoes the whole statement. Anything else it leaves to the transactional
+  ``enroll_student``.
 
 Lock order
   Every write that touches a course's enrollments locks the course row first, then the
@@ -53,7 +54,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from eduflow.cache.catalog import bump_catalog_generations, invalidate_catalog
-from eduflow.db import run_after_commit
+from eduflow.db import autocommit_connection, get_engine, run_after_commit, session_scope
 from eduflow.errors import Conflict, Forbidden, NotFound
 from eduflow.jobs.outbox import InsertedJob, record_row, relay_after_commit
 from eduflow.logging import current_request_id
@@ -130,6 +131,19 @@ def _holds_seat(session: Session, student_id: int, course_id: int) -> bool:
         )
     ).scalar()
     return status in SEAT_HOLDING
+
+
+def enroll(actor: Principal | None, course_id: int) -> EnrollmentPublic:
+    """``enroll_student`` in units of work of its own, committed before it returns: on
+    PostgreSQL one self-committing statement (``enroll_in_one_statement``), and the
+    transaction only for what that statement leaves undecided."""
+    if get_engine().dialect.name == "postgresql":
+        with autocommit_connection() as connection:
+            enrollment = enroll_in_one_statement(connection, actor, course_id)
+        if enrollment is not None:
+            return enrollment
+    with session_scope() as session:
+        return enroll_student(session, actor, course_id)
 
 
 def enroll_student(session: Session, actor: Principal | None, course_id: int) -> EnrollmentPublic:

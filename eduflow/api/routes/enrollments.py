@@ -14,7 +14,6 @@ from eduflow.api.etag import encode, json_response
 from eduflow.api.idempotency import IdempotencyDep
 from eduflow.api.problems import problem_responses
 from eduflow.config import get_settings
-from eduflow.db import autocommit_connection, get_engine, session_scope
 from eduflow.models.enrollments import (
     EnrollmentCreate,
     EnrollmentPage,
@@ -52,20 +51,9 @@ async def enroll(idem: IdempotencyDep, body: EnrollmentCreate) -> Response:
 async def enroll_as(actor: Principal, course_id: int) -> EnrollmentPublic:
     """Enroll ``actor`` in ``course_id`` off the event loop, in the enrollments' own threads:
     the route and the write fast path (``eduflow.api.fast_writes``) both come here."""
-    return await anyio.to_thread.run_sync(_enroll, actor, course_id, limiter=_enroll_limiter())
-
-
-def _enroll(actor: Principal, course_id: int) -> EnrollmentPublic:
-    # The handler owns the transaction (as SessionDep would: committed before the response
-    # is sent). On PostgreSQL one self-committing statement does the work; the rare cases
-    # it leaves undecided take the transactional path.
-    if get_engine().dialect.name == "postgresql":
-        with autocommit_connection() as connection:
-            enrollment = enrollments.enroll_in_one_statement(connection, actor, course_id)
-        if enrollment is not None:
-            return enrollment
-    with session_scope() as session:
-        return enrollments.enroll_student(session, actor, course_id)
+    return await anyio.to_thread.run_sync(
+        enrollments.enroll, actor, course_id, limiter=_enroll_limiter()
+    )
 
 
 _limiters: dict[object, anyio.CapacityLimiter] = {}
