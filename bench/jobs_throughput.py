@@ -48,7 +48,7 @@ def seed(n: int) -> None:
     from sqlalchemy import text
 
     from eduflow.db import session_scope
-    from eduflow.jobs.outbox import relay_pending
+    from eduflow.outbox import relay_pending
     from eduflow.models import Course, Enrollment, OutboxJob, User
 
     with session_scope() as s:
@@ -88,7 +88,7 @@ def relay_cost(n: int) -> None:
     from sqlalchemy import text
 
     from eduflow.db import session_scope
-    from eduflow.jobs.outbox import flush_relay_marks, outbox_backlog, relay_after_commit
+    from eduflow.outbox import flush_relay_marks, outbox_backlog, relay_after_commit
     from eduflow.models import OutboxJob
 
     with session_scope() as s:

@@ -104,7 +104,7 @@ def clean_state(migrated_database: str) -> Iterator[None]:
 
     reset_settings()
     reset_store()
-    from eduflow.jobs.outbox import flush_relay_marks
+    from eduflow.outbox import flush_relay_marks
 
     flush_relay_marks()  # the previous test's batched outbox marks land before ids restart
     with get_engine().begin() as conn:

@@ -117,8 +117,8 @@ def purge(
 def stats(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Per queue: queued, started, scheduled, failed, finished, workers; and the outbox backlog."""
     from eduflow.cli.output import console, print_json, print_table
-    from eduflow.jobs.outbox import outbox_backlog
     from eduflow.jobs.registry import stats as queue_stats
+    from eduflow.outbox import outbox_backlog
 
     rows = queue_stats(_client())
     backlog = outbox_backlog()
@@ -140,8 +140,8 @@ def run(
     from eduflow.cli import fail
     from eduflow.cli.output import print_json, success
     from eduflow.db import session_scope
-    from eduflow.jobs.outbox import job_id_for, record_job
     from eduflow.jobs.scheduler import periodic_jobs
+    from eduflow.outbox import job_id_for, record_job
 
     names = [p.name for p in periodic_jobs()]
     if name not in names:
@@ -166,7 +166,7 @@ def relay(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None
     """Hand every outbox row not yet relayed to the queue (e.g. after a Redis outage)."""
     from eduflow.cli import fail
     from eduflow.cli.output import print_json, success
-    from eduflow.jobs.outbox import relay_pending
+    from eduflow.outbox import relay_pending
 
     _client()  # a clear error when Redis is not configured or down
     result = relay_pending()

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from eduflow.jobs.outbox import TASKS, job_id_for, wake_embedded
 from eduflow.logging import bind_context, clear_context, get_logger
+from eduflow.outbox import TASKS, job_id_for, wake_embedded
 
 log = get_logger("eduflow.jobs.embedded")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def outbox_backlog_or_none() -> int | None:
     """Outbox rows not yet relayed, or None when the database does not answer."""
-    from eduflow.jobs.outbox import outbox_backlog
+    from eduflow.outbox import outbox_backlog
 
     try:
         return outbox_backlog()

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from eduflow.cache.stores import key
 from eduflow.config import get_settings
-from eduflow.jobs.outbox import TASKS
 from eduflow.logging import get_logger
+from eduflow.outbox import TASKS
 
 if TYPE_CHECKING:
     import redis

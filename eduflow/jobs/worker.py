@@ -147,7 +147,7 @@ def _forget_inherited_connections() -> None:
 def sweep_outbox_once(client: redis.Redis[bytes], interval: float) -> None:
     """One guarded sweep: only one worker per interval walks the outbox."""
     from eduflow.cache.stores import key
-    from eduflow.jobs.outbox import relay_pending
+    from eduflow.outbox import relay_pending
 
     if not client.set(key("jobs", "lock", SWEEP_LOCK), b"1", nx=True, px=int(interval * 1000)):
         return
@@ -187,7 +187,7 @@ def run_worker(
     stop = threading.Event()
     # A first sweep hands over whatever was left behind (e.g. while Redis was down).
     try:
-        from eduflow.jobs.outbox import relay_pending
+        from eduflow.outbox import relay_pending
 
         result = relay_pending()
         log.info("outbox_swept", relayed=result.relayed, duplicates=result.duplicates)

@@ -21,6 +21,7 @@ from eduflow.models._base import utcnow
 from eduflow.models.courses import Course, CourseCreate, CoursePublic, CourseUpdate
 from eduflow.models.enrollments import Enrollment
 from eduflow.models.users import Role, User
+from eduflow.services import seats
 from eduflow.services.permissions import (
     Principal,
     is_owner_or_admin,
@@ -224,12 +225,18 @@ def _apply(session: Session, course: Course, changes: dict[str, Any]) -> None:
         raise Invalid.field(
             "capacity", f"must not be below the {course.seats_taken} seats already taken"
         )
+    more_room = "capacity" in changes and course.capacity is not None
+    more_room = more_room and (capacity is None or capacity > (course.capacity or 0))
     for name, value in changes.items():
         setattr(course, name, value)
     course.updated_at = utcnow()
     session.add(course)
-    session.flush()
-    invalidate_catalog(session, course.id)
+    session.flush()  # the UPDATE holds the course row lock from here to the commit
+    assert course.id is not None
+    if more_room:
+        seats.seats_freed(session, course.id)
+    else:
+        invalidate_catalog(session, course.id)
 
 
 def update_course(

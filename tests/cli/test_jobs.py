@@ -12,7 +12,7 @@ from eduflow.db import session_scope
 
 def _failed_job(cli: Any, monkeypatch: Any) -> str:
     """One job in the failed registry (a report for a day that makes the task raise)."""
-    from eduflow.jobs.outbox import record_job
+    from eduflow.outbox import record_job
     from tests.jobs.conftest import set_env, work_burst
 
     set_env(monkeypatch, job_retry_intervals="[]")
@@ -101,7 +101,7 @@ def test_purge_needs_yes_then_deletes(cli: Any, monkeypatch: Any) -> None:
 
 def test_stats_table_and_json(cli: Any, monkeypatch: Any) -> None:
     _failed_job(cli, monkeypatch)
-    from eduflow.jobs.outbox import record_job
+    from eduflow.outbox import record_job
 
     with session_scope() as s:  # recorded, relayed and waiting in the queue
         record_job(s, "daily_report", day="2024-01-01")

@@ -103,6 +103,6 @@ def recipients(sink: SmtpSink) -> list[str]:
 def _closed_relay_breaker() -> None:
     """Each test starts with the after-commit relay enabled (an earlier outage may have
     opened the breaker for a few seconds)."""
-    from eduflow.jobs import outbox
+    from eduflow.outbox import relay as outbox
 
     outbox._breaker_until = 0.0

@@ -23,7 +23,7 @@ from tests.jobs.conftest import (
 
 
 def _enrollments(n: int, title: str = "Practical Databases") -> list[tuple[int, str]]:
-    from eduflow.jobs.outbox import record_job
+    from eduflow.outbox import record_job
 
     out = []
     with session_scope() as s:
@@ -79,7 +79,7 @@ def test_missing_enrollment_is_skipped_not_retried(smtp_server: Any) -> None:
 
 def test_relay_after_commit_then_worker_delivers_each_once(smtp_server: Any) -> None:
     from eduflow.cache.stores import get_redis
-    from eduflow.jobs.outbox import outbox_backlog
+    from eduflow.outbox import outbox_backlog
 
     enrolled = _enrollments(30)
     assert outbox_backlog() == 0  # relayed right after the commit
@@ -116,7 +116,7 @@ def test_same_job_run_twice_concurrently_sends_one_email(monkeypatch: Any, slow_
 
 def test_duplicate_jobs_in_two_worker_processes_send_one_email(smtp_server: Any) -> None:
     """Two outbox rows for one enrollment, worked by two processes at once: one email."""
-    from eduflow.jobs.outbox import record_job
+    from eduflow.outbox import record_job
 
     [(enrollment_id, email)] = _enrollments(1)
     with session_scope() as s:

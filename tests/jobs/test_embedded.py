@@ -14,7 +14,7 @@ def test_server_thread_sends_the_email_without_redis(sqlite_url: str, smtp_serve
 
     from eduflow import schema
     from eduflow.api.app import create_app
-    from eduflow.jobs.outbox import outbox_backlog, record_job
+    from eduflow.outbox import outbox_backlog, record_job
 
     schema.upgrade("head")
     with TestClient(create_app()):  # lifespan starts the embedded runner

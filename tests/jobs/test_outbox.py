@@ -33,7 +33,7 @@ def _enroll(course_id: int, student: Any) -> None:
 
 
 def _backlog() -> int:
-    from eduflow.jobs.outbox import outbox_backlog
+    from eduflow.outbox import outbox_backlog
 
     return outbox_backlog()
 
@@ -83,7 +83,7 @@ def test_redis_down_enrollments_succeed_and_sweep_delivers_once(
 _DIE_AFTER_COMMIT = """
 import os
 from eduflow.db import session_scope
-from eduflow.jobs.outbox import record_job
+from eduflow.outbox import record_job
 with session_scope() as s:
     record_job(s, "daily_report", day="2024-01-02")
 os._exit(0)  # killed right after the relay: the batched relayed mark is never written
@@ -95,7 +95,7 @@ def test_a_process_killed_before_marking_leaves_a_row_the_sweep_marks_once() -> 
     import sys
 
     from eduflow.cache.stores import get_redis
-    from eduflow.jobs.outbox import relay_pending
+    from eduflow.outbox import relay_pending
 
     subprocess.run([sys.executable, "-c", _DIE_AFTER_COMMIT], check=True, timeout=60)
     assert get_redis().lrange("rq:queue:default", 0, -1) == [b"outbox-1"]  # relayed...
@@ -111,7 +111,7 @@ def test_the_relay_after_commit_touches_redis_only_and_rows_are_marked_in_batche
 
     from eduflow.cache.stores import get_redis
     from eduflow.db import get_engine
-    from eduflow.jobs import outbox
+    from eduflow.outbox import relay as outbox
 
     statements: list[str] = []
 
@@ -145,8 +145,8 @@ def test_request_id_travels_with_the_job() -> None:
     from rq.job import Job
 
     from eduflow.cache.stores import get_redis
-    from eduflow.jobs.outbox import record_job
     from eduflow.logging import bind_context, clear_context
+    from eduflow.outbox import record_job
 
     bind_context(request_id="req-7f3a")
     try:
@@ -161,8 +161,8 @@ def test_request_id_travels_with_the_job() -> None:
 
 
 def test_old_relayed_rows_are_pruned() -> None:
-    from eduflow.jobs.outbox import prune_relayed, record_job
     from eduflow.models._base import utcnow
+    from eduflow.outbox import prune_relayed, record_job
 
     with session_scope() as s:
         old = record_job(s, "daily_report", day="2024-01-01")
@@ -179,7 +179,7 @@ def test_old_relayed_rows_are_pruned() -> None:
 
 
 def test_unknown_job_name_is_reported_not_lost() -> None:
-    from eduflow.jobs.outbox import relay_pending
+    from eduflow.outbox import relay_pending
 
     with session_scope() as s:
         s.add(OutboxJob(job_name="no_such_job", args={}))
@@ -192,8 +192,8 @@ def test_the_relay_keeps_one_redis_connection_and_registers_the_queue() -> None:
     from rq import Queue
 
     from eduflow.cache.stores import get_redis
-    from eduflow.jobs import outbox
-    from eduflow.jobs.outbox import record_job
+    from eduflow.outbox import record_job
+    from eduflow.outbox import relay as outbox
 
     outbox._registered.clear()  # as in a new process
     with session_scope() as s:

@@ -1,4 +1,4 @@
-"""The outbox: record a job in the caller's transaction; relay rows to the queue after commit.
+"""The outbox relay: hand recorded rows to the queue after commit, and sweep what was missed.
 
 A row becomes the RQ job ``outbox-<row id>`` (enqueued with ``unique=True``), so a row
 relayed twice (after-commit hook and sweep racing, or a crash between enqueue and marking)
@@ -22,12 +22,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import cache
-from typing import TYPE_CHECKING, Any, Protocol
-
-from sqlmodel import Session
+from typing import TYPE_CHECKING, Any
 
 from eduflow.models.outbox import OutboxJob
+from eduflow.outbox.record import JobRow
 
 if TYPE_CHECKING:
     import redis
@@ -38,7 +36,6 @@ TASKS: dict[str, str] = {
     "expire_abandoned_enrollments": "eduflow.jobs.tasks.expire_abandoned_enrollments",
     "daily_report": "eduflow.jobs.tasks.daily_report",
 }
-_PENDING_IDS = "eduflow_outbox_pending"
 _BREAKER_SECONDS = 5.0
 _breaker_until = 0.0
 _MARK_DELAY = 0.5  # seconds the marking thread gathers ids before one UPDATE
@@ -48,57 +45,6 @@ _marks_ready = threading.Event()
 _flush_lock = threading.Lock()  # one flush at a time: a reader waits for the one in flight
 _marker_pid = 0  # the process whose marking thread runs
 wake_embedded = threading.Event()  # set after a commit that recorded jobs (embedded runner)
-
-
-def record_job(session: Session, job_name: str, queue: str = "default", **args: Any) -> OutboxJob:
-    """Record ``job_name(**args)`` in the same transaction as the change that causes it."""
-    from eduflow.logging import current_request_id
-
-    job = OutboxJob(job_name=job_name, args=args, queue=queue, request_id=current_request_id())
-    return record_row(session, job)
-
-
-def record_row(session: Session, job: OutboxJob) -> OutboxJob:
-    """``record_job`` for a row built by the caller (e.g. dated like the change it follows)."""
-    # One Core INSERT on the session's connection (same transaction): the unit-of-work
-    # flush of an ORM add costs several times more CPU on a hot write path. The returned
-    # row is not attached to the session.
-    job.id = (
-        session.connection()
-        .execute(
-            _insert_job(),
-            {
-                "job_name": job.job_name,
-                "args": job.args,
-                "queue": job.queue,
-                "request_id": job.request_id,
-                "created_at": job.created_at,
-                "attempts": job.attempts,
-            },
-        )
-        .scalar_one()
-    )
-    relay_on_commit(session, job)
-    return job
-
-
-def relay_on_commit(session: Session, job: OutboxJob) -> None:
-    """Hand ``job`` (a row this transaction inserted, id set) to the queue after the commit."""
-    pending: list[OutboxJob] | None = session.info.get(_PENDING_IDS)
-    if pending is None:
-        pending = session.info[_PENDING_IDS] = []
-        from eduflow.db import on_commit
-
-        on_commit(session, lambda: relay_after_commit(session.info.pop(_PENDING_IDS, [])))
-    pending.append(job)
-
-
-@cache
-def _insert_job() -> Any:
-    from sqlalchemy import insert
-
-    table: Any = OutboxJob.__table__  # type: ignore[attr-defined]
-    return insert(table).returning(table.c.id)
 
 
 def job_id_for(outbox_id: int) -> str:
@@ -114,33 +60,6 @@ class RelayResult:
     duplicates: int = 0
     pruned: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-class JobRow(Protocol):
-    """What relaying needs of an outbox row."""
-
-    @property
-    def id(self) -> int | None: ...
-    @property
-    def job_name(self) -> str: ...
-    @property
-    def args(self) -> dict[str, Any]: ...
-    @property
-    def queue(self) -> str: ...
-    @property
-    def request_id(self) -> str | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class InsertedJob:
-    """An outbox row a service inserted within a larger statement: what relaying needs,
-    without building an ORM object on the hot path."""
-
-    id: int
-    job_name: str
-    args: dict[str, Any]
-    queue: str
-    request_id: str | None
 
 
 def relay_after_commit(rows: Sequence[JobRow]) -> None:
@@ -203,7 +122,7 @@ def _relay_now(rows: Sequence[JobRow]) -> None:
     if done:
         _queue_marks(done)
     if failure:
-        get_logger("eduflow.jobs.outbox").warning(
+        get_logger("eduflow.outbox").warning(
             "outbox_relay_deferred", error=failure, pending=len(rows) - len(done)
         )
 
@@ -312,7 +231,7 @@ def flush_relay_marks() -> None:
             _mark_relayed(ids)
         except Exception as exc:  # the sweep will see them, get duplicates, and mark them
             with contextlib.suppress(Exception):
-                get_logger("eduflow.jobs.outbox").warning(
+                get_logger("eduflow.outbox").warning(
                     "outbox_relay_unmarked", error=f"{type(exc).__name__}: {exc}", rows=len(ids)
                 )
 

@@ -1,0 +1,132 @@
+"""Enrollments as their readers see them: lists and single rows, for the student, the course
+owner and admins (404 for anyone else)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import Session, col
+
+from eduflow.errors import NotFound
+from eduflow.models.courses import Course
+from eduflow.models.enrollments import Enrollment, EnrollmentPublic, EnrollmentStatus
+from eduflow.models.users import User
+from eduflow.services.permissions import Principal, is_owner_or_admin, require_authenticated
+
+
+def new_public(
+    enrollment_id: int,
+    course_id: int,
+    title: str,
+    actor: Principal,
+    status: EnrollmentStatus,
+    now: datetime,
+    confirmed_at: datetime | None,
+) -> EnrollmentPublic:
+    """The representation of an enrollment just made (no second read)."""
+    return EnrollmentPublic(
+        id=enrollment_id,
+        course=course_id,
+        course_title=title,
+        student=actor.username,
+        status=status,
+        created_at=now,
+        updated_at=now,
+        confirmed_at=confirmed_at,
+    )
+
+
+def to_public(enrollment: Enrollment, course_title: str, student: str) -> EnrollmentPublic:
+    """The representation of a stored enrollment."""
+    assert enrollment.id is not None
+    return EnrollmentPublic(
+        id=enrollment.id,
+        course=enrollment.course_id,
+        course_title=course_title,
+        student=student,
+        status=EnrollmentStatus(enrollment.status),
+        created_at=enrollment.created_at,
+        updated_at=enrollment.updated_at,
+        confirmed_at=enrollment.confirmed_at,
+    )
+
+
+def _visible_enrollments(actor: Principal) -> list[Any]:
+    if actor.is_admin:
+        return []
+    if actor.is_instructor:
+        return [col(Course.owner_id) == actor.id]
+    return [col(Enrollment.student_id) == actor.id]
+
+
+def _select_enrollments() -> Any:
+    return (
+        select(Enrollment, col(Course.title), col(User.username), col(Course.owner_id))
+        .join(Course, col(Course.id) == col(Enrollment.course_id))
+        .join(User, col(User.id) == col(Enrollment.student_id))
+    )
+
+
+def list_enrollments(
+    session: Session,
+    actor: Principal | None,
+    *,
+    course_id: int | None = None,
+    student_id: int | None = None,
+    status: EnrollmentStatus | str | None = None,
+    offset: int = 0,
+    limit: int | None = 20,
+) -> tuple[int, list[EnrollmentPublic]]:
+    """``(total, page)``, newest first: students see their own, instructors those in their
+    courses, admins all; two queries whatever the page size."""
+    actor = require_authenticated(actor)
+    conditions = _visible_enrollments(actor)
+    if course_id is not None:
+        conditions.append(col(Enrollment.course_id) == course_id)
+    if student_id is not None:
+        conditions.append(col(Enrollment.student_id) == student_id)
+    if status is not None:
+        conditions.append(col(Enrollment.status) == EnrollmentStatus(status).value)
+    total = session.execute(
+        select(func.count())
+        .select_from(Enrollment)
+        .join(Course, col(Course.id) == col(Enrollment.course_id))
+        .where(*conditions)
+    ).scalar()
+    stmt = (
+        _select_enrollments()
+        .where(*conditions)
+        .order_by(col(Enrollment.created_at).desc(), col(Enrollment.id).desc())
+        .offset(offset)
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    rows = session.execute(stmt).all()
+    return int(total or 0), [to_public(e, title, student) for e, title, student, _ in rows]
+
+
+def load_visible(
+    session: Session, actor: Principal, enrollment_id: int
+) -> tuple[Enrollment, str, str, int]:
+    """The enrollment with its course title, student name and course owner, when ``actor``
+    may see it (404 otherwise)."""
+    row = session.execute(
+        _select_enrollments().where(col(Enrollment.id) == enrollment_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"No enrollment with id {enrollment_id}")
+    enrollment, title, student, owner_id = row
+    if not (actor.id == enrollment.student_id or is_owner_or_admin(actor, owner_id)):
+        raise NotFound(f"No enrollment with id {enrollment_id}")
+    return enrollment, title, student, owner_id
+
+
+def get_enrollment(
+    session: Session, actor: Principal | None, enrollment_id: int
+) -> EnrollmentPublic:
+    """One enrollment, for its student, the course owner and admins (404 for anyone else)."""
+    actor = require_authenticated(actor)
+    enrollment, title, student, _ = load_visible(session, actor, enrollment_id)
+    return to_public(enrollment, title, student)
