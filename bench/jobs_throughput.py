@@ -48,8 +48,8 @@ def seed(n: int) -> None:
     from sqlalchemy import text
 
     from eduflow.db import session_scope
-    from eduflow.outbox import relay_pending
     from eduflow.models import Course, Enrollment, OutboxJob, User
+    from eduflow.outbox import relay_pending
 
     with session_scope() as s:
         s.execute(
@@ -88,8 +88,8 @@ def relay_cost(n: int) -> None:
     from sqlalchemy import text
 
     from eduflow.db import session_scope
-    from eduflow.outbox import flush_relay_marks, outbox_backlog, relay_after_commit
     from eduflow.models import OutboxJob
+    from eduflow.outbox import flush_relay_marks, outbox_backlog, relay_after_commit
 
     with session_scope() as s:
         s.execute(text("TRUNCATE outbox_jobs RESTART IDENTITY CASCADE"))

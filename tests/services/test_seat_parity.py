@@ -96,7 +96,8 @@ def test_every_release_of_seats_goes_through_seats_freed(
 
     course = make_course(session, capacity=2, price=10)
     kept, cancelled = make_user(session), make_user(session)
-    make_enrollment(session, kept, course, status="pending", created_at=utcnow() - timedelta(days=3))
+    old = utcnow() - timedelta(days=3)
+    make_enrollment(session, kept, course, status="pending", created_at=old)
     gone = make_enrollment(session, cancelled, course, status="active")
     session.flush()
     enrollments.cancel_enrollment(session, OPERATOR, gone.id)
