@@ -36,20 +36,6 @@ class EduFlowError(Exception):
         """The RFC 9457 ``type`` of this problem."""
         return PROBLEM_BASE + self.problem_slug
 
-    def to_problem(self, instance: str, request_id: str | None) -> dict[str, Any]:
-        """The problem-details body for this error."""
-        body: dict[str, Any] = {
-            "type": self.type_uri,
-            "title": self.problem_title,
-            "status": self.status,
-            "detail": self.detail,
-            "instance": instance,
-            "request_id": request_id,
-        }
-        if self.errors is not None:
-            body["errors"] = self.errors
-        return body
-
 
 class Invalid(EduFlowError):
     """Input that breaks a rule (422)."""

@@ -10,12 +10,12 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from eduflow import __version__
+from eduflow.api.context import RequestContext
 
 if TYPE_CHECKING:
     from eduflow.api.cached import CachedReads
 
-API_PREFIX = "/api/v1"
-ENROLL_PATH = f"{API_PREFIX}/enrollments/"  # answered by api.fast_writes when plain
+from eduflow.api.paths import API_PREFIX, ENROLL_PATH
 
 
 @asynccontextmanager
@@ -37,7 +37,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     gc.collect()
     gc.freeze()
     yield
-    from eduflow.api.middleware import publish
+    from eduflow.api.context import publish
 
     publish()  # what cache hits tallied last
     if embedded_jobs:
@@ -59,9 +59,12 @@ class EduFlowAPI(FastAPI):
     cached_reads: CachedReads | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer a cache hit or a plain enrollment, or run the application."""
+        """The outermost entry point of every request: its context begins here, then a
+        cache hit or a plain enrollment is answered, or the application runs. Whatever
+        must see every request (CORS, tracing) wraps this call."""
         fast = self.cached_reads
         if fast is not None and scope["type"] == "http":
+            RequestContext.of(scope)
             if scope["method"] == "GET":
                 if await fast.answer(scope, send):
                     return

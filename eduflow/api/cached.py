@@ -25,12 +25,9 @@ from urllib.parse import parse_qsl
 
 from starlette.types import Scope, Send
 
-from eduflow.api.middleware import (
-    finish_request,
-    log_fast_path_error,
-    request_id_of,
-    response_time,
-)
+from eduflow.api.context import RequestContext, log_fast_path_error
+from eduflow.api.credentials import bearer_token_or_none
+from eduflow.api.paths import COURSE_ROUTE, COURSES_PATH, LESSONS_PATH, ME_PATH
 from eduflow.api.response_cache import (
     Entry,
     Plan,
@@ -50,13 +47,9 @@ from eduflow.security import decode_token
 from eduflow.services.auth import auth_state_keys, cached_principal, cached_profile, profile_key
 from eduflow.services.permissions import Principal
 
-COURSES_PATH = "/api/v1/courses/"
 RECENT_ENTRIES = 1024  # decoded entries kept per process (used only while current)
 RECENT_PLANS = 10_000  # request shapes -> cache entry, per process
 _UNKNOWN = object()
-LESSONS_PATH = "/api/v1/lessons/"
-COURSE_ROUTE = COURSES_PATH + "{course_id}/"
-ME_PATH = "/api/v1/auth/me/"
 ME_NAMESPACE = "me"
 NO_STORE = (b"cache-control", b"no-store")
 
@@ -88,15 +81,15 @@ def fast_plan(scope: Scope, actor: Principal | None) -> tuple[Plan, dict[str, in
     return None
 
 
-def _claims(header: bytes | None) -> dict[str, Any] | bool | None:
-    """The verified claims of an ``Authorization`` header's access token (None:
-    anonymous; False: leave it to the routes, which answer a bad token with a 401)."""
-    if header is None:
-        return None
-    scheme, _, token = header.decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+def _claims(headers: list[tuple[bytes, bytes]]) -> dict[str, Any] | bool | None:
+    """The verified claims of the request's access token (None: anonymous; False: leave
+    it to the routes, which answer a malformed header or a bad token with a 401)."""
+    readable, token = bearer_token_or_none(headers)
+    if not readable:
         return False
-    return _verified_claims(token.strip()) or False
+    if token is None:
+        return None
+    return _verified_claims(token) or False
 
 
 # Verified claims by token: a client sends the same access token for its whole lifetime,
@@ -312,15 +305,13 @@ class CachedReads:
         """Status, headers, body and route template of the cached answer to this GET;
         None to go on to the application (miss, rejected or unknown token, draft,
         cache outage)."""
-        authorization = host = etags = None
+        host = etags = None
         for name, value in headers:
-            if name == b"authorization":
-                authorization = value
-            elif name == b"host":
+            if name == b"host":
                 host = value
             elif name == b"if-none-match":
                 etags = value
-        claims = _claims(authorization)
+        claims = _claims(headers)
         if claims is False:
             return None
         assert not isinstance(claims, bool)
@@ -398,14 +389,14 @@ class CachedReads:
         """Send the cached answer to a catalogue or ``/auth/me/`` GET when there is one
         (True); False leaves the request, untouched, to the application.
 
-        A hit gets what ``RequestContextMiddleware`` gives every response: the request id
-        and timing headers, the access log line and the request metrics.
+        A hit gets what every response gets, from the same request context
+        (``eduflow.api.context``): the request id and timing headers, the access log line
+        and the request metrics.
         """
         # After an outage the routes probe and recover the cache (a blocking call) first.
         if not health.healthy:
             return False
-        start = time.perf_counter()
-        scope.setdefault("state", {})
+        context = RequestContext.of(scope)
         try:
             hit = await self._hit(scope, scope["headers"])
         except Exception as exc:  # a bug here must not cost the request: the routes answer
@@ -415,12 +406,10 @@ class CachedReads:
             scope["state"].pop("user_id", None)
             return False
         status, headers, body, route = hit
-        request_id = request_id_of(scope)
-        headers.append((b"x-request-id", request_id))
-        headers.append((b"x-response-time-ms", response_time(start)))
+        headers += context.headers()
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        finish_request(scope, status, start, request_id.decode(), route=route)
+        context.finish(status, route=route)
         pending = stats.take_due()
         if pending:
             await self._flush_stats(pending)

@@ -11,8 +11,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from eduflow.api.credentials import bearer_token
 from eduflow.db import session_scope
-from eduflow.errors import Unauthorized
 from eduflow.models.users import Role
 from eduflow.services import permissions
 from eduflow.services.permissions import Principal
@@ -27,16 +27,6 @@ def get_session() -> Iterator[Session]:
 # scope="function": commit happens before the response is sent, so a failed commit
 # becomes the response (409/503) instead of a lost write behind a 2xx.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
-
-
-def _bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if not header:
-        return None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Malformed Authorization header; expected 'Bearer <token>'")
-    return token.strip()
 
 
 # Declares the bearer scheme in OpenAPI (Swagger's "Authorize"); parsing stays ours so a
@@ -55,7 +45,7 @@ async def get_optional_principal(
     Async: the token state usually comes from the cache fast path's near cache (no I/O,
     no thread hop); anything it cannot confirm goes through the full check in a thread.
     """
-    token = _bearer_token(request)
+    token = bearer_token(request.scope["headers"])
     if token is None:
         return None
     cached_reads = getattr(request.app, "cached_reads", None)

@@ -17,45 +17,32 @@ larger than a plain enrollment's.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import orjson
-import structlog
 from pydantic import ValidationError
-from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
-from eduflow.api.app import ENROLL_PATH
 from eduflow.api.cached import CachedReads
+from eduflow.api.context import RequestContext, log_fast_path_error
+from eduflow.api.credentials import bearer_token_or_none
 from eduflow.api.etag import encode
-from eduflow.api.middleware import (
-    finish_request,
-    log_fast_path_error,
-    request_id_of,
-    response_time,
-)
-from eduflow.api.problems import PROBLEM_MEDIA_TYPE, unhandled_response
-from eduflow.errors import EduFlowError
+from eduflow.api.paths import ENROLL_PATH
+from eduflow.api.problems import render_exception
 from eduflow.models.enrollments import EnrollmentCreate
 
 _MAX_BODY = 256  # bytes: a plain enrollment is ``{"course": N}``; larger ones go the long way
 _JSON = b"application/json"
-_PROBLEM = PROBLEM_MEDIA_TYPE.encode()
 
 
 def _plain(headers: list[tuple[bytes, bytes]]) -> str | None:
     """The bearer token of a request this path may answer, from its headers alone."""
-    token = None
+    readable, token = bearer_token_or_none(headers)
+    if not readable or token is None:
+        return None  # anonymous or malformed: the route says what it is
     length = -1
     json = False
     for name, value in headers:
-        if name == b"authorization":
-            scheme, _, rest = value.partition(b" ")
-            if token is not None or scheme.lower() != b"bearer" or not rest.strip():
-                return None  # repeated or not a bearer token: the route says what it is
-            token = rest.strip().decode("latin-1")
-        elif name == b"content-type":
+        if name == b"content-type":
             json = value.partition(b";")[0].strip().lower() == _JSON
         elif name == b"content-length":
             length = int(value) if value.isdigit() else -1
@@ -95,7 +82,6 @@ async def answer_enrollment(
 ) -> Receive | None:
     """Answer a plain enrollment POST (None), or give back the ``receive`` with which the
     application is to answer it (what was read of the body is replayed)."""
-    start = time.perf_counter()
     token = _plain(scope["headers"])
     if token is None:
         return receive
@@ -115,13 +101,10 @@ async def answer_enrollment(
 
     from eduflow.api.routes.enrollments import enroll_as
 
-    request_id = request_id_of(scope)
-    rid = request_id.decode()
-    state: dict[str, Any] = scope.setdefault("state", {})
-    state["request_id"] = rid
+    context = RequestContext.of(scope)
+    state: dict[str, Any] = scope["state"]
     state["user_id"] = actor.id
     headers: list[tuple[bytes, bytes]]
-    tokens = structlog.contextvars.bind_contextvars(request_id=rid)  # outbox rows, log lines
     try:
         enrollment = await enroll_as(actor, payload.course)
         status, content = 201, encode(enrollment)
@@ -129,22 +112,11 @@ async def answer_enrollment(
             (b"content-type", _JSON),
             (b"location", b"%b%d/" % (ENROLL_PATH.encode(), enrollment.id)),
         ]
-    except EduFlowError as exc:
-        status, content = exc.status, orjson.dumps(exc.to_problem(scope["path"], rid))
-        headers = [(b"content-type", _PROBLEM)]
-        headers += [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
-    except Exception as exc:  # rendered as the application's middleware would (500/503)
-        response = unhandled_response(Request(scope), exc)
-        status, content = response.status_code, bytes(response.body)
-        headers = [h for h in response.raw_headers if h[0] != b"content-length"]
-    finally:
-        structlog.contextvars.reset_contextvars(**tokens)
-    headers += [
-        (b"content-length", b"%d" % len(content)),
-        (b"x-request-id", request_id),
-        (b"x-response-time-ms", response_time(start)),
-    ]
+    except Exception as exc:  # rendered as the routes' handlers would (4xx, 500/503)
+        problem = render_exception(scope, exc)
+        status, content, headers = problem.status, problem.body, [*problem.headers]
+    headers += [(b"content-length", b"%d" % len(content)), *context.headers()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": content})
-    finish_request(scope, status, start, rid, route=ENROLL_PATH)
+    context.finish(status, route=ENROLL_PATH)
     return None

@@ -11,13 +11,17 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
-import orjson
 from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from eduflow.api.deps import CurrentUser
-from eduflow.api.problems import PROBLEM_MEDIA_TYPE, request_id_of
+from eduflow.api.problems import (
+    PROBLEM_MEDIA_TYPE,
+    renamed_problem,
+    render_error,
+    request_id_of,
+)
 from eduflow.errors import EduFlowError
 from eduflow.services.idempotency import IdempotentRequest, StoredResponse
 from eduflow.services.permissions import Principal
@@ -51,8 +55,8 @@ class IdempotencyScope:
         if self.pending is None:
             return
         if isinstance(exc, EduFlowError) and exc.status < 500:
-            problem = exc.to_problem(self.request.url.path, request_id_of(self.request))
-            self.pending.complete(StoredResponse(exc.status, orjson.dumps(problem)))
+            problem = render_error(self.request.scope, exc)
+            self.pending.complete(StoredResponse(exc.status, problem.body))
         else:
             self.pending.abort()
 
@@ -70,9 +74,8 @@ def _renamed(stored: StoredResponse, request: Request) -> StoredResponse:
     # A replayed problem names the request it answers, so logs and clients correlate.
     if stored.status < 400:
         return stored
-    problem = orjson.loads(stored.body)
-    problem["request_id"] = request_id_of(request)
-    return StoredResponse(stored.status, orjson.dumps(problem), stored.headers)
+    body = renamed_problem(stored.body, request_id_of(request))
+    return StoredResponse(stored.status, body, stored.headers)
 
 
 def _as_response(stored: StoredResponse, *, replayed: bool) -> Response:

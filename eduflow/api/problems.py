@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -10,10 +11,12 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Scope, Send
 
 from eduflow.errors import PROBLEM_BASE, EduFlowError, Unavailable
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+_CONTENT_TYPE = (b"content-type", PROBLEM_MEDIA_TYPE.encode())
 
 
 class FieldError(BaseModel):
@@ -102,8 +105,160 @@ _HTTP_SLUGS = {
 
 
 def request_id_of(request: Request) -> str | None:
-    """The request id set by the middleware."""
+    """The request id set by the request context."""
     return getattr(request.state, "request_id", None)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A problem answer: status, raw headers (content type first, no length) and body."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+def problem_body(
+    status: int,
+    detail: str,
+    instance: str,
+    request_id: str | None,
+    *,
+    type_uri: str | None = None,
+    title: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+) -> bytes:
+    """The RFC 9457 body: the only place a problem's JSON is built."""
+    default_slug, default_title = _HTTP_SLUGS.get(status, ("error", "Error"))
+    body: dict[str, Any] = {
+        "type": type_uri or PROBLEM_BASE + default_slug,
+        "title": title or default_title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "request_id": request_id,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return orjson.dumps(body)
+
+
+def renamed_problem(body: bytes, request_id: str | None) -> bytes:
+    """A stored problem body answering another request (an idempotent replay): the same
+    problem, naming the request it answers."""
+    stored = orjson.loads(body)
+    return problem_body(
+        stored["status"],
+        stored["detail"],
+        stored["instance"],
+        request_id,
+        type_uri=stored["type"],
+        title=stored["title"],
+        errors=stored.get("errors"),
+    )
+
+
+def _raw(headers: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+
+
+def render_problem(
+    scope: Scope,
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    title: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Rendered:
+    """The problem answer for ``status`` to the request of ``scope``."""
+    type_uri = PROBLEM_BASE + slug if slug else None
+    body = problem_body(
+        status,
+        detail,
+        scope["path"],
+        _request_id(scope),
+        type_uri=type_uri,
+        title=title,
+        errors=errors,
+    )
+    return Rendered(status, [_CONTENT_TYPE, *_raw(headers)], body)
+
+
+def render_error(scope: Scope, exc: EduFlowError) -> Rendered:
+    """The problem answer of an ``EduFlowError``."""
+    body = problem_body(
+        exc.status,
+        exc.detail,
+        scope["path"],
+        _request_id(scope),
+        type_uri=exc.type_uri,
+        title=exc.problem_title,
+        errors=exc.errors,
+    )
+    return Rendered(exc.status, [_CONTENT_TYPE, *_raw(exc.headers)], body)
+
+
+def render_exception(scope: Scope, exc: BaseException) -> Rendered:
+    """The problem answer of any exception: an ``EduFlowError`` or HTTP error as itself, a
+    lost database as 503, a lost race as a retryable 503, unstorable input as 422, anything
+    else a generic 500 (logged with its traceback, never shown)."""
+    from eduflow.db import is_connection_error, is_transient_conflict
+    from eduflow.logging import get_logger
+
+    path = scope["path"]
+    if isinstance(exc, EduFlowError):
+        return render_error(scope, exc)
+    if isinstance(exc, StarletteHTTPException):
+        detail = exc.detail if isinstance(exc.detail, str) else "Error"
+        return render_problem(scope, exc.status_code, detail, headers=dict(exc.headers or {}))
+    if isinstance(exc, Exception) and is_connection_error(exc):
+        return render_error(scope, Unavailable("The database is unavailable; retry shortly"))
+    if isinstance(exc, Exception) and is_transient_conflict(exc):  # e.g. a deadlock victim
+        get_logger("eduflow.error").warning(
+            "transient_conflict", path=path, error=type(exc).__name__
+        )
+        return render_error(
+            scope,
+            Unavailable(
+                "A concurrent change got in the way; retry shortly",
+                headers={"Retry-After": "1"},
+            ),
+        )
+    if isinstance(exc, Exception) and _is_unstorable_input(exc):
+        # e.g. a NUL character or an out-of-range number that passed schema validation:
+        # the client's input, so a 422 rather than a 500.
+        get_logger("eduflow.error").warning("unstorable_input", path=path)
+        return render_problem(
+            scope, 422, "The request contains a value that cannot be stored", errors=[]
+        )
+    get_logger("eduflow.error").error("unhandled_exception", path=path, exc_info=exc)
+    return render_problem(scope, 500, "An unexpected error occurred")
+
+
+def as_response(problem: Rendered) -> Response:
+    """``problem`` as a Starlette response (exception handlers, dependencies)."""
+    response = Response(problem.body, status_code=problem.status)
+    response.raw_headers = [
+        *problem.headers,
+        (b"content-length", b"%d" % len(problem.body)),
+    ]
+    return response
+
+
+async def send_problem(
+    send: Send, problem: Rendered, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """Send ``problem`` as the whole response, on a raw ASGI ``send``."""
+    headers = [*problem.headers, (b"content-length", b"%d" % len(problem.body)), *(extra or ())]
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": problem.body})
+
+
+def _request_id(scope: Scope) -> str | None:
+    state = scope.get("state")
+    return state.get("request_id") if state else None
 
 
 def problem_response(
@@ -117,61 +272,21 @@ def problem_response(
     headers: dict[str, str] | None = None,
 ) -> Response:
     """A problem+json response for ``status``."""
-    default_slug, default_title = _HTTP_SLUGS.get(status, ("error", "Error"))
-    body: dict[str, Any] = {
-        "type": PROBLEM_BASE + (slug or default_slug),
-        "title": title or default_title,
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
-        "request_id": request_id_of(request),
-    }
-    if errors is not None:
-        body["errors"] = errors
-    return Response(
-        orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    return as_response(
+        render_problem(
+            request.scope, status, detail, slug=slug, title=title, errors=errors, headers=headers
+        )
     )
 
 
 def eduflow_error_response(request: Request, exc: EduFlowError) -> Response:
     """Render an EduFlowError."""
-    return Response(
-        orjson.dumps(exc.to_problem(request.url.path, request_id_of(request))),
-        status_code=exc.status,
-        media_type=PROBLEM_MEDIA_TYPE,
-        headers=exc.headers or None,
-    )
+    return as_response(render_error(request.scope, exc))
 
 
 def unhandled_response(request: Request, exc: Exception) -> Response:
-    """503 for a lost database, else a generic 500 (logged with its traceback, never shown)."""
-    from eduflow.db import is_connection_error, is_transient_conflict
-    from eduflow.logging import get_logger
-
-    if is_connection_error(exc):
-        return eduflow_error_response(
-            request, Unavailable("The database is unavailable; retry shortly")
-        )
-    if is_transient_conflict(exc):  # a lost race (e.g. a deadlock victim): safe to retry
-        get_logger("eduflow.error").warning(
-            "transient_conflict", path=request.url.path, error=type(exc).__name__
-        )
-        return eduflow_error_response(
-            request,
-            Unavailable(
-                "A concurrent change got in the way; retry shortly",
-                headers={"Retry-After": "1"},
-            ),
-        )
-    if _is_unstorable_input(exc):
-        # e.g. a NUL character or an out-of-range number that passed schema validation:
-        # the client's input, so a 422 rather than a 500.
-        get_logger("eduflow.error").warning("unstorable_input", path=request.url.path)
-        return problem_response(
-            request, 422, "The request contains a value that cannot be stored", errors=[]
-        )
-    get_logger("eduflow.error").error("unhandled_exception", path=request.url.path, exc_info=exc)
-    return problem_response(request, 500, "An unexpected error occurred")
+    """Render any exception (see ``render_exception``)."""
+    return as_response(render_exception(request.scope, exc))
 
 
 def _is_unstorable_input(exc: Exception) -> bool:
@@ -221,10 +336,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        detail = exc.detail if isinstance(exc.detail, str) else "Error"
-        return problem_response(
-            request, exc.status_code, detail, headers=dict(exc.headers or {}) or None
-        )
+        return unhandled_response(request, exc)
 
     async def on_unhandled(request: Request, exc: Exception) -> Response:
         return unhandled_response(request, exc)

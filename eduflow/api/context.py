@@ -1,0 +1,183 @@
+"""The request context, in one place for the middleware and both fast paths: the request id,
+the timing headers, the logging context variables, the access line and the request metrics.
+
+``RequestContext.of(scope)`` begins it once per request (the first of the fast paths or the
+middleware to see the request); every later part of the same request gets the same object,
+so a request that a fast path leaves to the application keeps its id and its start time.
+What every response gets -- ``X-Request-ID`` and ``X-Response-Time-ms`` -- comes from
+``headers()``, and what every finished request leaves -- one access line, one observation
+in the metrics -- from ``finish()``. Extend the access line or the metrics here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import re
+import time
+from typing import Any
+
+import structlog
+from starlette.types import Scope
+
+from eduflow.logging import (
+    access_logger_ready,
+    flush_access_lines,
+    get_logger,
+    write_access_line,
+)
+from eduflow.metrics import UNMATCHED_ROUTE, observe_request, publish_tallies
+
+# A kept incoming id must be harmless in headers and logs.
+_VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_UNROUTED_PATHS = frozenset({"/api/schema/"})
+_STATE_KEY = "request_context"
+
+# Request ids: UUID4-formatted (version and variant bits set), 74 random bits drawn once
+# per process and a 48-bit counter: unique, and cheaper than uuid4() per request.
+_id_prefix: list[str] = []
+_id_counter = itertools.count()
+
+
+def _reseed_request_ids() -> None:
+    global _id_counter
+    rand = int.from_bytes(os.urandom(10)) & ((1 << 74) - 1)
+    hi = rand >> 14  # 60 bits: time_low, time_mid and the 12 bits after the version nibble
+    time_low, time_mid, time_hi = hi >> 28, (hi >> 12) & 0xFFFF, hi & 0xFFF
+    clock_seq = 0x8000 | (rand & 0x3FFF)  # variant 10xx
+    _id_prefix[:] = [f"{time_low:08x}-{time_mid:04x}-4{time_hi:03x}-{clock_seq:04x}-"]
+    _id_counter = itertools.count()
+
+
+_reseed_request_ids()
+os.register_at_fork(after_in_child=_reseed_request_ids)
+
+
+def new_request_id() -> str:
+    """A fresh request id in UUID4 format."""
+    return f"{_id_prefix[0]}{next(_id_counter) & 0xFFFFFFFFFFFF:012x}"
+
+
+def request_id_of(scope: Scope) -> bytes:
+    """The caller's ``X-Request-ID`` when it is harmless, else a fresh one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            return value if _VALID_REQUEST_ID.match(value) else new_request_id().encode()
+    return new_request_id().encode()
+
+
+def route_template(scope: Scope, status: int = 200) -> str:
+    """The matched route as a template (``/api/v1/users/{user_id}/``), for bounded labels.
+
+    Rebuilt from the path and its parameters: included routers keep their own, un-prefixed
+    path on the route object, and the OpenAPI document's plain route records none. Anything
+    else without a route (404s, slash redirects, responses served before routing) shares one
+    label, so raw paths never become label values.
+    """
+    path: str = scope["path"]
+    if scope.get("route") is None:
+        return path if path in _UNROUTED_PATHS and status < 300 else UNMATCHED_ROUTE
+    params = scope.get("path_params")
+    if not params:
+        return path
+    segments = path.split("/")
+    for name, value in params.items():
+        text = str(value)
+        for i, segment in enumerate(segments):
+            if segment == text:
+                segments[i] = "{" + name + "}"
+                break
+    return "/".join(segments)
+
+
+_access_log: list[Any] = []
+PUBLISH_EVERY = 0.1  # seconds a fast answer's log line and metrics may wait for company
+_publish_timer: list[asyncio.TimerHandle | None] = [None]
+
+
+class RequestContext:
+    """One request's id, start time and bound logging context (see the module docstring)."""
+
+    __slots__ = ("_tokens", "finished", "request_id", "rid", "scope", "start")
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.start = time.perf_counter()
+        self.request_id = request_id_of(scope)
+        self.rid = self.request_id.decode()
+        self.finished = False
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = self.rid
+        state[_STATE_KEY] = self
+        # Log lines and outbox rows of this request carry its id.
+        self._tokens = structlog.contextvars.bind_contextvars(request_id=self.rid)
+
+    @classmethod
+    def of(cls, scope: Scope) -> RequestContext:
+        """The context of this request, begun now if nobody began it yet."""
+        state = scope.get("state")
+        if state is not None:
+            context = state.get(_STATE_KEY)
+            if context is not None:
+                return context  # type: ignore[no-any-return]
+        return cls(scope)
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """``X-Request-ID`` and ``X-Response-Time-ms`` of a response started now."""
+        elapsed = f"{(time.perf_counter() - self.start) * 1000:.2f}".encode()
+        return [(b"x-request-id", self.request_id), (b"x-response-time-ms", elapsed)]
+
+    def finish(self, status: int, route: str = "") -> None:
+        """Count the finished request in the metrics, write its access line and unbind its
+        logging context.
+
+        Fast answers (``route`` known) are batched: their metrics are tallied and their log
+        lines kept, both published together within ``PUBLISH_EVERY`` seconds or by the next
+        routed request, whichever comes first: a burst costs one write instead of one each.
+        """
+        if self.finished:
+            return
+        self.finished = True
+        scope = self.scope
+        duration = time.perf_counter() - self.start
+        user_id = scope["state"].get("user_id")
+        batch = bool(route)
+        try:
+            if batch and _publish_timer[0] is None:
+                _publish_timer[0] = asyncio.get_running_loop().call_later(PUBLISH_EVERY, publish)
+            route = route or route_template(scope, status)
+            observe_request(scope["method"], route, status, duration, batch)
+            duration_ms = round(duration * 1000, 2)
+            if access_logger_ready():
+                write_access_line(
+                    scope["method"], scope["path"], status, duration_ms, user_id, defer=batch
+                )
+                return
+            if not _access_log:
+                _access_log.append(get_logger("eduflow.access"))
+            _access_log[0].info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=duration_ms,
+                user_id=user_id,
+            )
+        finally:
+            structlog.contextvars.reset_contextvars(**self._tokens)
+
+
+def publish() -> None:
+    """Publish tallied request metrics and deferred access log lines now."""
+    timer, _publish_timer[0] = _publish_timer[0], None
+    if timer is not None:
+        timer.cancel()
+    publish_tallies()
+    flush_access_lines()
+
+
+def log_fast_path_error(scope: Scope, exc: Exception) -> None:
+    """Log a failure of a fast path (cached reads, plain enrollments): the request then
+    goes to the routes."""
+    get_logger("eduflow.error").error("fast_path_failed", path=scope["path"], exc_info=exc)
