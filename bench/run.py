@@ -61,8 +61,9 @@ def lua_paths(paths: list[str], token: str | None = None) -> str:
     )
 
 
-def lua_enroll(tokens: list[str], course_ids: list[int]) -> str:
-    """POST /enrollments/: every request a new (student, course) pair."""
+def lua_enroll(tokens: list[str], course_ids: list[int], offset: int = 0) -> str:
+    """POST /enrollments/: every request a new (student, course) pair (``offset``: where
+    this run starts in the sequence of pairs, so that later reps enroll anew)."""
     toks = ", ".join(json.dumps(t) for t in tokens)
     courses = ", ".join(str(c) for c in course_ids)
     return (
@@ -71,7 +72,7 @@ def lua_enroll(tokens: list[str], course_ids: list[int]) -> str:
         "setup = function(thread)\n  thread:set('tid', threads)\n  threads = threads + 1\nend\n"
         "init = function(args)\n  counter = 0\nend\n"
         "request = function()\n"
-        "  local n = counter * 64 + tid\n  counter = counter + 1\n"
+        f"  local n = {offset} + counter * 64 + tid\n  counter = counter + 1\n"
         "  local s = (n % #tokens) + 1\n  local c = (math.floor(n / #tokens) % #courses) + 1\n"
         "  return wrk.format('POST', '/api/v1/enrollments/', {\n"
         "    ['Authorization'] = 'Bearer ' .. tokens[s],\n"
@@ -249,6 +250,18 @@ def wrk(
     return result
 
 
+def median_run(reps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each figure over the reps of one scenario (the first rep's other keys)."""
+    import statistics
+
+    merged = dict(reps[0])
+    for key, value in reps[0].items():
+        values = [r[key] for r in reps if isinstance(r.get(key), int | float)]
+        if isinstance(value, int | float) and len(values) == len(reps):
+            merged[key] = statistics.median(values)
+    return merged
+
+
 def metrics(base: str) -> dict[str, float]:
     """Cache counters summed over namespaces and worker processes, from /metrics."""
     text = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
@@ -317,6 +330,13 @@ def main() -> None:
     parser.add_argument("--courses", type=int, default=200)
     parser.add_argument("--students", type=int, default=2000)
     parser.add_argument("--only", nargs="*", help="scenario names to run")
+    parser.add_argument(
+        "--reps",
+        type=int,
+        default=1,
+        help="run the scenarios this many times, interleaved (reads after writes included); "
+        "the table shows medians, the per-rep figures are printed as they come",
+    )
     parser.add_argument("--install-wrk", action="store_true")
     parser.add_argument("--keep-logs", action="store_true", help="keep the server logs")
     parser.add_argument(
@@ -369,8 +389,9 @@ def main() -> None:
         ("GET /auth/me/", "/", lua_paths(["/api/v1/auth/me/"], token)),
         # Writes last: their aftermath (autovacuum, the outbox marks) must not fall on reads.
         ("anonymous list under login load", "/", ""),
-        ("enrollment POST", "/", lua_enroll(data["tokens"], data["courses"])),
+        ("enrollment POST", "/", ""),
     ]
+    enroll_pairs_per_rep = 200_000
 
     def under_login_load() -> dict[str, Any]:
         """The anonymous list while 8 more connections log in (bcrypt at production cost)."""
@@ -404,8 +425,30 @@ def main() -> None:
         result["logins_per_s"] = login["requests"] / login["seconds"]
         return result
 
-    results: dict[str, dict[str, Any]] = {}
+    runs: dict[str, list[dict[str, Any]]] = {}
     server = Server(eduflow, env, port, workdir / "eduflow.log")
+
+    def run_scenario(name: str, script: str) -> dict[str, Any]:
+        """One wrk run of ``script``, with the server's figures around it."""
+        before, tx_before = metrics(base), db_transactions(args.database_url)
+        cpu_before, busy_before = cpu_seconds(server.proc.pid), machine_cpu_seconds()
+        spies = profile(server, name, args.duration, args.profile) if args.profile else []
+        result = wrk(
+            binary, base + "/", script, args.connections, args.duration, args.threads, workdir
+        )
+        for spy in spies:
+            spy.wait()
+        cpu = cpu_seconds(server.proc.pid) - cpu_before
+        busy = machine_cpu_seconds() - busy_before
+        after, tx_after = metrics(base), db_transactions(args.database_url)
+        hits = after.get("hits", 0) - before.get("hits", 0)
+        lookups = hits + after.get("misses", 0) - before.get("misses", 0)
+        result["hit_rate"] = hits / lookups if lookups else None
+        result["db_tx_per_request"] = (tx_after - tx_before) / max(1, result["requests"])
+        result["cpu_ms_per_request"] = cpu * 1000 / max(1, result["requests"])
+        result["machine_ms_per_request"] = busy * 1000 / max(1, result["requests"])
+        return result
+
     try:
         for path in ["/api/v1/courses/", *detail_paths]:  # warm the cache once
             urllib.request.urlopen(base + path, timeout=10).read()
@@ -423,35 +466,24 @@ def main() -> None:
                 for k, v in reply.getheaders()
                 if k.lower() not in ("date", "connection")
             ]
-        for name, _path, script in scenarios:
-            if args.only and name not in args.only:
-                continue
-            if not script:
-                results[name] = under_login_load()
-                print(f"  {name}: {results[name]['rps']:.0f} req/s", flush=True)
-                continue
-            before, tx_before = metrics(base), db_transactions(args.database_url)
-            cpu_before, busy_before = cpu_seconds(server.proc.pid), machine_cpu_seconds()
-            spies = profile(server, name, args.duration, args.profile) if args.profile else []
-            result = wrk(
-                binary, base + "/", script, args.connections, args.duration, args.threads, workdir
-            )
-            for spy in spies:
-                spy.wait()
-            cpu = cpu_seconds(server.proc.pid) - cpu_before
-            busy = machine_cpu_seconds() - busy_before
-            after, tx_after = metrics(base), db_transactions(args.database_url)
-            hits = after.get("hits", 0) - before.get("hits", 0)
-            lookups = hits + after.get("misses", 0) - before.get("misses", 0)
-            result["hit_rate"] = hits / lookups if lookups else None
-            result["db_tx_per_request"] = (tx_after - tx_before) / max(1, result["requests"])
-            result["cpu_ms_per_request"] = cpu * 1000 / max(1, result["requests"])
-            result["machine_ms_per_request"] = busy * 1000 / max(1, result["requests"])
-            results[name] = result
-            print(f"  {name}: {result['rps']:.0f} req/s", flush=True)
+        for rep in range(1, args.reps + 1):
+            for name, _path, script in scenarios:
+                if args.only and name not in args.only:
+                    continue
+                if name == "enrollment POST":
+                    offset = (rep - 1) * enroll_pairs_per_rep
+                    script = lua_enroll(data["tokens"], data["courses"], offset)
+                result = under_login_load() if not script else run_scenario(name, script)
+                runs.setdefault(name, []).append(result)
+                print(
+                    f"  rep {rep} {name}: {result['rps']:.0f} req/s, "
+                    f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms",
+                    flush=True,
+                )
     finally:
         server.stop()
 
+    results = {name: median_run(reps) for name, reps in runs.items()}
     (workdir / "body.json").write_bytes(body)
     (workdir / "headers.json").write_text(json.dumps(headers))
     ceiling_env = {
@@ -519,6 +551,10 @@ def main() -> None:
         "server cpu / all cpu: CPU ms per request of the server's processes / of the whole"
         " machine (wrk, PostgreSQL and Redis included)"
     )
+    if args.reps > 1:
+        print(f"p99 ms by rep ({args.reps} reps, interleaved):")
+        for name, reps in runs.items():
+            print(f"  {name:34}" + "".join(f" {r['p99_ms']:9.2f}" for r in reps))
     loaded = results.get("anonymous list under login load")
     if loaded:
         print(f"(logins during the login-load scenario: {loaded['logins_per_s']:.1f}/s)")

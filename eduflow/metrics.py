@@ -1,5 +1,9 @@
 """Prometheus metrics of the process; every part of EduFlow defines its metrics here.
 
+The bottom of the house: it imports nothing of EduFlow, so the cache, the outbox and the
+services may count into it. The exposition (``/metrics``, scrape-time gauges) is
+``eduflow.api.exposition``.
+
 Labels are bounded: routes are reported by their template (``/api/v1/users/{user_id}/``),
 never the raw path, and unmatched paths share one label.
 """
@@ -9,14 +13,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Any
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import Counter, Histogram
 
 UNMATCHED_ROUTE = "<unmatched>"
 
@@ -78,11 +75,7 @@ def observe_request(
 
 
 def publish_tallies() -> None:
-    """Add the tallied requests and cache events to the metrics (also done before every
-    scrape)."""
-    from eduflow.cache.health import stats
-
-    stats.publish()
+    """Add the tallied requests to the metrics (also done before every scrape)."""
     while _tally:
         label_key, tally = _tally.popitem()
         requests, latency = _children_of(label_key)
@@ -93,61 +86,12 @@ def publish_tallies() -> None:
                 latency._buckets[i].inc(n)
 
 
-def render(registry: CollectorRegistry | None = None) -> tuple[bytes, str]:
-    """The Prometheus text exposition of ``registry`` and its media type.
-
-    Under ``eduflow serve --workers N`` (``PROMETHEUS_MULTIPROC_DIR`` set), the default
-    view adds up the figures of every worker process, whichever one answers.
-    """
-    publish_tallies()
-    if registry is None:
-        import os
-
-        registry = REGISTRY
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            from prometheus_client import multiprocess
-
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            # Scrape-time figures are read from Redis/PostgreSQL, not kept per process.
-            registry.register(JobsCollector())  # type: ignore[arg-type]
-    return generate_latest(registry), CONTENT_TYPE_LATEST
-
-
 JOBS_ENQUEUED = Counter(
     "eduflow_jobs_enqueued_total", "Jobs handed to the queue (outbox relay), by job.", ["job"]
 )
 
 
-class JobsCollector:
-    """Scrape-time gauges: failed jobs (RQ's failed registries) and the outbox backlog.
-
-    Read when scraped, so they are right whichever process failed the job; a backend that
-    does not answer simply leaves its gauge out of that scrape.
-    """
-
-    def collect(self) -> Any:
-        """Yield the gauges that can be read now."""
-        from prometheus_client.core import GaugeMetricFamily
-
-        from eduflow.jobs.metrics import failed_jobs_count, outbox_backlog_or_none
-
-        backlog = outbox_backlog_or_none()
-        if backlog is not None:
-            yield GaugeMetricFamily(
-                "eduflow_outbox_backlog", "Outbox rows not yet handed to the queue.", backlog
-            )
-        failed = failed_jobs_count()
-        if failed is not None:
-            yield GaugeMetricFamily(
-                "eduflow_jobs_failed", "Jobs in RQ's failed registries (replayable).", failed
-            )
-
-
-REGISTRY.register(JobsCollector())  # type: ignore[arg-type]
-
-
-# Cache (eduflow/cache/, eduflow/api/response_cache.py): per namespace (bounded:
+# Cache (eduflow/cache/, eduflow/cache/responses.py): per namespace (bounded:
 # courses, course, lessons, auth).
 CACHE_HITS = Counter("eduflow_cache_hits_total", "Cache hits by namespace.", ["namespace"])
 CACHE_MISSES = Counter("eduflow_cache_misses_total", "Cache misses by namespace.", ["namespace"])

@@ -57,7 +57,7 @@ def _ensure_database(url: str) -> None:
 
 def reset_process_state() -> None:
     """Forget cached settings, engines and store clients (after changing the environment)."""
-    from eduflow.cache.stores import reset_store
+    from eduflow.cache.health import reset_store
     from eduflow.config import reset_settings
     from eduflow.db import dispose_engines
 
@@ -98,7 +98,8 @@ def clean_state(migrated_database: str) -> Iterator[None]:
     """Empty tables and an empty Redis database before each test."""
     from sqlalchemy import text
 
-    from eduflow.cache.stores import get_redis, reset_store
+    from eduflow.cache.health import reset_store
+    from eduflow.cache.stores import get_redis
     from eduflow.config import reset_settings
     from eduflow.db import get_engine
 

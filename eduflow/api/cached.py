@@ -6,19 +6,18 @@ the request metrics, from the same helpers as ``RequestContextMiddleware``). For
 of a course list page, a course or a lesson list it reads, in one ``MGET``, the caller's
 auth state (when a token is sent: ``services.auth`` decides whether the cached state
 admits it), the generation tokens and the entry of the caller's audience. With Redis the
-read is usually answered by the near cache of ``eduflow.api.redis_pipe`` (exact: Redis
+read is usually answered by the near cache of ``eduflow.cache.near`` (exact: Redis
 pushes an invalidation for every key changed since it was read), so a hit makes no round
 trip at all. When the caller is confirmed and the entry is current and visible to them,
 the stored bytes are sent. Anything else -- a miss, an unknown or rejected token, auth
 state not cached, a draft, a cache outage -- goes on to the routes, which check
 everything in full and build and store the entry under the same key
-(``eduflow.api.response_cache``).
+(``eduflow.cache.responses``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -26,24 +25,25 @@ from urllib.parse import parse_qsl
 from starlette.types import Scope, Send
 
 from eduflow.api.context import RequestContext, log_fast_path_error
-from eduflow.api.credentials import bearer_token_or_none
+from eduflow.api.credentials import bearer_token_or_none, verified_claims
+from eduflow.api.etag import etag_matches
 from eduflow.api.paths import COURSE_ROUTE, COURSES_PATH, LESSONS_PATH, ME_PATH
-from eduflow.api.response_cache import (
+from eduflow.api.response_cache import visible_to
+from eduflow.cache.health import CACHE_TIMEOUT, STATS_KEY, get_cache_store, health, stats
+from eduflow.cache.responses import (
     Entry,
     Plan,
     course_detail_plan,
     course_list_audience,
     course_list_plan,
-    etag_matches,
+    current_entry,
     lesson_list_audience,
     lesson_list_plan,
     response_headers,
     tag_of,
 )
-from eduflow.cache.health import CACHE_TIMEOUT, STATS_KEY, get_cache_store, health, stats
 from eduflow.config import get_settings
 from eduflow.models.users import Role
-from eduflow.security import decode_token
 from eduflow.services.auth import auth_state_keys, cached_principal, cached_profile, profile_key
 from eduflow.services.permissions import Principal
 
@@ -89,39 +89,7 @@ def _claims(headers: list[tuple[bytes, bytes]]) -> dict[str, Any] | bool | None:
         return False
     if token is None:
         return None
-    return _verified_claims(token) or False
-
-
-# Verified claims by token: a client sends the same access token for its whole lifetime,
-# and checking an HS256 signature costs more than the rest of a cached answer. The
-# signature is a property of the string, so only the expiry needs checking again;
-# revocation, deactivation and role changes are checked on every request (auth state).
-_verified: dict[str, dict[str, Any]] = {}
-_verified_under: list[object] = [None]
-VERIFIED_TOKENS = 10_000
-
-
-def _verified_claims(token: str) -> dict[str, Any] | None:
-    """The claims of a valid, unexpired access token; None otherwise."""
-    settings = get_settings()
-    if _verified_under[0] is not settings:  # new settings (maybe a new key): start over
-        _verified.clear()
-        _verified_under[0] = settings
-    claims = _verified.get(token)
-    if claims is None:
-        try:
-            claims = decode_token(token, "access")
-            Role(claims["role"])
-            float(claims["exp"])
-        except Exception:
-            return None
-        if len(_verified) >= VERIFIED_TOKENS:
-            _verified.clear()
-        _verified[token] = claims
-    if time.time() >= float(claims["exp"]):
-        _verified.pop(token, None)
-        return None
-    return claims
+    return verified_claims(token) or False
 
 
 def _provisional(user_id: Any, role: Any) -> Principal:
@@ -171,14 +139,14 @@ class CachedReads:
         self._targets: dict[tuple[object, ...], Target | None] = {}
         self._decided: dict[tuple[object, ...], Decision] = {}
 
-    def _redis(self) -> Any:
-        """The asyncio Redis client of the running loop (None on the embedded default)."""
+    def _near_client(self) -> Any:
+        """The near-cache Redis client of the running loop (None on the embedded default)."""
         settings, loop = get_settings(), asyncio.get_running_loop()
         if self._settings is settings and self._loop is loop:
             return self._client
         url = settings.redis_url
         if (url, loop) != self._client_key:
-            from eduflow.api.redis_pipe import connect
+            from eduflow.cache.near import connect
 
             self._client = connect(url, CACHE_TIMEOUT) if url else None
             self._client_key = (url, loop)
@@ -188,7 +156,7 @@ class CachedReads:
     async def _mget(self, keys: tuple[str, ...], namespace: str) -> list[bytes | None] | None:
         """Values of ``keys``: from the near cache when it holds them all (no round trip),
         else one ``MGET`` that also keeps them there; None when the backend fails."""
-        client = self._redis()
+        client = self._near_client()
         try:
             if client is None:
                 return get_cache_store().mget(*keys)
@@ -229,9 +197,8 @@ class CachedReads:
                 values = await self._mget((plan.key,), plan.namespace)
                 if values is None:
                     return None
-            raw = values[-1]
-            entry = Entry.decode(raw) if raw is not None else None
-            if entry is None or entry.deps != plan.deps or entry.tag != tag:
+            entry = current_entry(plan, gens, values[-1])
+            if entry is None:
                 return None
             if len(self._recent) >= RECENT_ENTRIES:
                 self._recent.clear()
@@ -240,7 +207,7 @@ class CachedReads:
             )
             if self._client is not None:  # decoded above: the raw bytes need not stay near
                 self._client.drop(plan.key)
-        if not known.entry.visible_to(actor):
+        if not visible_to(known.entry, actor):
             return None
         return known, actor
 
@@ -250,7 +217,7 @@ class CachedReads:
         then ``services.auth`` decides, from the database if need be."""
         if not health.healthy:
             return None
-        claims = _verified_claims(token)
+        claims = verified_claims(token)
         if claims is None:
             return None
         values = await self._mget(auth_state_keys(claims), ME_NAMESPACE)
@@ -271,7 +238,7 @@ class CachedReads:
 
     async def _flush_stats(self, pending: dict[str, int]) -> None:
         """Add this process's figures to the shared ones (at most once a second)."""
-        client = self._redis()
+        client = self._near_client()
         if client is None:
             return
         try:
@@ -353,7 +320,7 @@ class CachedReads:
         """The hit this request gets, if any. With the near cache, a hit decided before
         is reused while no kept value has been dropped since (a dictionary lookup instead
         of reading and checking the auth state, the generations and the entry again)."""
-        client = self._redis()
+        client = self._near_client()
         decided = self._decided.get(memo_key)
         if (
             decided is not None

@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 from starlette.types import Scope
 
+from eduflow.cache.health import stats
 from eduflow.logging import (
     access_logger_ready,
     flush_access_lines,
@@ -173,6 +174,7 @@ def publish() -> None:
     timer, _publish_timer[0] = _publish_timer[0], None
     if timer is not None:
         timer.cancel()
+    stats.publish()
     publish_tallies()
     flush_access_lines()
 

@@ -7,13 +7,21 @@ fast paths: one rule, so no path can see a caller another path would refuse.
 - anything else -- the header repeated (whatever the values), empty, another scheme, a
   scheme without a token -- is malformed: 401, and a fast path leaves the request to the
   routes, which answer that 401.
+
+``verified_claims`` is the fast paths' check of an access token's signature and expiry,
+remembered per token; the token's state (revocation, role) is checked on every request.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
+from typing import Any
 
+from eduflow.config import get_settings
 from eduflow.errors import Unauthorized
+from eduflow.models.users import Role
+from eduflow.security import decode_token
 
 MALFORMED = "Malformed Authorization header; expected one 'Bearer <token>'"
 
@@ -50,3 +58,35 @@ def bearer_token_or_none(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bool, 
         return True, bearer_token(headers)
     except Malformed:
         return False, None
+
+
+# Verified claims by token: a client sends the same access token for its whole lifetime,
+# and checking an HS256 signature costs more than the rest of a cached answer. The
+# signature is a property of the string, so only the expiry needs checking again;
+# revocation, deactivation and role changes are checked on every request (auth state).
+_verified: dict[str, dict[str, Any]] = {}
+_verified_under: list[object] = [None]
+VERIFIED_TOKENS = 10_000
+
+
+def verified_claims(token: str) -> dict[str, Any] | None:
+    """The claims of a valid, unexpired access token; None otherwise."""
+    settings = get_settings()
+    if _verified_under[0] is not settings:  # new settings (maybe a new key): start over
+        _verified.clear()
+        _verified_under[0] = settings
+    claims = _verified.get(token)
+    if claims is None:
+        try:
+            claims = decode_token(token, "access")
+            Role(claims["role"])
+            float(claims["exp"])
+        except Exception:
+            return None
+        if len(_verified) >= VERIFIED_TOKENS:
+            _verified.clear()
+        _verified[token] = claims
+    if time.time() >= float(claims["exp"]):
+        _verified.pop(token, None)
+        return None
+    return claims

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from fastapi import Request
 from pydantic import BaseModel
 from starlette.responses import Response
+from starlette.types import Scope
+
+from eduflow.cache.responses import etag_of
 
 
-def etag_of(body: bytes) -> str:
-    """A strong ETag: the representation's bytes decide it, so any visible change changes it."""
-    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+def if_none_match(scope: Scope) -> bytes | None:
+    """The raw ``If-None-Match`` header of a request."""
+    for name, value in scope["headers"]:
+        if name == b"if-none-match":
+            return bytes(value)
+    return None
 
 
-def matches(if_none_match: str | None, etag: str) -> bool:
-    """True when an ``If-None-Match`` header names ``etag`` (weak comparison, or ``*``)."""
-    if not if_none_match:
+def etag_matches(header: bytes | None, etag: bytes) -> bool:
+    """The one ETag matcher: ``If-None-Match`` names ``etag`` (weak comparison) or is ``*``."""
+    if not header:
         return False
-    for candidate in if_none_match.split(","):
+    for candidate in header.split(b","):
         candidate = candidate.strip()
-        if candidate == "*" or candidate.removeprefix("W/") == etag:
+        if candidate == b"*" or candidate.removeprefix(b"W/") == etag:
             return True
     return False
 
@@ -42,7 +47,7 @@ def etag_response(request: Request, payload: BaseModel | bytes) -> Response:
     tag = etag_of(body)
     # The representation depends on who asks (drafts, lesson content).
     headers = {"ETag": tag, "Vary": "Authorization"}
-    if matches(request.headers.get("if-none-match"), tag):
+    if etag_matches(if_none_match(request.scope), tag.encode()):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
 

@@ -1,6 +1,6 @@
 """Generation tokens: how a committed write makes cached responses unreachable at once.
 
-Key scheme of the response cache (see ``eduflow/api/response_cache.py``):
+Key scheme of the response cache (see ``eduflow/cache/responses.py``):
 
 - ``eduflow:gen:epoch``, ``eduflow:gen:catalog``, ``eduflow:gen:course:{id}`` -- generation
   tokens. A catalogue write replaces the catalog token and the course's token after its

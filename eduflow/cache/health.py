@@ -243,3 +243,15 @@ class CacheStats:
 
 
 stats = CacheStats()
+
+
+def reset_store() -> None:
+    """Forget clients (tests, and after a fork), and with them the response cache's state."""
+    from eduflow.cache.stores import get_store
+
+    get_store.cache_clear()
+    get_redis.cache_clear()
+    get_cache_store.cache_clear()
+    memory_store.clear()
+    health.reset()
+    stats.reset()

@@ -231,7 +231,7 @@ def get_redis() -> redis.Redis[bytes] | None:
 def fence(client: redis.Redis[bytes]) -> None:
     """Return only once Redis has sent the invalidations of this client's last writes.
 
-    Server processes keep values near (``eduflow.api.redis_pipe``) and drop them when
+    Server processes keep values near (``eduflow.cache.near``) and drop them when
     Redis pushes an invalidation; Redis sends those pushes after the writer's own reply.
     One more round trip closes that gap: Redis writes every pending reply and push out
     before it reads a new command, so once this returns a request caused by the write
@@ -249,15 +249,3 @@ def get_store() -> Store:
     """The process's store: Redis when configured, else the in-process one."""
     client = get_redis()
     return RedisStore(client) if client is not None else memory_store
-
-
-def reset_store() -> None:
-    """Forget clients (tests, and after a fork), and with them the response cache's state."""
-    from eduflow.cache.health import get_cache_store, health, stats
-
-    get_store.cache_clear()
-    get_redis.cache_clear()
-    get_cache_store.cache_clear()
-    memory_store.clear()
-    health.reset()
-    stats.reset()

@@ -44,8 +44,8 @@ def _full_key(name: str) -> str:
 @app.command("stats")
 def stats(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Hits, misses, rebuilds and errors per namespace (all server processes), and key counts."""
-    from eduflow.api.response_cache import NAMESPACES
     from eduflow.cache.health import STATS_KEY
+    from eduflow.cache.responses import NAMESPACES
     from eduflow.cache.stores import PREFIX
     from eduflow.cli.output import emit
 
@@ -122,7 +122,7 @@ def get(
     """Show one key; a cached response shows its ETag, whether it is current, and its body."""
     import json
 
-    from eduflow.api.response_cache import Entry, tag_of
+    from eduflow.cache.responses import Entry, tag_of
     from eduflow.errors import NotFound
 
     store = _redis_store()

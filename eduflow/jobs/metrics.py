@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def outbox_backlog_or_none() -> int | None:
     """Outbox rows not yet relayed, or None when the database does not answer."""
@@ -31,3 +33,26 @@ def failed_jobs_count() -> int | None:
         )
     except Exception:
         return None
+
+
+class JobsCollector:
+    """Scrape-time gauges: failed jobs (RQ's failed registries) and the outbox backlog.
+
+    Read when scraped, so they are right whichever process failed the job; a backend that
+    does not answer simply leaves its gauge out of that scrape.
+    """
+
+    def collect(self) -> Any:
+        """Yield the gauges that can be read now."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        backlog = outbox_backlog_or_none()
+        if backlog is not None:
+            yield GaugeMetricFamily(
+                "eduflow_outbox_backlog", "Outbox rows not yet handed to the queue.", backlog
+            )
+        failed = failed_jobs_count()
+        if failed is not None:
+            yield GaugeMetricFamily(
+                "eduflow_jobs_failed", "Jobs in RQ's failed registries (replayable).", failed
+            )

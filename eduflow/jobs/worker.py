@@ -135,7 +135,7 @@ def _children_exit_with_worker() -> None:
 
 def _forget_inherited_connections() -> None:
     from eduflow import db
-    from eduflow.cache.stores import reset_store
+    from eduflow.cache.health import reset_store
 
     with db._lock:
         for engine in db._engines.values():

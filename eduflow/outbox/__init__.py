@@ -5,9 +5,11 @@ Services import it; it imports nothing above the models and ``db`` (task functio
 named by dotted path and imported by the worker only).
 """
 
-from eduflow.outbox.record import InsertedJob, JobRow, record_job, record_row, relay_on_commit
+from eduflow.outbox.record import record_job, record_row, relay_on_commit
 from eduflow.outbox.relay import (
     TASKS,
+    InsertedJob,
+    JobRow,
     RelayResult,
     enqueue_row,
     flush_relay_marks,

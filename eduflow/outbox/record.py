@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
-from typing import Any, Protocol
+from typing import Any
 
 from sqlmodel import Session
 
 from eduflow.models.outbox import OutboxJob
+from eduflow.outbox.relay import JobRow, relay_after_commit
 
 _PENDING_IDS = "eduflow_outbox_pending"
 
@@ -53,7 +53,6 @@ def relay_on_commit(session: Session, job: JobRow) -> None:
     if pending is None:
         pending = session.info[_PENDING_IDS] = []
         from eduflow.db import on_commit
-        from eduflow.outbox.relay import relay_after_commit
 
         on_commit(session, lambda: relay_after_commit(session.info.pop(_PENDING_IDS, [])))
     pending.append(job)
@@ -65,30 +64,3 @@ def _insert_job() -> Any:
 
     table: Any = OutboxJob.__table__  # type: ignore[attr-defined]
     return insert(table).returning(table.c.id)
-
-
-class JobRow(Protocol):
-    """What relaying needs of an outbox row."""
-
-    @property
-    def id(self) -> int | None: ...
-    @property
-    def job_name(self) -> str: ...
-    @property
-    def args(self) -> dict[str, Any]: ...
-    @property
-    def queue(self) -> str: ...
-    @property
-    def request_id(self) -> str | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class InsertedJob:
-    """An outbox row a service inserted within a larger statement: what relaying needs,
-    without building an ORM object on the hot path."""
-
-    id: int
-    job_name: str
-    args: dict[str, Any]
-    queue: str
-    request_id: str | None

@@ -22,10 +22,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from eduflow.models.outbox import OutboxJob
-from eduflow.outbox.record import JobRow
 
 if TYPE_CHECKING:
     import redis
@@ -60,6 +59,33 @@ class RelayResult:
     duplicates: int = 0
     pruned: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+class JobRow(Protocol):
+    """What relaying needs of an outbox row."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def job_name(self) -> str: ...
+    @property
+    def args(self) -> dict[str, Any]: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def request_id(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InsertedJob:
+    """An outbox row a service inserted within a larger statement: what relaying needs,
+    without building an ORM object on the hot path."""
+
+    id: int
+    job_name: str
+    args: dict[str, Any]
+    queue: str
+    request_id: str | None
 
 
 def relay_after_commit(rows: Sequence[JobRow]) -> None:

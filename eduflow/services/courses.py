@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import ColumnElement, delete, func, or_, select, true
+from sqlalchemy import delete, func, or_, select
 from sqlmodel import Session, col
 
 from eduflow.cache.catalog import invalidate_catalog
@@ -24,10 +24,11 @@ from eduflow.models.users import Role, User
 from eduflow.services import seats
 from eduflow.services.permissions import (
     Principal,
-    is_owner_or_admin,
+    may_see_course,
     require_authenticated,
     require_owner_or_admin,
     require_role,
+    visible_courses,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -83,18 +84,9 @@ def to_public(course: Course, owner: str) -> CoursePublic:
     )
 
 
-def visible_courses(actor: Principal | None) -> ColumnElement[bool]:
-    """SQL condition: the courses ``actor`` may see (published, own drafts, or all for admins)."""
-    if actor is not None and actor.is_admin:
-        return true()
-    if actor is not None and actor.is_instructor:
-        return or_(col(Course.is_published), col(Course.owner_id) == actor.id)
-    return col(Course.is_published) == true()
-
-
 def can_see(actor: Principal | None, course: Course) -> bool:
     """True when ``actor`` may see ``course``."""
-    return course.is_published or is_owner_or_admin(actor, course.owner_id)
+    return may_see_course(actor, course.is_published, course.owner_id)
 
 
 def get_visible_course(
@@ -125,6 +117,13 @@ def _owner_name(session: Session, course: Course) -> str:
 
 def course_detail(session: Session, actor: Principal | None, course_id: int) -> CoursePublic:
     """``GET /courses/{id}/``: one query (course joined with its owner's username)."""
+    return course_detail_and_owner(session, actor, course_id)[0]
+
+
+def course_detail_and_owner(
+    session: Session, actor: Principal | None, course_id: int
+) -> tuple[CoursePublic, int]:
+    """``course_detail`` and the owner's id (what a cached copy notes of a draft)."""
     row = session.execute(
         select(Course, col(User.username))
         .join(User, col(User.id) == col(Course.owner_id))
@@ -132,7 +131,7 @@ def course_detail(session: Session, actor: Principal | None, course_id: int) -> 
     ).one_or_none()
     if row is None or not can_see(actor, row[0]):
         raise NotFound(f"No course with id {course_id}")
-    return to_public(row[0], row[1])
+    return to_public(row[0], row[1]), row[0].owner_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,9 +24,8 @@ from eduflow.services.courses import (
     get_course_for_change,
     get_visible_course,
     parse_input,
-    visible_courses,
 )
-from eduflow.services.permissions import Principal
+from eduflow.services.permissions import Principal, visible_courses
 
 
 def content_readable(actor: Principal | None) -> ColumnElement[bool]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import ColumnElement, or_, true
+
 from eduflow.errors import Forbidden, Unauthorized
 from eduflow.models.users import Role
 
@@ -61,6 +63,26 @@ def is_owner_or_admin(actor: Principal | None, owner_id: int) -> bool:
     if actor is None:
         return False
     return actor.is_admin or (actor.is_instructor and actor.id == owner_id)
+
+
+def may_see_course(actor: Principal | None, is_published: bool, owner_id: int) -> bool:
+    """The visibility rule of a course: published for everyone, a draft for its owner
+    (while an instructor) and admins. The services and the cached answers both ask this;
+    ``visible_courses`` is the same rule as a SQL condition, for lists."""
+    return is_published or is_owner_or_admin(actor, owner_id)
+
+
+def visible_courses(actor: Principal | None) -> ColumnElement[bool]:
+    """``may_see_course`` as a SQL condition: the courses ``actor`` may see."""
+    from sqlmodel import col
+
+    from eduflow.models.courses import Course
+
+    if actor is not None and actor.is_admin:
+        return true()
+    if actor is not None and actor.is_instructor:
+        return or_(col(Course.is_published), col(Course.owner_id) == actor.id)
+    return col(Course.is_published) == true()
 
 
 def require_owner_or_admin(actor: Principal | None, owner_id: int) -> Principal:

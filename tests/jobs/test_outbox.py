@@ -54,7 +54,7 @@ def test_enroll_200_students_each_gets_exactly_one_email(smtp_server: Any) -> No
 def test_redis_down_enrollments_succeed_and_sweep_delivers_once(
     monkeypatch: Any, smtp_server: Any, cli: Any
 ) -> None:
-    from eduflow.cache.stores import reset_store
+    from eduflow.cache.health import reset_store
     from tests.conftest import TEST_REDIS_URL
 
     course_id, students = _setup_students(20)

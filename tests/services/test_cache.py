@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from eduflow.api import response_cache
-from eduflow.api.response_cache import Entry, Plan, get_or_build
+from eduflow.cache import responses as response_cache
 from eduflow.cache.catalog import bump_catalog_generations, invalidate_catalog
 from eduflow.cache.generations import GEN_CATALOG, GEN_EPOCH, course_gen_key
 from eduflow.cache.health import get_cache_store, stats
+from eduflow.cache.responses import Entry, Plan, get_or_build
 from eduflow.cache.stores import MemoryStore, StoreUnavailable
 
 
@@ -182,7 +182,7 @@ def test_a_closed_port_is_an_outage_not_an_error(monkeypatch: pytest.MonkeyPatch
 
 
 def test_the_pipelined_client_answers_concurrent_mgets_in_order() -> None:
-    from eduflow.api.redis_pipe import PipelinedRedis
+    from eduflow.cache.near import PipelinedRedis
     from tests.conftest import TEST_REDIS_URL
 
     store = get_cache_store()
@@ -204,7 +204,7 @@ def test_the_pipelined_client_answers_concurrent_mgets_in_order() -> None:
 
 
 def test_the_pipelined_client_fails_fast_on_a_silent_or_closed_server() -> None:
-    from eduflow.api.redis_pipe import PipelinedRedis, RedisPipeError
+    from eduflow.cache.near import PipelinedRedis, RedisPipeError
     from tests.conftest import free_port
 
     silent = socket.socket()

@@ -9,7 +9,7 @@ import threading
 
 import redis
 
-from eduflow.api.redis_pipe import PipelinedRedis
+from eduflow.cache.near import PipelinedRedis
 from eduflow.cache.stores import fence
 from tests.conftest import TEST_REDIS_URL
 

@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
-from eduflow.api import response_cache
 from eduflow.api.deps import CurrentUser, OptionalUser, PageDep, SessionDep, page_body
 from eduflow.api.etag import ETAG_RESPONSES, encode, json_response
 from eduflow.api.idempotency import IdempotencyDep
 from eduflow.api.problems import problem_responses
+from eduflow.api.response_cache import cached_response
+from eduflow.cache import responses as cache_policy
 from eduflow.models.courses import CourseCreate, CoursePage, CoursePublic, CourseUpdate
 from eduflow.services import courses
 from eduflow.services.courses import DEFAULT_ORDERING, CourseFilters, CourseOrdering
@@ -49,9 +50,9 @@ def list_courses(
         )
         return encode(CoursePage.model_validate(page_body(request, page, count, rows))), b""
 
-    audience = response_cache.course_list_audience(actor)
-    plan = response_cache.course_list_plan(request.scope, audience)
-    return response_cache.cached_response(request, plan, build, actor)
+    audience = cache_policy.course_list_audience(actor)
+    plan = cache_policy.course_list_plan(request.scope, audience)
+    return cached_response(request, plan, build, actor)
 
 
 @router.post(
@@ -88,11 +89,11 @@ def get_course(
     """One course (404 for a draft the caller may not see); sends an ETag."""
 
     def build() -> tuple[bytes, bytes]:
-        course = courses.course_detail(session, actor, course_id)
-        return encode(course), response_cache.course_meta(course.is_published, course.owner)
+        course, owner_id = courses.course_detail_and_owner(session, actor, course_id)
+        return encode(course), cache_policy.course_meta(course.is_published, owner_id)
 
-    plan = response_cache.course_detail_plan(course_id)
-    return response_cache.cached_response(request, plan, build, actor)
+    plan = cache_policy.course_detail_plan(course_id)
+    return cached_response(request, plan, build, actor)
 
 
 _WRITE_ERRORS = problem_responses(400, 401, 403, 404, 413, 422)

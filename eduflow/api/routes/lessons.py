@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
-from eduflow.api import response_cache
 from eduflow.api.deps import CurrentUser, OptionalUser, PageDep, SessionDep, page_body
 from eduflow.api.etag import ETAG_RESPONSES, encode, etag_response, json_response
 from eduflow.api.idempotency import IdempotencyDep
 from eduflow.api.problems import problem_responses
+from eduflow.api.response_cache import cached_response
+from eduflow.cache import responses as cache_policy
 from eduflow.models.lessons import LessonCreate, LessonPage, LessonPublic, LessonUpdate
 from eduflow.services import lessons
 
@@ -43,9 +44,9 @@ def list_lessons(
         )
         return encode(LessonPage.model_validate(page_body(request, page, count, rows))), b""
 
-    audience = response_cache.lesson_list_audience(actor)
-    plan = response_cache.lesson_list_plan(request.scope, audience, course)
-    return response_cache.cached_response(request, plan, build, actor)
+    audience = cache_policy.lesson_list_audience(actor)
+    plan = cache_policy.lesson_list_plan(request.scope, audience, course)
+    return cached_response(request, plan, build, actor)
 
 
 @router.post(

@@ -56,7 +56,7 @@ def readyz() -> dict[str, str]:
 @router.get("/metrics", include_in_schema=False)
 def metrics() -> Response:
     """Prometheus text exposition."""
-    from eduflow.metrics import render
+    from eduflow.api.exposition import render
 
     body, media_type = render()
     return Response(body, media_type=media_type)

@@ -1,0 +1,42 @@
+"""The Prometheus exposition of ``/metrics``: the process's metrics (``eduflow.metrics``),
+the cache figures and the scrape-time job gauges (``eduflow.jobs.metrics``)."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+from eduflow.cache.health import stats
+from eduflow.jobs.metrics import JobsCollector
+from eduflow.metrics import publish_tallies
+
+_default_registered: list[bool] = []
+
+
+def publish() -> None:
+    """Add what this process tallied (requests, cache events) to the metrics now."""
+    stats.publish()
+    publish_tallies()
+
+
+def render(registry: CollectorRegistry | None = None) -> tuple[bytes, str]:
+    """The Prometheus text exposition of ``registry`` and its media type.
+
+    Under ``eduflow serve --workers N`` (``PROMETHEUS_MULTIPROC_DIR`` set), the default
+    view adds up the figures of every worker process, whichever one answers.
+    """
+    publish()
+    if registry is None:
+        if not _default_registered:
+            REGISTRY.register(JobsCollector())  # type: ignore[arg-type]
+            _default_registered.append(True)
+        registry = REGISTRY
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            # Scrape-time figures are read from Redis/PostgreSQL, not kept per process.
+            registry.register(JobsCollector())  # type: ignore[arg-type]
+    return generate_latest(registry), CONTENT_TYPE_LATEST
