@@ -1,11 +1,10 @@
 """Enrollment POSTs answered in front of the application: the write twin of ``cached``.
 
 When a popular course opens, enrollment POSTs come by the thousand, and the framework
-(middleware stack, routing, dependency solving, response classes) adds about 40% to the
-CPU each one costs (measured in paired runs: 4.7 against 3.4 ms of server CPU per
-enrollment). A plain, well-formed one -- a small JSON body, a
-bearer token whose state the near cache confirms, no ``Idempotency-Key`` -- needs none of
-it: its body is validated by the route's own model, the caller confirmed exactly as the
+(middleware stack, routing, dependency solving, response classes) adds a good part of the
+CPU each one costs (figures in ``bench/README.md``). A plain, well-formed one -- a small
+JSON body, a bearer token whose state the near cache confirms, no ``Idempotency-Key`` --
+needs none of it: its body is validated by the route's own model, the caller confirmed exactly as the
 route's dependency does, and the enrollment made by the route's own call
 (``routes.enrollments.enroll_as``), so the rules live in one place.
 

@@ -63,7 +63,7 @@ def _enroll_limiter() -> anyio.CapacityLimiter:
     """Enrollments of this process run in a few threads of their own, not in the shared
     pool. When a course is rushed, its row lock is held from the seat statement to the
     commit; every extra thread competing for the interpreter lock stretches that window
-    (measured: 40 threads gave a third of the throughput of 4 on two cores)."""
+    (figures in ``bench/README.md``)."""
     loop = asyncio.get_running_loop()
     limiter = _limiters.get(loop)
     if limiter is None:
