@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     outbox_sweep_interval: float = Field(default=30, gt=0, description="seconds")
     outbox_retention_days: int = Field(default=7, ge=1)
     expiry_interval: int = Field(default=3600, ge=60, description="seconds between expiry runs")
+    waitlist_offer_ttl: int = Field(
+        default=24 * 3600, ge=1, description="seconds a waitlist offer holds its seat"
+    )
+    waitlist_expiry_interval: int = Field(
+        default=60, ge=1, description="seconds between runs of the waitlist offer expiry"
+    )
     report_cron: str = Field(default="5 0 * * *", description="cron (UTC) of the daily report")
 
     db_pool_size: int = Field(default=10, ge=1)

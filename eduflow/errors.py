@@ -23,8 +23,10 @@ class EduFlowError(Exception):
         title: str | None = None,
         errors: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         self.detail = detail or self.title
+        self.extensions = extensions or {}
         self.problem_slug = slug or self.slug
         self.problem_title = title or self.title
         self.errors = errors

@@ -127,8 +127,10 @@ def problem_body(
     type_uri: str | None = None,
     title: str | None = None,
     errors: list[dict[str, str]] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> bytes:
-    """The RFC 9457 body: the only place a problem's JSON is built."""
+    """The RFC 9457 body: the only place a problem's JSON is built (``extensions``: extra
+    members such as a link to act on, never overriding the standard ones)."""
     default_slug, default_title = _HTTP_SLUGS.get(status, ("error", "Error"))
     body: dict[str, Any] = {
         "type": type_uri or PROBLEM_BASE + default_slug,
@@ -140,7 +142,12 @@ def problem_body(
     }
     if errors is not None:
         body["errors"] = errors
+    for name, value in (extensions or {}).items():
+        body.setdefault(name, value)
     return orjson.dumps(body)
+
+
+_STANDARD_MEMBERS = frozenset(("type", "title", "status", "detail", "instance", "request_id"))
 
 
 def renamed_problem(body: bytes, request_id: str | None) -> bytes:
@@ -155,6 +162,7 @@ def renamed_problem(body: bytes, request_id: str | None) -> bytes:
         type_uri=stored["type"],
         title=stored["title"],
         errors=stored.get("errors"),
+        extensions={k: v for k, v in stored.items() if k not in _STANDARD_MEMBERS | {"errors"}},
     )
 
 
@@ -196,6 +204,7 @@ def render_error(scope: Scope, exc: EduFlowError) -> Rendered:
         type_uri=exc.type_uri,
         title=exc.problem_title,
         errors=exc.errors,
+        extensions=exc.extensions,
     )
     return Rendered(exc.status, [_CONTENT_TYPE, *_raw(exc.headers)], body)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from eduflow.cli import admin_courses, admin_enrollments, admin_users
+from eduflow.cli import admin_courses, admin_enrollments, admin_users, admin_waitlist
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -13,3 +13,4 @@ app = typer.Typer(
 app.add_typer(admin_users.app, name="users")
 app.add_typer(admin_courses.app, name="courses")
 app.add_typer(admin_enrollments.app, name="enrollments")
+app.add_typer(admin_waitlist.app, name="waitlist")

@@ -19,6 +19,7 @@ COURSE_COLUMNS = [
     "is_published",
     "capacity",
     "seats_taken",
+    "waitlist_count",
     "lessons_count",
     "created_at",
 ]

@@ -36,6 +36,7 @@ class EmbeddedRunner:
         self._thread: threading.Thread | None = None
         self._not_before: dict[int, float] = {}
         self._given_up: set[int] = set()
+        self._periodic_due: dict[str, float] = {}
 
     def start(self) -> None:
         """Start the thread (idempotent)."""
@@ -55,6 +56,7 @@ class EmbeddedRunner:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
+                self.run_periodic()
                 worked = self.run_once()
             except Exception:
                 log.exception("embedded_runner_error")
@@ -62,6 +64,27 @@ class EmbeddedRunner:
             if not worked:
                 wake_embedded.wait(self.poll_interval)
                 wake_embedded.clear()
+
+    def run_periodic(self) -> int:
+        """Run the interval jobs that are due: without Redis there is no scheduler process,
+        so the server's runner keeps their clock (first run one interval after start)."""
+        from eduflow.jobs.scheduler import periodic_jobs
+
+        now = time.monotonic()
+        ran = 0
+        for job in periodic_jobs():
+            if job.interval is None:
+                continue
+            due = self._periodic_due.setdefault(job.name, now + job.interval)
+            if due > now:
+                continue
+            self._periodic_due[job.name] = now + job.interval
+            try:
+                resolve_task(job.name)()
+            except Exception:
+                log.exception("periodic_job_failed", job_name=job.name)
+            ran += 1
+        return ran
 
     def run_once(self) -> int:
         """Run the due rows of the outbox once; returns how many ran."""

@@ -27,6 +27,7 @@ import ssl
 import threading
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from functools import lru_cache
@@ -105,6 +106,41 @@ def enrollment_message(
         f"<p>Hello {esc(username)},</p>"
         f"<p>You are enrolled in <strong>{esc(course_title)}</strong>.<br>{esc(state_line)}</p>"
         f'<p><a href="{esc(link, quote=True)}">Open the course</a></p>'
+        "<p>&mdash; EduFlow</p></body></html>",
+        subtype="html",
+    )
+    return msg
+
+
+def waitlist_offer_message(
+    *, to: str, username: str, course_title: str, entry_id: int, deadline: datetime
+) -> EmailMessage:
+    """The offer of a held seat to the next student in line, with its deadline."""
+    settings = get_settings()
+    base = settings.public_base_url.rstrip("/")
+    link = f"{base}/waitlist/{entry_id}/"
+    when = deadline.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    msg = EmailMessage()
+    msg["Subject"] = f"A seat is yours in {course_title} until {when}"
+    msg["From"] = settings.mail_from
+    msg["To"] = to
+    msg["Date"] = formatdate(localtime=False, usegmt=True)
+    msg["Message-ID"] = make_msgid(domain="eduflow.local")
+    msg.set_content(
+        f"Hello {username},\n\n"
+        f'A seat in "{course_title}" is held for you until {when}.\n'
+        "Accept it before then (POST /api/v1/waitlist/"
+        f"{entry_id}/accept/), or decline it so the next student gets it.\n\n"
+        f"Your offer: {link}\n\n"
+        "-- EduFlow\n"
+    )
+    esc = html.escape
+    msg.add_alternative(
+        "<!doctype html><html><body>"
+        f"<p>Hello {esc(username)},</p>"
+        f"<p>A seat in <strong>{esc(course_title)}</strong> is held for you until "
+        f"<strong>{esc(when)}</strong>.</p>"
+        f'<p><a href="{esc(link, quote=True)}">Accept or decline the offer</a></p>'
         "<p>&mdash; EduFlow</p></body></html>",
         subtype="html",
     )

@@ -42,6 +42,7 @@ def periodic_jobs() -> list[Periodic]:
     settings = get_settings()
     return [
         Periodic("expire_abandoned_enrollments", interval=settings.expiry_interval),
+        Periodic("expire_waitlist_offers", interval=settings.waitlist_expiry_interval),
         Periodic("daily_report", cron=settings.report_cron),
     ]
 
@@ -104,9 +105,11 @@ def build_scheduler(client: redis.Redis[bytes]) -> Any:
     from rq.utils import now
 
     from eduflow.jobs.tasks import daily_report, expire_abandoned_enrollments
+    from eduflow.jobs.waitlist_tasks import expire_waitlist_offers
 
     functions: dict[str, Callable[..., Any]] = {
         "expire_abandoned_enrollments": expire_abandoned_enrollments,
+        "expire_waitlist_offers": expire_waitlist_offers,
         "daily_report": daily_report,
     }
 

@@ -7,6 +7,7 @@ from eduflow.models.outbox import OutboxJob
 from eduflow.models.reports import DailyReport
 from eduflow.models.sessions import LoginSession
 from eduflow.models.users import Role, User
+from eduflow.models.waitlist import WaitlistEntry, WaitlistStatus
 
 __all__ = [
     "Course",
@@ -18,4 +19,6 @@ __all__ = [
     "OutboxJob",
     "Role",
     "User",
+    "WaitlistEntry",
+    "WaitlistStatus",
 ]

@@ -23,7 +23,9 @@ from eduflow.models._base import created_field
 
 
 class Course(SQLModel, table=True):
-    """A course. ``seats_taken`` counts active + pending enrollments (kept by the service)."""
+    """A course. ``seats_taken`` counts active + pending enrollments, ``offers_open`` the
+    seats held for open waitlist offers, ``waitlist_count`` the entries still waiting (all
+    three kept by the seat rules, ``services.seats``)."""
 
     __tablename__ = "courses"
     __table_args__ = (
@@ -31,6 +33,8 @@ class Course(SQLModel, table=True):
         CheckConstraint("capacity IS NULL OR capacity >= 1", name="ck_courses_capacity"),
         CheckConstraint("seats_taken >= 0", name="ck_courses_seats_taken"),
         CheckConstraint("lessons_count >= 0", name="ck_courses_lessons_count"),
+        CheckConstraint("offers_open >= 0", name="ck_courses_offers_open"),
+        CheckConstraint("waitlist_count >= 0", name="ck_courses_waitlist_count"),
         Index("ix_courses_published_created", "is_published", "created_at"),
     )
 
@@ -43,6 +47,8 @@ class Course(SQLModel, table=True):
     is_published: bool = Field(default=False)
     capacity: int | None = Field(default=None)
     seats_taken: int = Field(default=0)
+    offers_open: int = Field(default=0)
+    waitlist_count: int = Field(default=0)
     lessons_count: int = Field(default=0)
     owner_id: int = Field(foreign_key="users.id", index=True, ondelete="RESTRICT")
     created_at: datetime = created_field()
@@ -137,6 +143,7 @@ class CoursePublic(BaseModel):
                     "id": 12,
                     **_COURSE_EXAMPLE,
                     "seats_taken": 31,
+                    "waitlist_count": 0,
                     "owner": "grace.h",
                     "lessons_count": 8,
                     "created_at": "2026-01-05T10:00:00Z",
@@ -153,6 +160,7 @@ class CoursePublic(BaseModel):
     is_published: bool
     capacity: int | None
     seats_taken: int
+    waitlist_count: int = SchemaField(description="Students waiting for a seat.")
     owner: str = SchemaField(description="The owner's username.")
     lessons_count: int
     created_at: datetime

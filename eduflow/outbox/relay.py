@@ -34,6 +34,8 @@ TASKS: dict[str, str] = {
     "send_enrollment_email": "eduflow.jobs.tasks.send_enrollment_email",
     "expire_abandoned_enrollments": "eduflow.jobs.tasks.expire_abandoned_enrollments",
     "daily_report": "eduflow.jobs.tasks.daily_report",
+    "send_waitlist_offer": "eduflow.jobs.waitlist_tasks.send_waitlist_offer",
+    "expire_waitlist_offers": "eduflow.jobs.waitlist_tasks.expire_waitlist_offers",
 }
 _BREAKER_SECONDS = 5.0
 _breaker_until = 0.0

@@ -77,6 +77,7 @@ def to_public(course: Course, owner: str) -> CoursePublic:
         is_published=course.is_published,
         capacity=course.capacity,
         seats_taken=course.seats_taken,
+        waitlist_count=course.waitlist_count,
         owner=owner,
         lessons_count=course.lessons_count,
         created_at=course.created_at,
@@ -220,9 +221,11 @@ def create_course(
 
 def _apply(session: Session, course: Course, changes: dict[str, Any]) -> None:
     capacity = changes.get("capacity", course.capacity)
-    if capacity is not None and capacity < course.seats_taken:
+    held = course.seats_taken + course.offers_open
+    if capacity is not None and capacity < held:
         raise Invalid.field(
-            "capacity", f"must not be below the {course.seats_taken} seats already taken"
+            "capacity",
+            f"must not be below the {held} seats already taken or held for waitlist offers",
         )
     more_room = "capacity" in changes and course.capacity is not None
     more_room = more_room and (capacity is None or capacity > (course.capacity or 0))

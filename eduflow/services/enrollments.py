@@ -59,6 +59,7 @@ __all__ = [
     "enroll_student",
     "expire_abandoned_enrollments",
     "get_enrollment",
+    "insert_enrollment",
     "list_enrollments",
 ]
 
@@ -94,7 +95,16 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
     seat = session.execute(seats.take_seat(course_id).execution_options(synchronize_session=False))
     if not getattr(seat, "rowcount", 0):
         _refuse(session, actor, course_id)
+    return insert_enrollment(session, actor, course_id, figures.title)
 
+
+def insert_enrollment(
+    session: Session, actor: Principal, course_id: int, title: str
+) -> EnrollmentPublic:
+    """The enrollment of ``actor`` in ``course_id`` once its seat is taken in this
+    transaction (by ``enroll_student``, or by an accepted waitlist offer): the row (an
+    expired one reused), its confirmation email's outbox row and what follows. 409
+    ``already-enrolled`` (the seat given back) when a live enrollment exists."""
     now = utcnow()
     price = select(col(Course.price)).where(col(Course.id) == course_id).scalar_subquery()
     at = literal(now, UTCDateTime())
@@ -110,7 +120,7 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
     record_row(session, row, relay=False)
     assert row.id is not None
     seats.follow_enrollment(course_id, seats.email_job(row.id, enrollment_id, request_id), session)
-    return new_public(enrollment_id, course_id, figures.title, actor, status, now, made[2])
+    return new_public(enrollment_id, course_id, title, actor, status, now, made[2])
 
 
 def _email_row(enrollment_id: int, request_id: str | None, now: datetime) -> OutboxJob:

@@ -24,6 +24,9 @@ from eduflow.errors import Conflict, NotFound
 from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentStatus
 from eduflow.outbox import InsertedJob, relay_after_commit
+from eduflow.services.waitlist_offers import offer_free_seats
+
+WAITLIST_PATH = "/api/v1/waitlist/"
 
 SEAT_HOLDING = (EnrollmentStatus.pending.value, EnrollmentStatus.active.value)
 EMAIL_JOB = "send_enrollment_email"
@@ -35,14 +38,16 @@ EMAIL_QUEUE = "default"
 
 def take_seat(course_id: Any) -> Any:
     """``UPDATE courses`` taking one seat of a published course that has one left: the
-    capacity rule in a single conditional statement (the row lock re-checks it), so no
+    capacity rule (``seats_taken + offers_open < capacity``: seats held for waitlist offers
+    are not free) in a single conditional statement (the row lock re-checks it), so no
     concurrency can oversell."""
     return (
         update(Course)
         .where(
             col(Course.id) == course_id,
             col(Course.is_published),
-            (col(Course.capacity).is_(None)) | (col(Course.seats_taken) < col(Course.capacity)),
+            (col(Course.capacity).is_(None))
+            | (col(Course.seats_taken) + col(Course.offers_open) < col(Course.capacity)),
         )
         .values(seats_taken=col(Course.seats_taken) + 1)
     )
@@ -61,6 +66,7 @@ def course_figures(course_id: Any, student_id: Any) -> Any:
         col(Course.is_published),
         col(Course.capacity),
         col(Course.seats_taken),
+        col(Course.offers_open),
         existing.label("existing"),
     ).where(col(Course.id) == course_id)
 
@@ -76,7 +82,13 @@ def already_enrolled(course_id: int) -> Conflict:
 
 def course_full(course_id: int) -> Conflict:
     """409 ``course-full``."""
-    return Conflict(f"Course {course_id} has no seat left", slug="course-full", title="Course full")
+    return Conflict(
+        f"Course {course_id} has no seat left; join its waitlist with POST {WAITLIST_PATH} "
+        f'{{"course": {course_id}}}',
+        slug="course-full",
+        title="Course full",
+        extensions={"waitlist": WAITLIST_PATH},
+    )
 
 
 def refuse_early(figures: Any, course_id: int) -> None:
@@ -86,8 +98,13 @@ def refuse_early(figures: Any, course_id: int) -> None:
         raise NotFound(f"No course with id {course_id}")
     if figures.existing in SEAT_HOLDING:
         raise already_enrolled(course_id)
-    if figures.capacity is not None and figures.seats_taken >= figures.capacity:
+    if is_full(figures.capacity, figures.seats_taken, figures.offers_open):
         raise course_full(course_id)
+
+
+def is_full(capacity: int | None, seats_taken: int, offers_open: int) -> bool:
+    """No seat is free: all are taken or held for waitlist offers."""
+    return capacity is not None and seats_taken + offers_open >= capacity
 
 
 # --------------------------------------------------------------------------- which status
@@ -168,11 +185,37 @@ def seats_freed(session: Session, course_id: int, count: int = 0) -> None:
 
     The one place for what follows when seats free -- unenroll, cancel, abandoned pending
     expired, capacity raised. The caller holds the course row lock (``lock_course``); this
-    runs in its transaction, so whatever takes the freed seat commits with the release.
+    runs in its transaction, so whatever takes the freed seat commits with the release:
+    the first waiting entries of the course's waitlist get them as offers
+    (``waitlist_offers.offer_free_seats``) before any enrollment can see them free.
     """
     if count:
         _change_seats(session, course_id, -count)
+    offer_free_seats(session, course_id)
     invalidate_catalog(session, course_id)
+
+
+def take_held_seat(session: Session, course_id: int) -> None:
+    """An accepted waitlist offer: the seat it held becomes a taken seat (no capacity check:
+    it was held for this student)."""
+    session.execute(
+        update(Course)
+        .where(col(Course.id) == course_id)
+        .values(seats_taken=col(Course.seats_taken) + 1, offers_open=col(Course.offers_open) - 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def offer_released(session: Session, course_id: int, count: int = 1) -> None:
+    """``count`` open offers ended without taking their seats (declined, left, expired): the
+    seats they held are free again and go to the next in line."""
+    session.execute(
+        update(Course)
+        .where(col(Course.id) == course_id)
+        .values(offers_open=col(Course.offers_open) - count)
+        .execution_options(synchronize_session=False)
+    )
+    seats_freed(session, course_id)
 
 
 def _change_seats(session: Session, course_id: int, delta: int) -> None:

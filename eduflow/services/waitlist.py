@@ -1,0 +1,383 @@
+"""The waitlist of a full course: join, leave, accept or decline an offer, expire offers.
+
+Every change here runs under the course row lock (``seats.lock_course``, the one lock
+order), so the line, the counters (``waitlist_count``, ``offers_open``) and the seats move
+together. A freed seat is offered by ``seats.seats_freed`` in the transaction that frees
+it; an offer that ends without taking its seat (declined, left, expired) passes it on with
+``seats.offer_released``. The capacity rule: ``seats_taken + offers_open <= capacity``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col
+
+from eduflow.cache.catalog import invalidate_catalog
+from eduflow.db import session_scope
+from eduflow.errors import Conflict, Forbidden, NotFound
+from eduflow.models._base import utcnow
+from eduflow.models.courses import Course
+from eduflow.models.enrollments import Enrollment, EnrollmentPublic
+from eduflow.models.users import User
+from eduflow.models.waitlist import (
+    OPEN_STATUSES,
+    WaitlistEntry,
+    WaitlistEntryPublic,
+    WaitlistStatus,
+)
+from eduflow.services import seats
+from eduflow.services.enrollments import insert_enrollment
+from eduflow.services.permissions import (
+    Principal,
+    is_owner_or_admin,
+    may_see_course,
+    require_authenticated,
+)
+from eduflow.services.waitlist_offers import offer_free_seats
+
+
+def _require_student(actor: Principal | None) -> Principal:
+    actor = require_authenticated(actor)
+    if not actor.is_student:
+        raise Forbidden("Only students can join a waitlist")
+    return actor
+
+
+def _position() -> Any:
+    """The entry's place in line: waiting entries of its course up to it (an index range)."""
+    ahead = aliased(WaitlistEntry)
+    return (
+        select(func.count())
+        .select_from(ahead)
+        .where(
+            col(ahead.course_id) == col(WaitlistEntry.course_id),
+            col(ahead.status) == WaitlistStatus.waiting.value,
+            col(ahead.id) <= col(WaitlistEntry.id),
+        )
+        .correlate(WaitlistEntry)
+        .scalar_subquery()
+    )
+
+
+def _select_entries() -> Any:
+    return (
+        select(WaitlistEntry, col(User.username), col(Course.owner_id), _position().label("pos"))
+        .join(Course, col(Course.id) == col(WaitlistEntry.course_id))
+        .join(User, col(User.id) == col(WaitlistEntry.student_id))
+    )
+
+
+def _public(entry: WaitlistEntry, student: str, position: int | None) -> WaitlistEntryPublic:
+    assert entry.id is not None
+    waiting = entry.status == WaitlistStatus.waiting.value
+    return WaitlistEntryPublic(
+        id=entry.id,
+        course=entry.course_id,
+        student=student,
+        status=WaitlistStatus(entry.status),
+        position=int(position or 0) if waiting else None,
+        created_at=entry.created_at,
+        offer_expires_at=entry.offer_expires_at,
+    )
+
+
+def _visible(actor: Principal) -> list[Any]:
+    if actor.is_admin:
+        return []
+    if actor.is_instructor:
+        return [col(Course.owner_id) == actor.id]
+    return [col(WaitlistEntry.student_id) == actor.id]
+
+
+def list_waitlist(
+    session: Session,
+    actor: Principal | None,
+    *,
+    course_id: int | None = None,
+    student_id: int | None = None,
+    status: WaitlistStatus | str | None = None,
+    offset: int = 0,
+    limit: int | None = 20,
+) -> tuple[int, list[WaitlistEntryPublic]]:
+    """``(total, page)`` in join order: students their own entries, instructors those of
+    their courses, admins all; two queries whatever the page size."""
+    actor = require_authenticated(actor)
+    conditions = _visible(actor)
+    if course_id is not None:
+        conditions.append(col(WaitlistEntry.course_id) == course_id)
+    if student_id is not None:
+        conditions.append(col(WaitlistEntry.student_id) == student_id)
+    if status is not None:
+        conditions.append(col(WaitlistEntry.status) == WaitlistStatus(status).value)
+    total = session.execute(
+        select(func.count())
+        .select_from(WaitlistEntry)
+        .join(Course, col(Course.id) == col(WaitlistEntry.course_id))
+        .where(*conditions)
+    ).scalar()
+    stmt = _select_entries().where(*conditions).order_by(col(WaitlistEntry.id)).offset(offset)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    rows = session.execute(stmt).all()
+    return int(total or 0), [_public(e, student, pos) for e, student, _, pos in rows]
+
+
+def _load_visible(session: Session, actor: Principal, entry_id: int) -> tuple[WaitlistEntry, str]:
+    row = session.execute(_select_entries().where(col(WaitlistEntry.id) == entry_id)).one_or_none()
+    if row is None:
+        raise NotFound(f"No waitlist entry with id {entry_id}")
+    entry, student, owner_id, _ = row
+    if not (actor.id == entry.student_id or is_owner_or_admin(actor, owner_id)):
+        raise NotFound(f"No waitlist entry with id {entry_id}")
+    return entry, student
+
+
+def get_entry(session: Session, actor: Principal | None, entry_id: int) -> WaitlistEntryPublic:
+    """One entry, for its student, the course owner and admins (404 for anyone else)."""
+    actor = require_authenticated(actor)
+    entry, student = _load_visible(session, actor, entry_id)
+    return _reread(session, entry.id or entry_id, student)
+
+
+def _reread(session: Session, entry_id: int, student: str) -> WaitlistEntryPublic:
+    row = session.execute(_select_entries().where(col(WaitlistEntry.id) == entry_id)).one()
+    return _public(row[0], student, row[3])
+
+
+def join_waitlist(session: Session, actor: Principal | None, course_id: int) -> WaitlistEntryPublic:
+    """The calling student joins the line of a full, published course.
+
+    409 ``course-not-full`` while a seat is free (enroll instead), ``already-enrolled`` for
+    a student holding a seat, ``already-on-waitlist`` for a second open entry.
+    """
+    actor = _require_student(actor)
+    if not seats.lock_course(session, course_id):
+        raise NotFound(f"No course with id {course_id}")
+    course = session.execute(
+        select(
+            col(Course.is_published),
+            col(Course.owner_id),
+            col(Course.capacity),
+            col(Course.seats_taken),
+            col(Course.offers_open),
+        ).where(col(Course.id) == course_id)
+    ).one()
+    if not course.is_published or not may_see_course(actor, course.is_published, course.owner_id):
+        raise NotFound(f"No course with id {course_id}")
+    held = session.execute(
+        select(col(Enrollment.status)).where(
+            col(Enrollment.student_id) == actor.id, col(Enrollment.course_id) == course_id
+        )
+    ).scalar()
+    if held in seats.SEAT_HOLDING:
+        raise seats.already_enrolled(course_id)
+    if not seats.is_full(course.capacity, course.seats_taken, course.offers_open):
+        raise Conflict(
+            f"Course {course_id} has a free seat: enroll with POST /api/v1/enrollments/",
+            slug="course-not-full",
+            title="Course not full",
+        )
+    open_entry = session.execute(
+        select(col(WaitlistEntry.id)).where(
+            col(WaitlistEntry.student_id) == actor.id,
+            col(WaitlistEntry.course_id) == course_id,
+            col(WaitlistEntry.status).in_(OPEN_STATUSES),
+        )
+    ).scalar()
+    if open_entry is not None:
+        raise Conflict(
+            f"You are already on the waitlist of course {course_id} (entry {open_entry})",
+            slug="already-on-waitlist",
+            title="Already on the waitlist",
+        )
+    now = utcnow()
+    entry = WaitlistEntry(course_id=course_id, student_id=actor.id, created_at=now, updated_at=now)
+    session.add(entry)
+    session.flush()
+    _count_waiting(session, course_id, +1)
+    invalidate_catalog(session, course_id)
+    assert entry.id is not None
+    return _reread(session, entry.id, actor.username)
+
+
+def _count_waiting(session: Session, course_id: int, delta: int) -> None:
+    session.execute(
+        update(Course)
+        .where(col(Course.id) == course_id)
+        .values(waitlist_count=col(Course.waitlist_count) + delta)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _lock_entry(
+    session: Session, actor: Principal, entry_id: int, *, own: bool
+) -> tuple[WaitlistEntry, str]:
+    """The visible entry, re-read under its course's row lock (the one lock order)."""
+    entry, student = _load_visible(session, actor, entry_id)
+    if own and actor.id != entry.student_id:
+        raise Forbidden("Only the student may answer an offer")
+    if not (own or actor.is_admin or actor.id == entry.student_id):
+        raise Forbidden("Only the student or an admin may remove a waitlist entry")
+    course_id = entry.course_id
+    session.expunge(entry)
+    if not seats.lock_course(session, course_id):
+        raise NotFound(f"No waitlist entry with id {entry_id}")
+    locked = session.get(WaitlistEntry, entry_id, populate_existing=True)
+    if locked is None:
+        raise NotFound(f"No waitlist entry with id {entry_id}")
+    return locked, student
+
+
+def _close(session: Session, entry: WaitlistEntry, status: WaitlistStatus) -> None:
+    """End an open entry; an offer's seat passes to the next in line."""
+    was = entry.status
+    entry.status = status.value
+    entry.updated_at = utcnow()
+    session.add(entry)
+    session.flush()
+    if was == WaitlistStatus.waiting.value:
+        _count_waiting(session, entry.course_id, -1)
+        invalidate_catalog(session, entry.course_id)
+    elif was == WaitlistStatus.offered.value:
+        seats.offer_released(session, entry.course_id)
+
+
+def _closed(entry: WaitlistEntry) -> Conflict:
+    return Conflict(
+        f"Waitlist entry {entry.id} is {entry.status}",
+        slug="waitlist-entry-closed",
+        title="Waitlist entry closed",
+    )
+
+
+def leave_waitlist(session: Session, actor: Principal | None, entry_id: int) -> None:
+    """The student (or an admin) removes an open entry; a held seat goes to the next."""
+    actor = require_authenticated(actor)
+    entry, _ = _lock_entry(session, actor, entry_id, own=False)
+    if entry.status not in OPEN_STATUSES:
+        raise _closed(entry)
+    _close(session, entry, WaitlistStatus.left)
+
+
+def decline_offer(session: Session, actor: Principal | None, entry_id: int) -> None:
+    """The student declines an open offer: its seat goes to the next in line."""
+    actor = require_authenticated(actor)
+    entry, _ = _lock_entry(session, actor, entry_id, own=True)
+    if entry.status != WaitlistStatus.offered.value:
+        raise _not_offered(entry)
+    _close(session, entry, _expired_or(entry, WaitlistStatus.declined))
+
+
+def _not_offered(entry: WaitlistEntry) -> Conflict:
+    return Conflict(
+        f"Waitlist entry {entry.id} is {entry.status}, not offered",
+        slug="no-open-offer",
+        title="No open offer",
+    )
+
+
+def _expired_or(entry: WaitlistEntry, status: WaitlistStatus) -> WaitlistStatus:
+    deadline = entry.offer_expires_at
+    return WaitlistStatus.expired if deadline is not None and deadline <= utcnow() else status
+
+
+@dataclass(frozen=True, slots=True)
+class _Expired:
+    entry_id: int
+
+
+def accept_offer(actor: Principal | None, entry_id: int) -> EnrollmentPublic:
+    """The student accepts an open offer before its deadline -> the enrollment (active if
+    the course is free, pending if paid), on the seat the offer held.
+
+    Its own unit of work, committed before it returns: an offer found past its deadline is
+    expired (its seat passed on) and committed, then answered with 409 ``offer-expired``.
+    """
+    with session_scope() as session:
+        outcome = _accept(session, actor, entry_id)
+    if isinstance(outcome, _Expired):
+        raise Conflict(
+            f"The offer of waitlist entry {outcome.entry_id} has expired",
+            slug="offer-expired",
+            title="Offer expired",
+        )
+    return outcome
+
+
+def _accept(
+    session: Session, actor: Principal | None, entry_id: int
+) -> EnrollmentPublic | _Expired:
+    actor = _require_student(actor)
+    entry, _ = _lock_entry(session, actor, entry_id, own=True)
+    if entry.status == WaitlistStatus.expired.value:
+        return _Expired(entry_id)
+    if entry.status != WaitlistStatus.offered.value:
+        raise _not_offered(entry)
+    if _expired_or(entry, WaitlistStatus.accepted) is WaitlistStatus.expired:
+        _close(session, entry, WaitlistStatus.expired)
+        return _Expired(entry_id)
+    title = session.execute(select(col(Course.title)).where(col(Course.id) == entry.course_id))
+    seats.take_held_seat(session, entry.course_id)
+    entry.status = WaitlistStatus.accepted.value
+    entry.updated_at = utcnow()
+    session.add(entry)
+    session.flush()
+    return insert_enrollment(session, actor, entry.course_id, title.scalar_one())
+
+
+def expire_offers(session: Session, *, now: datetime | None = None) -> int:
+    """Expire offers past their deadline; each seat goes to the next in line."""
+    now = now or utcnow()
+    due = (
+        col(WaitlistEntry.status) == WaitlistStatus.offered.value,
+        col(WaitlistEntry.offer_expires_at) <= now,
+    )
+    candidates = select(col(WaitlistEntry.course_id)).where(*due)
+    locked = (
+        session.execute(
+            select(col(Course.id))
+            .where(col(Course.id).in_(candidates))
+            .order_by(col(Course.id))
+            .with_for_update(key_share=True)
+        )
+        .scalars()
+        .all()
+    )
+    if not locked:
+        return 0
+    course_ids = (
+        session.execute(
+            update(WaitlistEntry)
+            .where(*due, col(WaitlistEntry.course_id).in_(locked))
+            .values(status=WaitlistStatus.expired.value, updated_at=now)
+            .returning(col(WaitlistEntry.course_id))
+            .execution_options(synchronize_session=False)
+        )
+        .scalars()
+        .all()
+    )
+    for course_id, count in sorted(Counter(course_ids).items()):
+        seats.offer_released(session, course_id, count)
+    return len(course_ids)
+
+
+def promote(session: Session, actor: Principal | None, course_id: int) -> list[int]:
+    """Offer the course's free seats to the line now (owner or admin); the entries offered."""
+    actor = require_authenticated(actor)
+    if not seats.lock_course(session, course_id):
+        raise NotFound(f"No course with id {course_id}")
+    owner_id = session.execute(
+        select(col(Course.owner_id)).where(col(Course.id) == course_id)
+    ).scalar_one()
+    if not is_owner_or_admin(actor, owner_id):
+        raise Forbidden("Only the course owner or an admin may promote its waitlist")
+    offered = offer_free_seats(session, course_id)
+    if offered:
+        invalidate_catalog(session, course_id)
+    return offered
