@@ -150,6 +150,12 @@ def _reread(session: Session, entry_id: int, student: str) -> WaitlistEntryPubli
     return _public(row[0], student, row[3])
 
 
+def join(actor: Principal | None, course_id: int) -> WaitlistEntryPublic:
+    """``join_waitlist`` in a unit of work of its own, committed before it returns."""
+    with session_scope() as session:
+        return join_waitlist(session, actor, course_id)
+
+
 def join_waitlist(session: Session, actor: Principal | None, course_id: int) -> WaitlistEntryPublic:
     """The calling student joins the line of a full, published course.
 

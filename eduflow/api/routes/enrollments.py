@@ -52,16 +52,17 @@ async def enroll_as(actor: Principal, course_id: int) -> EnrollmentPublic:
     """Enroll ``actor`` in ``course_id`` off the event loop, in the enrollments' own threads:
     the route and the write fast path (``eduflow.api.fast_writes``) both come here."""
     return await anyio.to_thread.run_sync(
-        enrollments.enroll, actor, course_id, limiter=_enroll_limiter()
+        enrollments.enroll, actor, course_id, limiter=seat_writes_limiter()
     )
 
 
 _limiters: dict[object, anyio.CapacityLimiter] = {}
 
 
-def _enroll_limiter() -> anyio.CapacityLimiter:
-    """Enrollments of this process run in a few threads of their own, not in the shared
-    pool. When a course is rushed, its row lock is held from the seat statement to the
+def seat_writes_limiter() -> anyio.CapacityLimiter:
+    """Enrollments (and the other writes that queue on a course's row lock: joining its
+    waitlist, accepting an offer) of this process run in a few threads of their own, not
+    in the shared pool. When a course is rushed, its row lock is held from the seat statement to the
     commit; every extra thread competing for the interpreter lock stretches that window
     (figures in ``bench/README.md``)."""
     loop = asyncio.get_running_loop()

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from eduflow.api.deps import CurrentUser, PageDep, SessionDep, page_body
 from eduflow.api.etag import encode, json_response
 from eduflow.api.problems import problem_responses
+from eduflow.api.routes.enrollments import seat_writes_limiter
 from eduflow.models.enrollments import EnrollmentPublic
 from eduflow.models.waitlist import (
     WaitlistEntryPublic,
@@ -31,10 +32,12 @@ EntryId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Waitlist entry id
     response_model=WaitlistEntryPublic,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
-def join_waitlist(body: WaitlistJoin, actor: CurrentUser, session: SessionDep) -> Response:
+async def join_waitlist(body: WaitlistJoin, actor: CurrentUser) -> Response:
     """Only while the course is full (409 ``course-not-full``: enroll instead); one open entry
     per student and course (409 ``already-on-waitlist``); enrolled students: 409."""
-    entry = waitlist.join_waitlist(session, actor, body.course)
+    entry = await anyio.to_thread.run_sync(
+        waitlist.join, actor, body.course, limiter=seat_writes_limiter()
+    )
     return Response(
         encode(entry),
         status_code=201,
@@ -98,7 +101,9 @@ def leave_waitlist(entry_id: EntryId, actor: CurrentUser, session: SessionDep) -
 async def accept_offer(entry_id: EntryId, actor: CurrentUser) -> Response:
     """Before the deadline: the enrollment (active if free, pending if paid) on the held
     seat. After it: 409 ``offer-expired`` and the seat goes to the next in line."""
-    enrollment = await anyio.to_thread.run_sync(waitlist.accept_offer, actor, entry_id)
+    enrollment = await anyio.to_thread.run_sync(
+        waitlist.accept_offer, actor, entry_id, limiter=seat_writes_limiter()
+    )
     return Response(
         encode(enrollment),
         status_code=201,
