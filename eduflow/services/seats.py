@@ -43,13 +43,16 @@ def take_seat(course_id: Any) -> Any:
     concurrency can oversell."""
     return (
         update(Course)
-        .where(
-            col(Course.id) == course_id,
-            col(Course.is_published),
-            (col(Course.capacity).is_(None))
-            | (col(Course.seats_taken) + col(Course.offers_open) < col(Course.capacity)),
-        )
+        .where(col(Course.id) == course_id, col(Course.is_published), has_free_seat())
         .values(seats_taken=col(Course.seats_taken) + 1)
+    )
+
+
+def has_free_seat() -> Any:
+    """The capacity rule as SQL over the course row: a seat is free when neither taken nor
+    held for a waitlist offer (``is_full`` is the same rule over figures already read)."""
+    return (col(Course.capacity).is_(None)) | (
+        col(Course.seats_taken) + col(Course.offers_open) < col(Course.capacity)
     )
 
 
@@ -103,7 +106,8 @@ def refuse_early(figures: Any, course_id: int) -> None:
 
 
 def is_full(capacity: int | None, seats_taken: int, offers_open: int) -> bool:
-    """No seat is free: all are taken or held for waitlist offers."""
+    """No seat is free: all are taken or held for waitlist offers (``has_free_seat`` is
+    the same rule as SQL)."""
     return capacity is not None and seats_taken + offers_open >= capacity
 
 

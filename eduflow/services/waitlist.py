@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import Integer, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from eduflow.cache.catalog import invalidate_catalog
@@ -24,7 +25,6 @@ from eduflow.errors import Conflict, Forbidden, NotFound
 from eduflow.models._base import utcnow
 from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentPublic
-from eduflow.models.users import User
 from eduflow.models.waitlist import (
     OPEN_STATUSES,
     WaitlistEntry,
@@ -40,6 +40,19 @@ from eduflow.services.permissions import (
     require_authenticated,
 )
 from eduflow.services.waitlist_offers import offer_free_seats
+from eduflow.services.waitlist_reads import get_entry, list_waitlist, load_visible
+
+__all__ = [
+    "accept_offer",
+    "decline_offer",
+    "expire_offers",
+    "get_entry",
+    "join",
+    "join_waitlist",
+    "leave_waitlist",
+    "list_waitlist",
+    "promote",
+]
 
 
 def _require_student(actor: Principal | None) -> Principal:
@@ -47,107 +60,6 @@ def _require_student(actor: Principal | None) -> Principal:
     if not actor.is_student:
         raise Forbidden("Only students can join a waitlist")
     return actor
-
-
-def _position() -> Any:
-    """The entry's place in line: waiting entries of its course up to it (an index range)."""
-    ahead = aliased(WaitlistEntry)
-    return (
-        select(func.count())
-        .select_from(ahead)
-        .where(
-            col(ahead.course_id) == col(WaitlistEntry.course_id),
-            col(ahead.status) == WaitlistStatus.waiting.value,
-            col(ahead.id) <= col(WaitlistEntry.id),
-        )
-        .correlate(WaitlistEntry)
-        .scalar_subquery()
-    )
-
-
-def _select_entries() -> Any:
-    return (
-        select(WaitlistEntry, col(User.username), col(Course.owner_id), _position().label("pos"))
-        .join(Course, col(Course.id) == col(WaitlistEntry.course_id))
-        .join(User, col(User.id) == col(WaitlistEntry.student_id))
-    )
-
-
-def _public(entry: WaitlistEntry, student: str, position: int | None) -> WaitlistEntryPublic:
-    assert entry.id is not None
-    waiting = entry.status == WaitlistStatus.waiting.value
-    return WaitlistEntryPublic(
-        id=entry.id,
-        course=entry.course_id,
-        student=student,
-        status=WaitlistStatus(entry.status),
-        position=int(position or 0) if waiting else None,
-        created_at=entry.created_at,
-        offer_expires_at=entry.offer_expires_at,
-    )
-
-
-def _visible(actor: Principal) -> list[Any]:
-    if actor.is_admin:
-        return []
-    if actor.is_instructor:
-        return [col(Course.owner_id) == actor.id]
-    return [col(WaitlistEntry.student_id) == actor.id]
-
-
-def list_waitlist(
-    session: Session,
-    actor: Principal | None,
-    *,
-    course_id: int | None = None,
-    student_id: int | None = None,
-    status: WaitlistStatus | str | None = None,
-    offset: int = 0,
-    limit: int | None = 20,
-) -> tuple[int, list[WaitlistEntryPublic]]:
-    """``(total, page)`` in join order: students their own entries, instructors those of
-    their courses, admins all; two queries whatever the page size."""
-    actor = require_authenticated(actor)
-    conditions = _visible(actor)
-    if course_id is not None:
-        conditions.append(col(WaitlistEntry.course_id) == course_id)
-    if student_id is not None:
-        conditions.append(col(WaitlistEntry.student_id) == student_id)
-    if status is not None:
-        conditions.append(col(WaitlistEntry.status) == WaitlistStatus(status).value)
-    total = session.execute(
-        select(func.count())
-        .select_from(WaitlistEntry)
-        .join(Course, col(Course.id) == col(WaitlistEntry.course_id))
-        .where(*conditions)
-    ).scalar()
-    stmt = _select_entries().where(*conditions).order_by(col(WaitlistEntry.id)).offset(offset)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    rows = session.execute(stmt).all()
-    return int(total or 0), [_public(e, student, pos) for e, student, _, pos in rows]
-
-
-def _load_visible(session: Session, actor: Principal, entry_id: int) -> tuple[WaitlistEntry, str]:
-    row = session.execute(_select_entries().where(col(WaitlistEntry.id) == entry_id)).one_or_none()
-    if row is None:
-        raise NotFound(f"No waitlist entry with id {entry_id}")
-    entry, student, owner_id, _ = row
-    if not (actor.id == entry.student_id or is_owner_or_admin(actor, owner_id)):
-        raise NotFound(f"No waitlist entry with id {entry_id}")
-    return entry, student
-
-
-def get_entry(session: Session, actor: Principal | None, entry_id: int) -> WaitlistEntryPublic:
-    """One entry, for its student, the course owner and admins (404 for anyone else)."""
-    actor = require_authenticated(actor)
-    entry, student = _load_visible(session, actor, entry_id)
-    return _reread(session, entry.id or entry_id, student)
-
-
-def _reread(session: Session, entry_id: int, student: str) -> WaitlistEntryPublic:
-    row = session.execute(_select_entries().where(col(WaitlistEntry.id) == entry_id)).one()
-    return _public(row[0], student, row[3])
 
 
 def join(actor: Principal | None, course_id: int) -> WaitlistEntryPublic:
@@ -161,55 +73,116 @@ def join_waitlist(session: Session, actor: Principal | None, course_id: int) -> 
 
     409 ``course-not-full`` while a seat is free (enroll instead), ``already-enrolled`` for
     a student holding a seat, ``already-on-waitlist`` for a second open entry.
+
+    A rushed course queues its joins on its row lock, so the locked part is two statements:
+    the counter ``UPDATE`` that takes the lock and re-checks that the course is full, and the
+    entry's ``INSERT`` (the partial unique index refuses a second open entry). What can be
+    refused without the lock is refused first.
     """
     actor = _require_student(actor)
-    if not seats.lock_course(session, course_id):
-        raise NotFound(f"No course with id {course_id}")
-    course = session.execute(
-        select(
-            col(Course.is_published),
-            col(Course.owner_id),
-            col(Course.capacity),
-            col(Course.seats_taken),
-            col(Course.offers_open),
-        ).where(col(Course.id) == course_id)
-    ).one()
-    if not course.is_published or not may_see_course(actor, course.is_published, course.owner_id):
-        raise NotFound(f"No course with id {course_id}")
-    held = session.execute(
-        select(col(Enrollment.status)).where(
-            col(Enrollment.student_id) == actor.id, col(Enrollment.course_id) == course_id
+    params = {"course_id": course_id, "student_id": actor.id}
+    _refuse_join(actor, session.execute(_join_figures(), params).one_or_none(), course_id)
+    counted = session.execute(
+        update(Course)
+        .where(col(Course.id) == course_id, col(Course.is_published), ~seats.has_free_seat())
+        .values(waitlist_count=col(Course.waitlist_count) + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if not getattr(counted, "rowcount", 0):  # a seat freed (or the course went) meanwhile
+        _refuse_join(actor, session.execute(_join_figures(), params).one_or_none(), course_id)
+        raise _not_full(course_id)
+    now = utcnow()
+    try:
+        entry_id = session.execute(
+            insert(WaitlistEntry)
+            .values(
+                course_id=course_id,
+                student_id=actor.id,
+                status=WaitlistStatus.waiting.value,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(col(WaitlistEntry.id))
+        ).scalar_one()
+    except IntegrityError:  # an open entry raced in: the whole transaction is undone
+        raise _already_waiting(course_id) from None
+    invalidate_catalog(session, course_id)
+    position = session.execute(
+        select(func.count()).where(
+            col(WaitlistEntry.course_id) == course_id,
+            col(WaitlistEntry.status) == WaitlistStatus.waiting.value,
+            col(WaitlistEntry.id) <= entry_id,
         )
-    ).scalar()
-    if held in seats.SEAT_HOLDING:
-        raise seats.already_enrolled(course_id)
-    if not seats.is_full(course.capacity, course.seats_taken, course.offers_open):
-        raise Conflict(
-            f"Course {course_id} has a free seat: enroll with POST /api/v1/enrollments/",
-            slug="course-not-full",
-            title="Course not full",
-        )
-    open_entry = session.execute(
-        select(col(WaitlistEntry.id)).where(
-            col(WaitlistEntry.student_id) == actor.id,
+    ).scalar_one()
+    return WaitlistEntryPublic(
+        id=entry_id,
+        course=course_id,
+        student=actor.username,
+        status=WaitlistStatus.waiting,
+        position=position,
+        created_at=now,
+        offer_expires_at=None,
+    )
+
+
+@cache
+def _join_figures() -> Any:
+    """The course's figures, the student's seat and open entry, read without any lock."""
+    student_id = bindparam("student_id", type_=Integer)
+    course_id = bindparam("course_id", type_=Integer)
+    held = (
+        select(col(Enrollment.status))
+        .where(col(Enrollment.student_id) == student_id, col(Enrollment.course_id) == course_id)
+        .scalar_subquery()
+    )
+    open_entry = (
+        select(col(WaitlistEntry.id))
+        .where(
+            col(WaitlistEntry.student_id) == student_id,
             col(WaitlistEntry.course_id) == course_id,
             col(WaitlistEntry.status).in_(OPEN_STATUSES),
         )
-    ).scalar()
-    if open_entry is not None:
-        raise Conflict(
-            f"You are already on the waitlist of course {course_id} (entry {open_entry})",
-            slug="already-on-waitlist",
-            title="Already on the waitlist",
-        )
-    now = utcnow()
-    entry = WaitlistEntry(course_id=course_id, student_id=actor.id, created_at=now, updated_at=now)
-    session.add(entry)
-    session.flush()
-    _count_waiting(session, course_id, +1)
-    invalidate_catalog(session, course_id)
-    assert entry.id is not None
-    return _reread(session, entry.id, actor.username)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return select(
+        col(Course.is_published),
+        col(Course.owner_id),
+        col(Course.capacity),
+        col(Course.seats_taken),
+        col(Course.offers_open),
+        held.label("held"),
+        open_entry.label("open_entry"),
+    ).where(col(Course.id) == course_id)
+
+
+def _refuse_join(actor: Principal, figures: Any, course_id: int) -> None:
+    if figures is None or not may_see_course(actor, figures.is_published, figures.owner_id):
+        raise NotFound(f"No course with id {course_id}")
+    if not figures.is_published:
+        raise NotFound(f"No course with id {course_id}")
+    if figures.held in seats.SEAT_HOLDING:
+        raise seats.already_enrolled(course_id)
+    if figures.open_entry is not None:
+        raise _already_waiting(course_id)
+    if not seats.is_full(figures.capacity, figures.seats_taken, figures.offers_open):
+        raise _not_full(course_id)
+
+
+def _not_full(course_id: int) -> Conflict:
+    return Conflict(
+        f"Course {course_id} has a free seat: enroll with POST /api/v1/enrollments/",
+        slug="course-not-full",
+        title="Course not full",
+    )
+
+
+def _already_waiting(course_id: int) -> Conflict:
+    return Conflict(
+        f"You are already on the waitlist of course {course_id}",
+        slug="already-on-waitlist",
+        title="Already on the waitlist",
+    )
 
 
 def _count_waiting(session: Session, course_id: int, delta: int) -> None:
@@ -225,7 +198,7 @@ def _lock_entry(
     session: Session, actor: Principal, entry_id: int, *, own: bool
 ) -> tuple[WaitlistEntry, str]:
     """The visible entry, re-read under its course's row lock (the one lock order)."""
-    entry, student = _load_visible(session, actor, entry_id)
+    entry, student = load_visible(session, actor, entry_id)
     if own and actor.id != entry.student_id:
         raise Forbidden("Only the student may answer an offer")
     if not (own or actor.is_admin or actor.id == entry.student_id):
