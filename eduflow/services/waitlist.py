@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, func, insert, select, update
+from sqlalchemy import Integer, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -82,13 +82,15 @@ def join_waitlist(session: Session, actor: Principal | None, course_id: int) -> 
     actor = _require_student(actor)
     params = {"course_id": course_id, "student_id": actor.id}
     _refuse_join(actor, session.execute(_join_figures(), params).one_or_none(), course_id)
-    counted = session.execute(
+    # The newest entry is last in line: its position is the count of waiting entries.
+    position = session.execute(
         update(Course)
         .where(col(Course.id) == course_id, col(Course.is_published), ~seats.has_free_seat())
         .values(waitlist_count=col(Course.waitlist_count) + 1)
+        .returning(col(Course.waitlist_count))
         .execution_options(synchronize_session=False)
-    )
-    if not getattr(counted, "rowcount", 0):  # a seat freed (or the course went) meanwhile
+    ).scalar()
+    if position is None:  # a seat freed (or the course went) meanwhile
         _refuse_join(actor, session.execute(_join_figures(), params).one_or_none(), course_id)
         raise _not_full(course_id)
     now = utcnow()
@@ -107,13 +109,6 @@ def join_waitlist(session: Session, actor: Principal | None, course_id: int) -> 
     except IntegrityError:  # an open entry raced in: the whole transaction is undone
         raise _already_waiting(course_id) from None
     invalidate_catalog(session, course_id)
-    position = session.execute(
-        select(func.count()).where(
-            col(WaitlistEntry.course_id) == course_id,
-            col(WaitlistEntry.status) == WaitlistStatus.waiting.value,
-            col(WaitlistEntry.id) <= entry_id,
-        )
-    ).scalar_one()
     return WaitlistEntryPublic(
         id=entry_id,
         course=course_id,
