@@ -49,6 +49,7 @@ __all__ = [
     "get_entry",
     "join",
     "join_waitlist",
+    "leave_every_line",
     "leave_waitlist",
     "list_waitlist",
     "promote",
@@ -355,3 +356,39 @@ def promote(session: Session, actor: Principal | None, course_id: int) -> list[i
     if offered:
         invalidate_catalog(session, course_id)
     return offered
+
+
+def leave_every_line(session: Session, student_id: int) -> int:
+    """End every open entry of a student (an account being deleted): each held seat goes
+    to the next in line. Courses are locked in id order, like the expiry jobs."""
+    course_ids = (
+        session.execute(
+            select(col(Course.id))
+            .where(
+                col(Course.id).in_(
+                    select(col(WaitlistEntry.course_id)).where(
+                        col(WaitlistEntry.student_id) == student_id,
+                        col(WaitlistEntry.status).in_(OPEN_STATUSES),
+                    )
+                )
+            )
+            .order_by(col(Course.id))
+            .with_for_update(key_share=True)
+        )
+        .scalars()
+        .all()
+    )
+    entries = (
+        session.execute(
+            select(WaitlistEntry).where(
+                col(WaitlistEntry.student_id) == student_id,
+                col(WaitlistEntry.course_id).in_(course_ids),
+                col(WaitlistEntry.status).in_(OPEN_STATUSES),
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for entry in entries:
+        _close(session, entry, WaitlistStatus.left)
+    return len(entries)

@@ -283,3 +283,24 @@ def test_admin_cancel_frees_the_seat_for_the_line(
         with session_scope() as s:
             cancel_enrollment(s, OPERATOR, enrollment_ids[0])
     assert client.get(f"{W}{entry['id']}/", headers=student).json()["status"] == "offered"
+
+
+def test_leaving_every_line_passes_held_seats_on(client: Any, session: Any, login: Any) -> None:
+    from eduflow.db import session_scope
+    from eduflow.models import User
+    from eduflow.services.waitlist import leave_every_line
+
+    course, holders = _full_course(session, login)
+    enrollment_ids = _fill(client, course, holders)
+    leaver = make_user(session, Role.student)
+    session.commit()
+    first = login(leaver.username)
+    second = _student(session, login)
+    mine = client.post(W, json={"course": course.id}, headers=first).json()
+    theirs = client.post(W, json={"course": course.id}, headers=second).json()
+    client.delete(f"{E}{enrollment_ids[0]}/", headers=holders[0])
+    assert client.get(f"{W}{mine['id']}/", headers=first).json()["status"] == "offered"
+    with session_scope() as s:
+        assert leave_every_line(s, session.get(User, leaver.id).id) == 1
+    assert client.get(f"{W}{mine['id']}/", headers=first).json()["status"] == "left"
+    assert client.get(f"{W}{theirs['id']}/", headers=second).json()["status"] == "offered"
