@@ -182,8 +182,8 @@ def access_logger_ready() -> bool:
     """True when ``write_access_line`` may be used: JSON lines at INFO or below.
 
     The access line is written once per request, so it skips structlog's processor chain
-    (a measurable share of a cached hit) and writes the same JSON object directly; console output or a level
-    above INFO goes through structlog as before.
+    (a measurable share of a cached hit) and writes the same JSON object directly;
+    console output or a level above INFO goes through structlog as before.
     """
     return bool(_access["enabled"])
 

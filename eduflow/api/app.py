@@ -68,7 +68,12 @@ class EduFlowAPI(FastAPI):
             if scope["method"] == "GET":
                 if await fast.answer(scope, send):
                     return
-            elif scope["method"] == "POST" and scope["path"] == ENROLL_PATH:
+                try:
+                    await super().__call__(scope, receive, send)
+                finally:
+                    fast.rebuilt(scope)
+                return
+            if scope["method"] == "POST" and scope["path"] == ENROLL_PATH:
                 from eduflow.api.fast_writes import answer_enrollment
 
                 answered_with = await answer_enrollment(fast, scope, receive, send)
