@@ -14,6 +14,7 @@ from eduflow.api.context import RequestContext
 
 if TYPE_CHECKING:
     from eduflow.api.cached import CachedReads
+    from eduflow.api.cors import CORS
 
 from eduflow.api.paths import API_PREFIX, ENROLL_PATH
 
@@ -57,11 +58,17 @@ class EduFlowAPI(FastAPI):
     """
 
     cached_reads: CachedReads | None = None
+    cors: CORS | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The outermost entry point of every request: its context begins here, then a
-        cache hit or a plain enrollment is answered, or the application runs. Whatever
-        must see every request (CORS, tracing) wraps this call."""
+        """The outermost entry point of every request: CORS first, then the request's
+        context begins (``eduflow.api.context``), then a cache hit or a plain enrollment
+        is answered, or the application runs. Whatever must see every request (tracing)
+        goes here too."""
+        if self.cors is not None and scope["type"] == "http":  # outermost: fast paths too
+            if (admitted := await self.cors.admit(scope, receive, send)) is None:
+                return  # a preflight, answered
+            send = admitted
         fast = self.cached_reads
         if fast is not None and scope["type"] == "http":
             RequestContext.of(scope)
@@ -100,12 +107,18 @@ def create_app() -> EduFlowAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    from eduflow.api import openapi
+
+    openapi.install(app)
     for module in (auth, users, courses, lessons, enrollments):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
     from eduflow.api.cached import CachedReads
 
     app.cached_reads = CachedReads()
+    from eduflow.api.cors import cors_policy
+
+    app.cors = cors_policy()
     # Outermost user middleware: request id, timing, body limit, access log, metrics.
     from eduflow.api.middleware import RequestContextMiddleware
 

@@ -38,7 +38,7 @@ from eduflow.cache.responses import (
     response_headers,
     tag_of,
 )
-from eduflow.config import get_settings
+from eduflow.config import get_settings, reveal
 from eduflow.models.users import Role
 from eduflow.services.auth import auth_state_keys, cached_principal, cached_profile, profile_key
 from eduflow.services.permissions import Principal
@@ -115,7 +115,7 @@ class CachedReads:
         settings, loop = get_settings(), asyncio.get_running_loop()
         if self._settings is settings and self._loop is loop:
             return self._client
-        url = settings.redis_url
+        url = reveal(settings.redis_url)
         if (url, loop) != self._client_key:
             from eduflow.cache.near import connect
 
