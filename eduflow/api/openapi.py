@@ -13,6 +13,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from eduflow.api.paths import API_PREFIX
+
 BEARER = "HTTPBearer"
 OPTIONAL_BEARER = "OptionalHTTPBearer"  # see api.deps.optional_bearer_scheme
 
@@ -43,7 +45,7 @@ def operation_id(path: str, method: str, paths: set[str], methods: int = 1) -> s
     its words alone (``auth-login``), or, when it takes several methods, a singleton
     (``auth-me-get``, ``auth-me-update``).
     """
-    segments = [s for s in path.removeprefix("/api/v1").split("/") if s]
+    segments = [s for s in path.removeprefix(API_PREFIX).split("/") if s]
     words = "-".join(s for s in segments if not _PARAM.match(s)) or "root"
     method = method.upper()
     if segments and _PARAM.match(segments[-1]):
