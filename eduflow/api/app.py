@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from eduflow import __version__
 
@@ -103,3 +103,11 @@ def create_app() -> EduFlowAPI:
 
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def create_served_app() -> ASGIApp:
+    """What ``eduflow serve`` runs: the application, inside a tracing span per request when
+    the ``OTEL_*`` variables turn tracing on (``eduflow.tracing``)."""
+    from eduflow.tracing import traced_asgi
+
+    return traced_asgi(create_app())

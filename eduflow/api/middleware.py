@@ -28,6 +28,8 @@ from eduflow.logging import (
     write_access_line,
 )
 from eduflow.metrics import UNMATCHED_ROUTE, observe_request, publish_tallies
+from eduflow.tracing import is_enabled as tracing_on
+from eduflow.tracing import name_span
 
 # A kept incoming id must be harmless in headers and logs.
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -200,6 +202,8 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
+                if tracing_on():  # named before the response ends the span
+                    name_span(scope["method"], route_template(scope, status))
                 headers = list(message.get("headers", ()))
                 headers.append((b"x-request-id", request_id))
                 headers.append((b"x-response-time-ms", response_time(start)))

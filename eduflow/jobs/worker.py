@@ -16,6 +16,8 @@ from rq.worker import SimpleWorker
 
 from eduflow.config import get_settings
 from eduflow.logging import bind_context, clear_context, get_logger
+from eduflow.tracing import configure as configure_tracing
+from eduflow.tracing import job_span
 
 if TYPE_CHECKING:
     import redis
@@ -103,7 +105,9 @@ class EduFlowWorker(SimpleWorker):  # type: ignore[misc]
             job_id=job.id, request_id=meta.get("request_id"), job_name=meta.get("job_name")
         )
         try:
-            return bool(super().perform_job(job, queue, execution))
+            name = meta.get("job_name") or job.func_name
+            with job_span(name, job.id, meta.get("trace_context")):
+                return bool(super().perform_job(job, queue, execution))
         finally:
             clear_context()
 
@@ -182,6 +186,7 @@ def run_worker(
     from eduflow.logging import configure_logging
 
     configure_logging()
+    configure_tracing("eduflow-worker")
     _children_exit_with_worker()
     client = worker_connection()
     stop = threading.Event()
@@ -231,6 +236,7 @@ def run_standalone_scheduler() -> None:
     from eduflow.logging import configure_logging
 
     configure_logging()
+    configure_tracing("eduflow-scheduler")
     client = worker_connection()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
