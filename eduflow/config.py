@@ -80,6 +80,16 @@ class Settings(BaseSettings):
         default=30, ge=1, description="seconds in-flight requests get to finish on shutdown"
     )
 
+    api_docs: bool = Field(
+        default=True, description="serve /api/docs/ and /api/schema/ (off: both are 404)"
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="port where `eduflow worker` / `eduflow scheduler` serve /metrics",
+    )
+
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
 

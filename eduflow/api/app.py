@@ -79,14 +79,16 @@ def create_app() -> EduFlowAPI:
     """The EduFlow ASGI application."""
     from eduflow.api.problems import install_problem_handlers
     from eduflow.api.routes import auth, courses, enrollments, lessons, ops, users
+    from eduflow.config import get_settings
     from eduflow.logging import configure_logging
 
     configure_logging()
+    docs = get_settings().api_docs
     app = EduFlowAPI(
         title="EduFlow API",
         version=__version__,
         description="Backend of an online-courses platform.",
-        openapi_url="/api/schema/",
+        openapi_url="/api/schema/" if docs else None,
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
@@ -95,6 +97,8 @@ def create_app() -> EduFlowAPI:
     for module in (auth, users, courses, lessons, enrollments):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
+    if docs:
+        app.include_router(ops.docs_router)
     from eduflow.api.cached import CachedReads
 
     app.cached_reads = CachedReads()

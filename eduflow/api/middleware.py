@@ -129,6 +129,13 @@ def finish_request(
         _publish_timer[0] = asyncio.get_running_loop().call_later(PUBLISH_EVERY, publish)
     route = route or route_template(scope, status)
     observe_request(scope["method"], route, status, duration, batch)
+    peer = scope.get("client")
+    client = peer[0] if peer else None  # uvicorn resolved X-Forwarded-For of a trusted proxy
+    user_agent = None
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
+            user_agent = value.decode("latin-1")
+            break
     if access_logger_ready():
         write_access_line(
             scope["method"],
@@ -138,6 +145,8 @@ def finish_request(
             user_id,
             request_id,
             defer=batch,
+            client=client,
+            user_agent=user_agent,
         )
         return
     if not _access_log:
@@ -150,6 +159,8 @@ def finish_request(
         status=status,
         duration_ms=round(duration * 1000, 2),
         user_id=user_id,
+        client=client,
+        user_agent=user_agent[:256] if user_agent else user_agent,
         **extra,
     )
 

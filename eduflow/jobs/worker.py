@@ -148,6 +148,18 @@ def _forget_inherited_connections() -> None:
     reset_store()
 
 
+def serve_metrics() -> None:
+    """Serve this process's /metrics on ``EDUFLOW_METRICS_PORT`` (a thread), when set."""
+    port = get_settings().metrics_port
+    if port:
+        from prometheus_client import start_http_server
+
+        import eduflow.metrics  # noqa: F401  (every declared series, scrape-time gauges included)
+
+        start_http_server(port)
+        log.info("metrics_serving", port=port)
+
+
 def sweep_outbox_once(client: redis.Redis[bytes], interval: float) -> None:
     """One guarded sweep: only one worker per interval walks the outbox."""
     from eduflow.cache.stores import key
@@ -187,6 +199,7 @@ def run_worker(
 
     configure_logging()
     configure_tracing("eduflow-worker")
+    serve_metrics()
     _children_exit_with_worker()
     client = worker_connection()
     stop = threading.Event()
@@ -237,6 +250,7 @@ def run_standalone_scheduler() -> None:
 
     configure_logging()
     configure_tracing("eduflow-scheduler")
+    serve_metrics()
     client = worker_connection()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

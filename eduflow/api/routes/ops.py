@@ -62,7 +62,11 @@ def metrics() -> Response:
     return Response(body, media_type=media_type)
 
 
-@router.get("/api/docs/", include_in_schema=False)
+# The API docs: included only when EDUFLOW_API_DOCS is on (the default), see create_app().
+docs_router = APIRouter(tags=["operations"])
+
+
+@docs_router.get("/api/docs/", include_in_schema=False)
 def swagger_ui() -> HTMLResponse:
     """Swagger UI whose scripts and styles are served by EduFlow itself (works offline)."""
     from fastapi.openapi.docs import get_swagger_ui_html
@@ -83,7 +87,7 @@ def _assets_dir() -> Path:
     return Path(str(swagger_ui_path))
 
 
-@router.get(DOCS_STATIC + "{name}", include_in_schema=False)
+@docs_router.get(DOCS_STATIC + "{name}", include_in_schema=False)
 def swagger_asset(name: str) -> FileResponse:
     """One bundled Swagger UI asset."""
     media_type = _DOCS_ASSETS.get(name)
