@@ -29,7 +29,7 @@ def _age(beat: datetime | None) -> float:
     return (datetime.now(UTC) - beat).total_seconds()
 
 
-def live_workers(client: redis.Redis[bytes], hostname: str | None = None) -> list[str]:
+def live_workers(client: redis.Redis, hostname: str | None = None) -> list[str]:
     """Names of this host's RQ workers whose heartbeat is recent."""
     from rq import Worker
 
@@ -44,7 +44,7 @@ def live_workers(client: redis.Redis[bytes], hostname: str | None = None) -> lis
     ]
 
 
-def live_schedulers(client: redis.Redis[bytes], hostname: str | None = None) -> list[str]:
+def live_schedulers(client: redis.Redis, hostname: str | None = None) -> list[str]:
     """Names of this host's cron schedulers whose heartbeat is recent."""
     from rq.cron import CronScheduler
 

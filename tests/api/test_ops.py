@@ -138,6 +138,11 @@ def test_api_docs_can_be_turned_off(monkeypatch: Any) -> None:
     monkeypatch.setenv("EDUFLOW_API_DOCS", "false")
     reset_settings()
     with TestClient(create_app()) as client:
-        for path in ("/api/docs/", "/api/schema/", "/api/docs/static/swagger-ui.css"):
+        for path in (
+            "/api/docs/",
+            "/api/redoc/",
+            "/api/schema/",
+            "/api/docs/static/swagger-ui.css",
+        ):
             assert client.get(path).status_code == 404, path
         assert client.get("/healthz").status_code == 200
