@@ -258,7 +258,9 @@ def _general_access_line(
     line["duration_ms"] = duration_ms
     line["user_id"] = user_id
     line["client"] = client
-    line["user_agent"] = user_agent[:USER_AGENT_MAX] if user_agent is not None else None
+    line["user_agent"] = (
+        redact_value(user_agent[:USER_AGENT_MAX]) if user_agent is not None else None
+    )
     line["event"] = "request"
     line["level"] = "info"
     line["timestamp"] = _utc_iso()
@@ -295,7 +297,7 @@ USER_AGENT_MAX = 256
 def _client_part(client: str | None, user_agent: str | None) -> bytes:
     part = _client_parts.get((client, user_agent))
     if part is None:
-        agent = user_agent[:USER_AGENT_MAX] if user_agent is not None else None
+        agent = redact_value(user_agent[:USER_AGENT_MAX]) if user_agent is not None else None
         part = b',"client":%b,"user_agent":%b' % (orjson.dumps(client), orjson.dumps(agent))
         if len(_client_parts) >= 4096:
             _client_parts.clear()

@@ -63,6 +63,15 @@ def test_the_access_line_names_the_client_address_and_user_agent(capsys: Any) ->
     for line in lines:
         assert line["client"] == "203.0.113.9"
         assert line["user_agent"] == agent[:256]
+    # A token smuggled into the header is redacted like anywhere else in a log line.
+    capsys.readouterr()
+    configure_logging(level="INFO", fmt="json")
+    try:
+        token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
+        write_access_line("GET", "/", 200, 0.1, None, "rid-3", user_agent=f"x Bearer {token}")
+    finally:
+        configure_logging()
+    assert "eyJ" not in capsys.readouterr().err
 
 
 def test_behind_a_trusted_proxy_the_forwarded_address_is_logged(
