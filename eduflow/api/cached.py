@@ -376,7 +376,7 @@ class CachedReads:
             scope["state"].pop("user_id", None)
             return False
         status, headers, body, route = hit
-        headers += context.headers()
+        headers += context.starting(status, route)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         context.finish(status, route=route)

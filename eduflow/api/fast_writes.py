@@ -114,7 +114,7 @@ async def answer_enrollment(
     except Exception as exc:  # rendered as the routes' handlers would (4xx, 500/503)
         problem = render_exception(scope, exc)
         status, content, headers = problem.status, problem.body, [*problem.headers]
-    headers += [(b"content-length", b"%d" % len(content)), *context.headers()]
+    headers += [(b"content-length", b"%d" % len(content)), *context.starting(status, ENROLL_PATH)]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": content})
     context.finish(status, route=ENROLL_PATH)

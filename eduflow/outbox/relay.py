@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from eduflow.metrics import JOBS_ENQUEUED
 from eduflow.models.outbox import OutboxJob
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ TASKS: dict[str, str] = {
     "expire_abandoned_enrollments": "eduflow.jobs.tasks.expire_abandoned_enrollments",
     "daily_report": "eduflow.jobs.tasks.daily_report",
 }
+for _job in TASKS:  # each job's series exists (at 0) from the start
+    JOBS_ENQUEUED.labels(_job)
 _BREAKER_SECONDS = 5.0
 _breaker_until = 0.0
 _MARK_DELAY = 0.5  # seconds the marking thread gathers ids before one UPDATE
@@ -74,6 +77,8 @@ class JobRow(Protocol):
     def queue(self) -> str: ...
     @property
     def request_id(self) -> str | None: ...
+    @property
+    def trace_context(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,7 @@ class InsertedJob:
     args: dict[str, Any]
     queue: str
     request_id: str | None
+    trace_context: str | None = None
 
 
 def relay_after_commit(rows: Sequence[JobRow]) -> None:
@@ -184,6 +190,7 @@ def enqueue_row(client: redis.Redis, row: JobRow) -> bool:
             retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
             meta={
                 "request_id": row.request_id,
+                "trace_context": row.trace_context,
                 "outbox_id": row.id,
                 "job_name": row.job_name,
                 "max_retries": len(intervals),
@@ -195,8 +202,6 @@ def enqueue_row(client: redis.Redis, row: JobRow) -> bool:
         return False
     finally:
         _register_queue(queue, registration)
-    from eduflow.metrics import JOBS_ENQUEUED
-
     JOBS_ENQUEUED.labels(row.job_name).inc()
     return True
 

@@ -109,7 +109,8 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
     row = _email_row(enrollment_id, request_id, now)
     record_row(session, row, relay=False)
     assert row.id is not None
-    seats.follow_enrollment(course_id, seats.email_job(row.id, enrollment_id, request_id), session)
+    job = seats.email_job(row.id, enrollment_id, request_id, row.trace_context)
+    seats.follow_enrollment(course_id, job, session)
     return new_public(enrollment_id, course_id, figures.title, actor, status, now, made[2])
 
 
