@@ -1,11 +1,22 @@
 """Prometheus metrics of the process; every part of EduFlow defines its metrics here.
 
 The bottom of the house: it imports nothing of EduFlow, so the cache, the outbox and the
-services may count into it. The exposition (``/metrics``, scrape-time gauges) is
-``eduflow.api.exposition``.
+services may count into it. The exposition (``/metrics``, the scrape-time gauges of
+``eduflow.jobs.metrics``) is ``eduflow.api.exposition``.
 
 Labels are bounded: routes are reported by their template (``/api/v1/users/{user_id}/``),
 never the raw path, and unmatched paths share one label.
+
+Every series is on every scrape, whatever is down, so an alert on it never goes silent:
+
+- a new metric is declared in this module (module level), with the label values it can
+  take listed in ``_KNOWN_LABELS`` when they are a fixed set (their series then start at 0
+  instead of appearing with the first event), and gets a row in the series table of
+  ``docs/operations.md`` (tests/ops/test_metrics_always_present.py compares the three);
+- figures read at scrape time (``JobsCollector``) are yielded on every scrape: NaN when
+  their backend does not answer, next to ``eduflow_redis_up`` / ``eduflow_database_up``;
+- in multiprocess mode a declared family nobody has counted into yet is still listed
+  (``_AlwaysListed``).
 """
 
 from __future__ import annotations
@@ -91,6 +102,14 @@ JOBS_ENQUEUED = Counter(
 )
 
 
+SCRAPE_TIME_GAUGES = {
+    "eduflow_outbox_backlog": "Outbox rows not yet handed to the queue (NaN: database down).",
+    "eduflow_jobs_failed": "Jobs in RQ's failed registries, replayable (NaN: Redis unreadable).",
+    "eduflow_database_up": "1 when the database answered this scrape, else 0.",
+    "eduflow_redis_up": "1 when Redis answered this scrape, else 0 (0 also when not configured).",
+}
+
+
 # Cache (eduflow/cache/, eduflow/cache/responses.py): per namespace (bounded:
 # courses, course, lessons, auth).
 CACHE_HITS = Counter("eduflow_cache_hits_total", "Cache hits by namespace.", ["namespace"])
@@ -108,3 +127,36 @@ CACHE_ERRORS = Counter(
 CACHE_OUTAGES = Counter(
     "eduflow_cache_outages_total", "Times the cache backend stopped answering (one per outage)."
 )
+
+
+# Label values known in advance: their series exist (at 0) from the process's start.
+_KNOWN_LABELS: dict[Any, list[tuple[str, ...]]] = {
+    LOGIN_ATTEMPTS: [("success",), ("failed",), ("throttled",), ("disabled",)],
+    CACHE_HITS: [("courses",), ("course",), ("lessons",), ("me",)],
+    CACHE_MISSES: [("courses",), ("course",), ("lessons",), ("me",)],
+    CACHE_REBUILDS: [("courses",), ("course",), ("lessons",)],
+    CACHE_ERRORS: [("courses",), ("course",), ("lessons",), ("me",)],
+}
+
+
+def _start_known_series() -> None:
+    for metric, label_sets in _KNOWN_LABELS.items():
+        for labels in label_sets:
+            metric.labels(*labels)  # the outbox starts JOBS_ENQUEUED's, one per task
+
+
+def declared_metrics() -> dict[str, tuple[str, str]]:
+    """Every metric family EduFlow exports: name -> (type, help), counters without
+    ``_total`` (as Prometheus' parser names families)."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    declared: dict[str, tuple[str, str]] = {
+        metric._name: (str(metric._type), metric._documentation)
+        for metric in globals().values()
+        if isinstance(metric, MetricWrapperBase)
+    }
+    declared.update({name: ("gauge", doc) for name, doc in SCRAPE_TIME_GAUGES.items()})
+    return declared
+
+
+_start_known_series()

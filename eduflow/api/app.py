@@ -7,13 +7,14 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from eduflow import __version__
 from eduflow.api.context import RequestContext
 
 if TYPE_CHECKING:
     from eduflow.api.cached import CachedReads
+    from eduflow.api.cors import CORS
 
 from eduflow.api.paths import API_PREFIX, ENROLL_PATH
 
@@ -57,18 +58,29 @@ class EduFlowAPI(FastAPI):
     """
 
     cached_reads: CachedReads | None = None
+    cors: CORS | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The outermost entry point of every request: its context begins here, then a
-        cache hit or a plain enrollment is answered, or the application runs. Whatever
-        must see every request (CORS, tracing) wraps this call."""
+        """The outermost entry point of every request: CORS first, then the request's
+        context begins (``eduflow.api.context``), then a cache hit or a plain enrollment
+        is answered, or the application runs. Whatever must see every request (tracing)
+        goes here too."""
+        if self.cors is not None and scope["type"] == "http":  # outermost: fast paths too
+            if (admitted := await self.cors.admit(scope, receive, send)) is None:
+                return  # a preflight, answered
+            send = admitted
         fast = self.cached_reads
         if fast is not None and scope["type"] == "http":
             RequestContext.of(scope)
             if scope["method"] == "GET":
                 if await fast.answer(scope, send):
                     return
-            elif scope["method"] == "POST" and scope["path"] == ENROLL_PATH:
+                try:
+                    await super().__call__(scope, receive, send)
+                finally:
+                    fast.rebuilt(scope)
+                return
+            if scope["method"] == "POST" and scope["path"] == ENROLL_PATH:
                 from eduflow.api.fast_writes import answer_enrollment
 
                 answered_with = await answer_enrollment(fast, scope, receive, send)
@@ -82,27 +94,45 @@ def create_app() -> EduFlowAPI:
     """The EduFlow ASGI application."""
     from eduflow.api.problems import install_problem_handlers
     from eduflow.api.routes import auth, courses, enrollments, lessons, ops, users, waitlist
+    from eduflow.config import get_settings
     from eduflow.logging import configure_logging
 
     configure_logging()
+    docs = get_settings().api_docs
     app = EduFlowAPI(
         title="EduFlow API",
         version=__version__,
         description="Backend of an online-courses platform.",
-        openapi_url="/api/schema/",
+        openapi_url="/api/schema/" if docs else None,
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    from eduflow.api import openapi
+
+    openapi.install(app)
     for module in (auth, users, courses, lessons, enrollments, waitlist):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
+    if docs:
+        app.include_router(ops.docs_router)
     from eduflow.api.cached import CachedReads
 
     app.cached_reads = CachedReads()
+    from eduflow.api.cors import cors_policy
+
+    app.cors = cors_policy()
     # Outermost user middleware: request id, timing, body limit, access log, metrics.
     from eduflow.api.middleware import RequestContextMiddleware
 
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def create_served_app() -> ASGIApp:
+    """What ``eduflow serve`` runs: the application, inside a tracing span per request when
+    the ``OTEL_*`` variables turn tracing on (``eduflow.tracing``)."""
+    from eduflow.tracing import traced_asgi
+
+    return traced_asgi(create_app())

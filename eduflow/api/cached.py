@@ -20,29 +20,25 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.types import Scope, Send
 
+from eduflow.api.cache_targets import fast_plan
 from eduflow.api.context import RequestContext, log_fast_path_error
 from eduflow.api.credentials import bearer_token_or_none, verified_claims
 from eduflow.api.etag import etag_matches
-from eduflow.api.paths import COURSE_ROUTE, COURSES_PATH, LESSONS_PATH, ME_PATH
+from eduflow.api.paths import COURSE_ROUTE, ME_PATH
 from eduflow.api.response_cache import visible_to
 from eduflow.cache.health import CACHE_TIMEOUT, STATS_KEY, get_cache_store, health, stats
 from eduflow.cache.responses import (
+    WAIT_FOR_REBUILD,
     Entry,
     Plan,
-    course_detail_plan,
-    course_list_audience,
-    course_list_plan,
     current_entry,
-    lesson_list_audience,
-    lesson_list_plan,
     response_headers,
     tag_of,
 )
-from eduflow.config import get_settings
+from eduflow.config import get_settings, reveal
 from eduflow.models.users import Role
 from eduflow.services.auth import auth_state_keys, cached_principal, cached_profile, profile_key
 from eduflow.services.permissions import Principal
@@ -52,33 +48,7 @@ RECENT_PLANS = 10_000  # request shapes -> cache entry, per process
 _UNKNOWN = object()
 ME_NAMESPACE = "me"
 NO_STORE = (b"cache-control", b"no-store")
-
-
-def _is_id(text: str) -> bool:
-    return text.isascii() and text.isdigit() and len(text) <= 10
-
-
-def fast_plan(scope: Scope, actor: Principal | None) -> tuple[Plan, dict[str, int]] | None:
-    """The cache entry a catalogue GET by ``actor`` would be answered from, with the
-    request's path parameters; None for any other request."""
-    path: str = scope["path"]
-    if path == COURSES_PATH:
-        plan = course_list_plan(scope, course_list_audience(actor))
-        return (plan, {}) if plan is not None else None
-    if path == LESSONS_PATH:
-        course: int | None = None
-        for name, value in parse_qsl(scope["query_string"].decode("latin-1")):
-            if name == "course":
-                if not _is_id(value):
-                    return None
-                course = int(value)  # the last one wins, as in the route
-        plan = lesson_list_plan(scope, lesson_list_audience(actor), course)
-        return (plan, {}) if plan is not None else None
-    if path.startswith(COURSES_PATH) and path.endswith("/"):
-        course_id = path[len(COURSES_PATH) : -1]
-        if _is_id(course_id):
-            return course_detail_plan(int(course_id)), {"course_id": int(course_id)}
-    return None
+_REBUILDS = "rebuilds_entry"  # scope state: the entry this request's route rebuilds
 
 
 def _claims(headers: list[tuple[bytes, bytes]]) -> dict[str, Any] | bool | None:
@@ -138,13 +108,14 @@ class CachedReads:
         self._recent: dict[str, Known] = {}
         self._targets: dict[tuple[object, ...], Target | None] = {}
         self._decided: dict[tuple[object, ...], Decision] = {}
+        self._rebuilding: dict[str, asyncio.Future[None]] = {}  # entry key -> its rebuild
 
     def _near_client(self) -> Any:
         """The near-cache Redis client of the running loop (None on the embedded default)."""
         settings, loop = get_settings(), asyncio.get_running_loop()
         if self._settings is settings and self._loop is loop:
             return self._client
-        url = settings.redis_url
+        url = reveal(settings.redis_url)
         if (url, loop) != self._client_key:
             from eduflow.cache.near import connect
 
@@ -171,8 +142,9 @@ class CachedReads:
 
     async def _lookup(
         self, plan: Plan, claims: dict[str, Any] | None
-    ) -> tuple[Known, Principal | None] | None:
-        """The current entry and the confirmed caller, in one read; None otherwise.
+    ) -> tuple[Known, Principal | None] | str | None:
+        """The current entry and the confirmed caller, in one read; the entry's key when
+        the caller is confirmed but the entry is missing or stale (a miss); None otherwise.
 
         Entries seen before are kept in this process (decoded): while their generation
         tokens are current only the tokens are read, not the bytes again.
@@ -199,7 +171,7 @@ class CachedReads:
                     return None
             entry = current_entry(plan, gens, values[-1])
             if entry is None:
-                return None
+                return plan.key
             if len(self._recent) >= RECENT_ENTRIES:
                 self._recent.clear()
             known = self._recent[plan.key] = Known(
@@ -268,10 +240,10 @@ class CachedReads:
 
     async def _hit(
         self, scope: Scope, headers: list[tuple[bytes, bytes]]
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes, str] | None:
-        """Status, headers, body and route template of the cached answer to this GET;
-        None to go on to the application (miss, rejected or unknown token, draft,
-        cache outage)."""
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes, str] | str | None:
+        """Status, headers, body and route template of the cached answer to this GET; the
+        entry's key on a miss; None to go on to the application (rejected or unknown
+        token, draft, cache outage)."""
         host = etags = None
         for name, value in headers:
             if name == b"host":
@@ -300,8 +272,8 @@ class CachedReads:
         who = (claims["sub"], claims["role"], claims["sid"]) if claims is not None else None
         memo_key = (scope["path"], scope["query_string"], host, scope.get("scheme"), who)
         decided = await self._decide(scope, memo_key, who, claims)
-        if decided is None:
-            return None
+        if decided is None or isinstance(decided, str):
+            return decided
         if decided.user_id is not None:
             scope["state"]["user_id"] = decided.user_id
         stats.record(decided.namespace, "hits")
@@ -316,7 +288,7 @@ class CachedReads:
         memo_key: tuple[object, ...],
         who: tuple[Any, ...] | None,
         claims: dict[str, Any] | None,
-    ) -> Decision | None:
+    ) -> Decision | str | None:
         """The hit this request gets, if any. With the near cache, a hit decided before
         is reused while no kept value has been dropped since (a dictionary lookup instead
         of reading and checking the auth state, the generations and the entry again)."""
@@ -334,8 +306,8 @@ class CachedReads:
             return None
         version = client.version if client is not None else -1
         hit = await self._lookup(target.plan, claims)
-        if hit is None:
-            return None
+        if hit is None or isinstance(hit, str):
+            return hit
         known, actor = hit
         decided = Decision(
             known,
@@ -352,6 +324,35 @@ class CachedReads:
             self._decided[memo_key] = decided
         return decided
 
+    async def _after_rebuild(
+        self, key: str, scope: Scope
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes, str] | None:
+        """A miss of entry ``key``: the first request of this process goes on to the route,
+        which rebuilds it; the others wait here, on the event loop, for that request to
+        finish and then try again -- one thread per missing entry instead of one per
+        request, and no thread held while waiting (``rebuilt`` ends the wait)."""
+        waiting = self._rebuilding.get(key)
+        if waiting is None:
+            self._rebuilding[key] = asyncio.get_running_loop().create_future()
+            scope["state"][_REBUILDS] = key
+            return None
+        try:
+            await asyncio.wait_for(asyncio.shield(waiting), WAIT_FOR_REBUILD)
+        except TimeoutError:
+            return None
+        again = await self._hit(scope, scope["headers"])
+        return again if not isinstance(again, str) else None
+
+    def rebuilt(self, scope: Scope) -> None:
+        """The application has answered a request that went on to rebuild an entry: the
+        requests waiting for it try the cache again."""
+        state = scope.get("state")
+        key = state.pop(_REBUILDS, None) if state else None
+        if key is not None:
+            waiting = self._rebuilding.pop(key, None)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(None)
+
     async def answer(self, scope: Scope, send: Send) -> bool:
         """Send the cached answer to a catalogue or ``/auth/me/`` GET when there is one
         (True); False leaves the request, untouched, to the application.
@@ -366,6 +367,8 @@ class CachedReads:
         context = RequestContext.of(scope)
         try:
             hit = await self._hit(scope, scope["headers"])
+            if isinstance(hit, str):
+                hit = await self._after_rebuild(hit, scope)
         except Exception as exc:  # a bug here must not cost the request: the routes answer
             log_fast_path_error(scope, exc)
             hit = None
@@ -373,7 +376,7 @@ class CachedReads:
             scope["state"].pop("user_id", None)
             return False
         status, headers, body, route = hit
-        headers += context.headers()
+        headers += context.starting(status, route)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         context.finish(status, route=route)

@@ -29,6 +29,8 @@ from eduflow.logging import (
     write_access_line,
 )
 from eduflow.metrics import UNMATCHED_ROUTE, observe_request, publish_tallies
+from eduflow.tracing import is_enabled as tracing_on
+from eduflow.tracing import name_span
 
 # A kept incoming id must be harmless in headers and logs.
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -124,8 +126,14 @@ class RequestContext:
                 return context  # type: ignore[no-any-return]
         return cls(scope)
 
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        """``X-Request-ID`` and ``X-Response-Time-ms`` of a response started now."""
+    def starting(self, status: int, route: str = "") -> list[tuple[bytes, bytes]]:
+        """What a response starting now adds to its headers -- ``X-Request-ID`` and
+        ``X-Response-Time-ms`` -- having named the request's tracing span after its route
+        (``route``: known to a fast path; else the matched route's template)."""
+        if route:
+            name_span(self.scope["method"], route)
+        elif tracing_on():
+            name_span(self.scope["method"], route_template(self.scope, status))
         elapsed = f"{(time.perf_counter() - self.start) * 1000:.2f}".encode()
         return [(b"x-request-id", self.request_id), (b"x-response-time-ms", elapsed)]
 
@@ -143,6 +151,13 @@ class RequestContext:
         scope = self.scope
         duration = time.perf_counter() - self.start
         user_id = scope["state"].get("user_id")
+        peer = scope.get("client")
+        client = peer[0] if peer else None  # uvicorn resolved X-Forwarded-For of a trusted proxy
+        user_agent = None
+        for name, value in scope["headers"]:
+            if name == b"user-agent":
+                user_agent = value.decode("latin-1")
+                break
         batch = bool(route)
         try:
             if batch and _publish_timer[0] is None:
@@ -152,7 +167,14 @@ class RequestContext:
             duration_ms = round(duration * 1000, 2)
             if access_logger_ready():
                 write_access_line(
-                    scope["method"], scope["path"], status, duration_ms, user_id, defer=batch
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    duration_ms,
+                    user_id,
+                    defer=batch,
+                    client=client,
+                    user_agent=user_agent,
                 )
                 return
             if not _access_log:
@@ -164,6 +186,8 @@ class RequestContext:
                 status=status,
                 duration_ms=duration_ms,
                 user_id=user_id,
+                client=client,
+                user_agent=user_agent[:256] if user_agent else user_agent,
             )
         finally:
             structlog.contextvars.reset_contextvars(**self._tokens)

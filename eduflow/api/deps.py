@@ -12,6 +12,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from eduflow.api.credentials import bearer_token
+from eduflow.api.openapi import BEARER, OPTIONAL_BEARER
 from eduflow.db import session_scope
 from eduflow.models.users import Role
 from eduflow.services import permissions
@@ -32,13 +33,21 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 # Declares the bearer scheme in OpenAPI (Swagger's "Authorize"); parsing stays ours so a
 # malformed header is a 401 problem rather than silently anonymous.
 bearer_scheme = HTTPBearer(
-    auto_error=False, bearerFormat="JWT", description="Access token from /api/v1/auth/login/"
+    scheme_name=BEARER,
+    auto_error=False,
+    bearerFormat="JWT",
+    description="Access token from /api/v1/auth/login/",
 )
+# The same scheme where anonymous calls are served too; api.openapi declares those
+# operations' bearer auth optional and drops this name from the document.
+optional_bearer_scheme = HTTPBearer(auto_error=False, scheme_name=OPTIONAL_BEARER)
 
 
 async def get_optional_principal(
     request: Request,
-    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
+    _credentials: Annotated[
+        HTTPAuthorizationCredentials | None, Depends(optional_bearer_scheme)
+    ] = None,
 ) -> Principal | None:
     """The caller when a valid access token is sent, None when no token is sent; 401 if bad.
 
@@ -62,6 +71,7 @@ async def get_optional_principal(
 
 async def get_principal(
     principal: Annotated[Principal | None, Depends(get_optional_principal)],
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
 ) -> Principal:
     """The authenticated caller (401 otherwise); async: no I/O, so no thread hop."""
     return permissions.require_authenticated(principal)

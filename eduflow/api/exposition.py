@@ -4,12 +4,13 @@ the cache figures and the scrape-time job gauges (``eduflow.jobs.metrics``)."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from eduflow.cache.health import stats
 from eduflow.jobs.metrics import JobsCollector
-from eduflow.metrics import publish_tallies
+from eduflow.metrics import SCRAPE_TIME_GAUGES, declared_metrics, publish_tallies
 
 _default_registered: list[bool] = []
 
@@ -35,8 +36,30 @@ def render(registry: CollectorRegistry | None = None) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from prometheus_client import multiprocess
 
+            counted = CollectorRegistry()
+            multiprocess.MultiProcessCollector(counted)  # type: ignore[no-untyped-call]
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            registry.register(_AlwaysListed(counted))  # type: ignore[arg-type]
             # Scrape-time figures are read from Redis/PostgreSQL, not kept per process.
             registry.register(JobsCollector())  # type: ignore[arg-type]
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+class _AlwaysListed:
+    """Multiprocess view: what the processes counted, plus an empty family for every
+    declared metric none of them has written yet (listed, so queries find the name)."""
+
+    def __init__(self, counted: CollectorRegistry) -> None:
+        self.counted = counted
+
+    def collect(self) -> Any:
+        """The counted families, then the declared ones they lack."""
+        from prometheus_client.metrics_core import Metric
+
+        seen = set()
+        for family in self.counted.collect():
+            seen.add(family.name)
+            yield family
+        for name, (kind, doc) in declared_metrics().items():
+            if name not in seen and name not in SCRAPE_TIME_GAUGES:
+                yield Metric(name, doc, kind)

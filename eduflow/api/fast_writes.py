@@ -4,8 +4,8 @@ When a popular course opens, enrollment POSTs come by the thousand, and the fram
 (middleware stack, routing, dependency solving, response classes) adds a good part of the
 CPU each one costs (figures in ``bench/README.md``). A plain, well-formed one -- a small
 JSON body, a bearer token whose state the near cache confirms, no ``Idempotency-Key`` --
-needs none of it: its body is validated by the route's own model, the caller confirmed exactly as the
-route's dependency does, and the enrollment made by the route's own call
+needs none of it: its body is validated by the route's own model, the caller confirmed
+exactly as the route's dependency does, and the enrollment made by the route's own call
 (``routes.enrollments.enroll_as``), so the rules live in one place.
 
 Anything else goes to the application unchanged, body included, and is answered as
@@ -114,7 +114,7 @@ async def answer_enrollment(
     except Exception as exc:  # rendered as the routes' handlers would (4xx, 500/503)
         problem = render_exception(scope, exc)
         status, content, headers = problem.status, problem.body, [*problem.headers]
-    headers += [(b"content-length", b"%d" % len(content)), *context.headers()]
+    headers += [(b"content-length", b"%d" % len(content)), *context.starting(status, ENROLL_PATH)]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": content})
     context.finish(status, route=ENROLL_PATH)

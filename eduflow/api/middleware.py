@@ -54,7 +54,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), *context.headers()]
+                message["headers"] = [*message.get("headers", ()), *context.starting(status)]
             await send(message)
 
         app_receive = receive

@@ -345,7 +345,13 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        return unhandled_response(request, exc)
+        detail = exc.detail if isinstance(exc.detail, str) else "Error"
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not the first route's only
+            from eduflow.api.openapi import allowed_methods
+
+            headers["Allow"] = allowed_methods(app, request.url.path) or headers.get("Allow", "")
+        return problem_response(request, exc.status_code, detail, headers=headers or None)
 
     async def on_unhandled(request: Request, exc: Exception) -> Response:
         return unhandled_response(request, exc)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from eduflow.metrics import SCRAPE_TIME_GAUGES
+
 
 def outbox_backlog_or_none() -> int | None:
     """Outbox rows not yet relayed, or None when the database does not answer."""
@@ -36,23 +38,29 @@ def failed_jobs_count() -> int | None:
 
 
 class JobsCollector:
-    """Scrape-time gauges: failed jobs (RQ's failed registries) and the outbox backlog.
+    """Scrape-time gauges: failed jobs (RQ's failed registries), the outbox backlog, and
+    whether the database and Redis answered.
 
-    Read when scraped, so they are right whichever process failed the job; a backend that
-    does not answer simply leaves its gauge out of that scrape.
+    Read when scraped, so they are right whichever process failed the job. A backend that
+    does not answer gives NaN, never a missing series: ``eduflow_jobs_failed > 0`` must not
+    go quiet exactly while Redis is down (``eduflow_redis_up == 0`` says so instead).
     """
 
     def collect(self) -> Any:
-        """Yield the gauges that can be read now."""
+        """Yield every scrape-time gauge, NaN where its backend does not answer."""
         from prometheus_client.core import GaugeMetricFamily
 
         backlog = outbox_backlog_or_none()
-        if backlog is not None:
-            yield GaugeMetricFamily(
-                "eduflow_outbox_backlog", "Outbox rows not yet handed to the queue.", backlog
-            )
         failed = failed_jobs_count()
-        if failed is not None:
-            yield GaugeMetricFamily(
-                "eduflow_jobs_failed", "Jobs in RQ's failed registries (replayable).", failed
-            )
+        values = {
+            "eduflow_outbox_backlog": _nan_if_none(backlog),
+            "eduflow_jobs_failed": _nan_if_none(failed),
+            "eduflow_database_up": float(backlog is not None),
+            "eduflow_redis_up": float(failed is not None),
+        }
+        for name, doc in SCRAPE_TIME_GAUGES.items():
+            yield GaugeMetricFamily(name, doc, values[name])
+
+
+def _nan_if_none(value: int | None) -> float:
+    return float("nan") if value is None else float(value)

@@ -55,7 +55,7 @@ def slot_kwargs(name: str, slot_time: datetime) -> dict[str, Any]:
 
 
 def enqueue_slot(
-    client: redis.Redis[bytes], name: str, slot: str, kwargs: dict[str, Any], guard_ttl: int
+    client: redis.Redis, name: str, slot: str, kwargs: dict[str, Any], guard_ttl: int
 ) -> bool:
     """Enqueue ``name`` for ``slot`` unless that slot was already enqueued (by anyone)."""
     from rq import Queue, Retry
@@ -90,16 +90,27 @@ def enqueue_slot(
 def _latest_cron_slot(cron: str, at: datetime) -> datetime:
     from croniter import croniter
 
-    # Same convention as RQ's CronJob: cron fields match the local time of the host.
-    local = croniter(cron, at.astimezone().replace(tzinfo=None)).get_prev(datetime)
-    return datetime.fromtimestamp(local.timestamp(), UTC)
+    slot: datetime = croniter(cron, at.astimezone(UTC)).get_prev(datetime)
+    return slot.astimezone(UTC)
+
+
+def next_cron_slot(cron: str, after: datetime) -> datetime:
+    """The first time after ``after`` that ``cron`` matches, its fields read in UTC.
+
+    RQ's own ``CronJob`` reads them in the host's local time zone; EduFlow's schedules are
+    UTC whatever the host (or container) is set to, as the settings document.
+    """
+    from croniter import croniter
+
+    slot: datetime = croniter(cron, after.astimezone(UTC)).get_next(datetime)
+    return slot.astimezone(UTC)
 
 
 def _slot_id(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def build_scheduler(client: redis.Redis[bytes]) -> Any:
+def build_scheduler(client: redis.Redis) -> Any:
     """A CronScheduler whose every enqueue goes through the slot guard."""
     from rq.cron import CronScheduler
     from rq.utils import now
@@ -113,7 +124,22 @@ def build_scheduler(client: redis.Redis[bytes]) -> Any:
         "daily_report": daily_report,
     }
 
+    from rq.cron import CronJob
+
+    class UtcCronJob(CronJob):  # type: ignore[misc]
+        def get_next_enqueue_time(self) -> datetime:
+            if self.cron:
+                return next_cron_slot(self.cron, self.latest_enqueue_time or now())
+            return super().get_next_enqueue_time()  # type: ignore[no-any-return]
+
     class GuardedCronScheduler(CronScheduler):  # type: ignore[misc]
+        def register(self, *args: Any, **kwargs: Any) -> CronJob:
+            job = super().register(*args, **kwargs)
+            # RQ builds a plain CronJob; the subclass adds no state, only UTC schedules.
+            job.__class__ = UtcCronJob
+            job.next_enqueue_time = job.get_next_enqueue_time()
+            return job
+
         def enqueue_jobs(self) -> list[CronJob]:
             at = now()
             enqueued = []
@@ -165,7 +191,7 @@ def build_scheduler(client: redis.Redis[bytes]) -> Any:
     return scheduler
 
 
-def run_scheduler(client: redis.Redis[bytes], stop: threading.Event) -> None:
+def run_scheduler(client: redis.Redis, stop: threading.Event) -> None:
     """Run the guarded cron loop until ``stop`` is set (thread-safe: no signal handlers)."""
     scheduler = build_scheduler(client)
     scheduler.register_birth()

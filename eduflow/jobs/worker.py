@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from rq.worker import SimpleWorker
 
-from eduflow.config import get_settings
+from eduflow.config import get_settings, reveal
 from eduflow.logging import bind_context, clear_context, get_logger
+from eduflow.tracing import configure as configure_tracing
+from eduflow.tracing import job_span
 
 if TYPE_CHECKING:
     import redis
@@ -26,18 +28,18 @@ _PR_SET_PDEATHSIG = 1
 _IDLE_BEAT_EVERY = 1.0  # seconds; the worker key lives for worker_ttl + 60 s
 
 
-def worker_connection() -> redis.Redis[bytes]:
+def worker_connection() -> redis.Redis:
     """A Redis client for workers: no short socket timeout (workers block on BLPOP)."""
     import redis as redis_lib
 
     from eduflow.errors import EduFlowError
 
-    url = get_settings().redis_url
+    url = reveal(get_settings().redis_url)
     if not url:
         raise EduFlowError(
             "the worker needs EDUFLOW_REDIS_URL; without Redis, jobs run inside `eduflow serve`"
         )
-    client: redis.Redis[bytes] = redis_lib.Redis.from_url(url, socket_connect_timeout=3)
+    client: redis.Redis = redis_lib.Redis.from_url(url, socket_connect_timeout=3)
     try:
         client.ping()
     except redis_lib.RedisError as exc:
@@ -103,7 +105,9 @@ class EduFlowWorker(SimpleWorker):  # type: ignore[misc]
             job_id=job.id, request_id=meta.get("request_id"), job_name=meta.get("job_name")
         )
         try:
-            return bool(super().perform_job(job, queue, execution))
+            name = meta.get("job_name") or job.func_name
+            with job_span(name, job.id, meta.get("trace_context")):
+                return bool(super().perform_job(job, queue, execution))
         finally:
             clear_context()
 
@@ -144,7 +148,19 @@ def _forget_inherited_connections() -> None:
     reset_store()
 
 
-def sweep_outbox_once(client: redis.Redis[bytes], interval: float) -> None:
+def serve_metrics() -> None:
+    """Serve this process's /metrics on ``EDUFLOW_METRICS_PORT`` (a thread), when set."""
+    port = get_settings().metrics_port
+    if port:
+        from prometheus_client import start_http_server
+
+        import eduflow.metrics  # noqa: F401  (every declared series, scrape-time gauges included)
+
+        start_http_server(port)
+        log.info("metrics_serving", port=port)
+
+
+def sweep_outbox_once(client: redis.Redis, interval: float) -> None:
     """One guarded sweep: only one worker per interval walks the outbox."""
     from eduflow.cache.stores import key
     from eduflow.outbox import relay_pending
@@ -162,7 +178,7 @@ def sweep_outbox_once(client: redis.Redis[bytes], interval: float) -> None:
         )
 
 
-def _sweep_loop(client: redis.Redis[bytes], stop: threading.Event) -> None:
+def _sweep_loop(client: redis.Redis, stop: threading.Event) -> None:
     interval = get_settings().outbox_sweep_interval
     while not stop.wait(interval):
         try:
@@ -182,6 +198,8 @@ def run_worker(
     from eduflow.logging import configure_logging
 
     configure_logging()
+    configure_tracing("eduflow-worker")
+    serve_metrics()
     _children_exit_with_worker()
     client = worker_connection()
     stop = threading.Event()
@@ -231,6 +249,8 @@ def run_standalone_scheduler() -> None:
     from eduflow.logging import configure_logging
 
     configure_logging()
+    configure_tracing("eduflow-scheduler")
+    serve_metrics()
     client = worker_connection()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -36,6 +36,7 @@ def record_row(session: Session, job: OutboxJob, *, relay: bool = True) -> Outbo
                 "args": job.args,
                 "queue": job.queue,
                 "request_id": job.request_id,
+                "trace_context": job.trace_context,
                 "created_at": job.created_at,
                 "attempts": job.attempts,
             },

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from eduflow.metrics import JOBS_ENQUEUED
 from eduflow.models.outbox import OutboxJob
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ TASKS: dict[str, str] = {
     "send_waitlist_offer": "eduflow.jobs.waitlist_tasks.send_waitlist_offer",
     "expire_waitlist_offers": "eduflow.jobs.waitlist_tasks.expire_waitlist_offers",
 }
+for _job in TASKS:  # each job's series exists (at 0) from the start
+    JOBS_ENQUEUED.labels(_job)
 _BREAKER_SECONDS = 5.0
 _breaker_until = 0.0
 _MARK_DELAY = 0.5  # seconds the marking thread gathers ids before one UPDATE
@@ -76,6 +79,8 @@ class JobRow(Protocol):
     def queue(self) -> str: ...
     @property
     def request_id(self) -> str | None: ...
+    @property
+    def trace_context(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +93,7 @@ class InsertedJob:
     args: dict[str, Any]
     queue: str
     request_id: str | None
+    trace_context: str | None = None
 
 
 def relay_after_commit(rows: Sequence[JobRow]) -> None:
@@ -105,16 +111,16 @@ def relay_after_commit(rows: Sequence[JobRow]) -> None:
 _clients: dict[tuple[int, str], Any] = {}  # (pid, Redis URL) -> client of the relay
 
 
-def _relay_client() -> redis.Redis[bytes] | None:
+def _relay_client() -> redis.Redis | None:
     """The process's Redis client for the after-commit relay, made once.
 
     ``get_redis()`` builds a new client (and connection pool) per call: in the request
     path that was a TCP connect, ``SELECT`` and RQ's ``INFO server`` probe per enrollment.
     """
     from eduflow.cache.stores import get_redis
-    from eduflow.config import get_settings
+    from eduflow.config import get_settings, reveal
 
-    url = get_settings().redis_url
+    url = reveal(get_settings().redis_url)
     if not url:
         return None
     slot = (os.getpid(), url)
@@ -155,7 +161,7 @@ def _relay_now(rows: Sequence[JobRow]) -> None:
         )
 
 
-def enqueue_row(client: redis.Redis[bytes], row: JobRow) -> bool:
+def enqueue_row(client: redis.Redis, row: JobRow) -> bool:
     """Enqueue one outbox row as its RQ job; False when that job already exists."""
     from rq import Queue, Retry
     from rq.exceptions import DuplicateJobError
@@ -186,6 +192,7 @@ def enqueue_row(client: redis.Redis[bytes], row: JobRow) -> bool:
             retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
             meta={
                 "request_id": row.request_id,
+                "trace_context": row.trace_context,
                 "outbox_id": row.id,
                 "job_name": row.job_name,
                 "max_retries": len(intervals),
@@ -197,8 +204,6 @@ def enqueue_row(client: redis.Redis[bytes], row: JobRow) -> bool:
         return False
     finally:
         _register_queue(queue, registration)
-    from eduflow.metrics import JOBS_ENQUEUED
-
     JOBS_ENQUEUED.labels(row.job_name).inc()
     return True
 

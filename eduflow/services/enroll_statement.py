@@ -24,6 +24,7 @@ from eduflow.models.outbox import OutboxJob
 from eduflow.services import seats
 from eduflow.services.enrollment_reads import new_public
 from eduflow.services.permissions import Principal
+from eduflow.tracing import current_trace_context
 
 PAIR_CONSTRAINT = "uq_enrollments_student_course"
 
@@ -42,6 +43,7 @@ def enroll_in_one_statement(
     assert connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
     now = utcnow()
     request_id = current_request_id()
+    trace_context = current_trace_context()
     params = {
         "course_id": course_id,
         "student_id": actor.id,
@@ -49,6 +51,7 @@ def enroll_in_one_statement(
         "job_name": seats.EMAIL_JOB,
         "job_queue": seats.EMAIL_QUEUE,
         "request_id": request_id,
+        "trace_context": trace_context,
     }
     try:
         row = connection.execute(_one_statement(), params).one_or_none()
@@ -60,7 +63,8 @@ def enroll_in_one_statement(
         seats.refuse_early(row, course_id)
         return None  # the course changed under its lock, or an expired row to reuse
     enrollment_id = int(row.enrollment_id)
-    seats.follow_enrollment(course_id, seats.email_job(row.job_id, enrollment_id, request_id))
+    job = seats.email_job(row.job_id, enrollment_id, request_id, trace_context)
+    seats.follow_enrollment(course_id, job)
     status = EnrollmentStatus(row.status)
     return new_public(enrollment_id, course_id, row.title, actor, status, now, row.confirmed_at)
 
@@ -111,12 +115,13 @@ def _one_statement() -> Any:
     job = (
         insert(outbox)
         .from_select(
-            ["job_name", "args", "queue", "request_id", "created_at", "attempts"],
+            ["job_name", "args", "queue", "request_id", "trace_context", "created_at", "attempts"],
             select(
                 bindparam("job_name", type_=outbox.c.job_name.type),
                 seats.email_args_sql(inserted.c.id),
                 bindparam("job_queue", type_=outbox.c.queue.type),
                 bindparam("request_id", type_=outbox.c.request_id.type),
+                bindparam("trace_context", type_=outbox.c.trace_context.type),
                 now,
                 literal(0),
             ).select_from(inserted),

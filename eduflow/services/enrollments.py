@@ -119,7 +119,8 @@ def insert_enrollment(
     row = _email_row(enrollment_id, request_id, now)
     record_row(session, row, relay=False)
     assert row.id is not None
-    seats.follow_enrollment(course_id, seats.email_job(row.id, enrollment_id, request_id), session)
+    job = seats.email_job(row.id, enrollment_id, request_id, row.trace_context)
+    seats.follow_enrollment(course_id, job, session)
     return new_public(enrollment_id, course_id, title, actor, status, now, made[2])
 
 

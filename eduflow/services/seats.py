@@ -141,9 +141,12 @@ def email_args_sql(enrollment_id: Any) -> Any:
     return func.json_build_object(*pairs)
 
 
-def email_job(job_id: int, enrollment_id: int, request_id: str | None) -> InsertedJob:
+def email_job(
+    job_id: int, enrollment_id: int, request_id: str | None, trace_context: str | None
+) -> InsertedJob:
     """The confirmation email's outbox row, as the relay needs it."""
-    return InsertedJob(job_id, EMAIL_JOB, email_args(enrollment_id), EMAIL_QUEUE, request_id)
+    args = email_args(enrollment_id)
+    return InsertedJob(job_id, EMAIL_JOB, args, EMAIL_QUEUE, request_id, trace_context)
 
 
 def follow_enrollment(course_id: int, job: InsertedJob, session: Session | None = None) -> None:

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from eduflow.api.deps import CurrentUser, OptionalUser, PageDep, SessionDep, page_body
 from eduflow.api.etag import ETAG_RESPONSES, encode, json_response
 from eduflow.api.idempotency import IdempotencyDep
+from eduflow.api.paths import COURSES_PATH
 from eduflow.api.problems import problem_responses
 from eduflow.api.response_cache import cached_response
 from eduflow.cache import responses as cache_policy
@@ -74,7 +75,7 @@ def create_course(
 
 def request_path(course_id: int) -> str:
     """The canonical path of a course."""
-    return f"/api/v1/courses/{course_id}/"
+    return f"{COURSES_PATH}{course_id}/"
 
 
 @router.get(

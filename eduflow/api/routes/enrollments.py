@@ -12,6 +12,7 @@ from starlette.responses import Response
 from eduflow.api.deps import CurrentUser, PageDep, SessionDep, page_body
 from eduflow.api.etag import encode, json_response
 from eduflow.api.idempotency import IdempotencyDep
+from eduflow.api.paths import ENROLL_PATH
 from eduflow.api.problems import problem_responses
 from eduflow.config import get_settings
 from eduflow.models.enrollments import (
@@ -43,9 +44,7 @@ async def enroll(idem: IdempotencyDep, body: EnrollmentCreate) -> Response:
     if idem.replay:
         return idem.replay
     enrollment = await enroll_as(idem.actor, body.course)
-    return idem.respond(
-        201, encode(enrollment), {"Location": f"/api/v1/enrollments/{enrollment.id}/"}
-    )
+    return idem.respond(201, encode(enrollment), {"Location": f"{ENROLL_PATH}{enrollment.id}/"})
 
 
 async def enroll_as(actor: Principal, course_id: int) -> EnrollmentPublic:

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from eduflow.api.deps import CurrentUser, OptionalUser, PageDep, SessionDep, page_body
 from eduflow.api.etag import ETAG_RESPONSES, encode, etag_response, json_response
 from eduflow.api.idempotency import IdempotencyDep
+from eduflow.api.paths import LESSONS_PATH
 from eduflow.api.problems import problem_responses
 from eduflow.api.response_cache import cached_response
 from eduflow.cache import responses as cache_policy
@@ -63,7 +64,7 @@ def create_lesson(
     if idem.replay:
         return idem.replay
     lesson = lessons.create_lesson(session, actor, body)
-    return idem.respond(201, encode(lesson), {"Location": f"/api/v1/lessons/{lesson.id}/"})
+    return idem.respond(201, encode(lesson), {"Location": f"{LESSONS_PATH}{lesson.id}/"})
 
 
 @router.get(
