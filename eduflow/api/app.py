@@ -71,9 +71,9 @@ class EduFlowAPI(FastAPI):
             send = admitted
         fast = self.cached_reads
         if fast is not None and scope["type"] == "http":
-            RequestContext.of(scope)
+            context = RequestContext.of(scope)
             if scope["method"] == "GET":
-                if await fast.answer(scope, send):
+                if await fast.answer(scope, send, context):
                     return
                 try:
                     await super().__call__(scope, receive, send)

@@ -353,7 +353,7 @@ class CachedReads:
             if waiting is not None and not waiting.done():
                 waiting.set_result(None)
 
-    async def answer(self, scope: Scope, send: Send) -> bool:
+    async def answer(self, scope: Scope, send: Send, context: RequestContext | None = None) -> bool:
         """Send the cached answer to a catalogue or ``/auth/me/`` GET when there is one
         (True); False leaves the request, untouched, to the application.
 
@@ -364,7 +364,7 @@ class CachedReads:
         # After an outage the routes probe and recover the cache (a blocking call) first.
         if not health.healthy:
             return False
-        context = RequestContext.of(scope)
+        context = context or RequestContext.of(scope)
         try:
             hit = await self._hit(scope, scope["headers"])
             if isinstance(hit, str):
