@@ -164,3 +164,14 @@ CACHE_ERRORS = Counter(
 CACHE_OUTAGES = Counter(
     "eduflow_cache_outages_total", "Times the cache backend stopped answering (one per outage)."
 )
+
+
+# Learning progress (services/progress.py): counted after the commit of the batch.
+PROGRESS_EVENTS = Counter(
+    "eduflow_progress_events_total",
+    "Progress events received, by outcome (accepted: new event id; duplicate: already seen).",
+    ["outcome"],
+)
+COURSE_COMPLETIONS = Counter(
+    "eduflow_course_completions_total", "Enrollments that completed their course."
+)
