@@ -70,7 +70,7 @@ def test_batch_records_progress_and_counts_duplicates(client: Any, login: Any, s
         "accepted": 3,
         "duplicates": 1,
     }
-    again = _post(client, headers, setup["enrollment"], first[:2] + [ev(l2, "viewed")])
+    again = _post(client, headers, setup["enrollment"], [*first[:2], ev(l2, "viewed")])
     assert again.json()["accepted"] == 1 and again.json()["duplicates"] == 2
     assert again.json()["progress"]["completed_lessons"] == 1
     listed = client.get("/api/v1/enrollments/", headers=headers).json()["results"][0]
