@@ -1,4 +1,5 @@
-"""learning progress: lesson_progress, progress_events, counters on enrollments
+"""learning progress: lesson_progress, progress_events, counters on enrollments,
+completions in daily reports
 
 Revision ID: 0003
 Revises: 0002
@@ -32,6 +33,10 @@ def upgrade() -> None:
             "ck_enrollments_completed_lessons", "completed_lessons >= 0"
         )
         batch_op.create_index("ix_enrollments_completed_at", ["completed_at"], unique=False)
+    with op.batch_alter_table("daily_reports", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("completions", sa.Integer(), nullable=False, server_default="0")
+        )
     op.create_table(
         "lesson_progress",
         sa.Column("enrollment_id", sa.Integer(), nullable=False),
@@ -63,6 +68,8 @@ def downgrade() -> None:
     with op.batch_alter_table("lesson_progress", schema=None) as batch_op:
         batch_op.drop_index("ix_lesson_progress_lesson")
     op.drop_table("lesson_progress")
+    with op.batch_alter_table("daily_reports", schema=None) as batch_op:
+        batch_op.drop_column("completions")
     with op.batch_alter_table("enrollments", schema=None) as batch_op:
         batch_op.drop_index("ix_enrollments_completed_at")
         batch_op.drop_constraint("ck_enrollments_completed_lessons", type_="check")

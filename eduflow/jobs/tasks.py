@@ -171,6 +171,10 @@ def daily_report(day: str | None = None) -> str:
     lock = task_lock(f"report:{target.isoformat()}", settings.job_lock_ttl)
     with lock, session_scope() as session:
         report = build_daily_report(session, target)
-        figures = {"new_users": report.new_users, "new_enrollments": report.new_enrollments}
+        figures = {
+            "new_users": report.new_users,
+            "new_enrollments": report.new_enrollments,
+            "completions": report.completions,
+        }
     log.info("daily_report_built", day=target.isoformat(), **figures)
     return target.isoformat()
