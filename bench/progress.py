@@ -58,7 +58,8 @@ from run import (  # noqa: E402  (the shared helpers of bench/run.py)
 TABLES = ("progress_events", "lesson_progress", "enrollments", "outbox_jobs")
 
 # Each wrk thread reads its own request file: "<path>\t<token>\t<body>" per line.
-LUA_FILES = """
+LUA_FILES = (
+    """
 local threads = {}
 local counter = 0
 setup = function(thread)
@@ -79,7 +80,9 @@ request = function()
   return wrk.format("POST", item[1], {
     ["Authorization"] = item[2], ["Content-Type"] = "application/json"}, item[3])
 end
-""" + LUA_DONE
+"""
+    + LUA_DONE
+)
 
 
 def seed(courses: int, lessons: int, enrollments: int) -> list[dict[str, Any]]:
@@ -88,8 +91,9 @@ def seed(courses: int, lessons: int, enrollments: int) -> list[dict[str, Any]]:
     from eduflow import schema
     from eduflow.db import session_scope
     from eduflow.models.users import Role
-    from eduflow.services import auth, enrollments as enrollment_service, users
+    from eduflow.services import auth, users
     from eduflow.services import courses as course_service
+    from eduflow.services import enrollments as enrollment_service
     from eduflow.services import lessons as lesson_service
     from eduflow.services.permissions import Principal
 
@@ -251,7 +255,12 @@ async def warm(base: str, tokens: list[str]) -> None:
 
 
 def phase(
-    name: str, args: argparse.Namespace, binary: str, base: str, server: Server, prefix: Path,
+    name: str,
+    args: argparse.Namespace,
+    binary: str,
+    base: str,
+    server: Server,
+    prefix: Path,
     duration: int,
 ) -> dict[str, Any]:
     """One wrk run over the request files at ``prefix``, with what it cost and wrote."""
@@ -359,8 +368,11 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     print(f"\nload average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (2 cores)")
-    print("| phase | events/s | batches/s | p50 ms | p99 ms | errors | accepted | duplicates "
-          "| completions | tuples written | tx/batch | server CPU ms/batch | machine CPU ms/batch |")
+    print(
+        "| phase | events/s | batches/s | p50 ms | p99 ms | errors | accepted | duplicates "
+        "| completions | tuples written | tx/batch | server CPU ms/batch "
+        "| machine CPU ms/batch |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
     for row in (mixed, resent):
         written = ", ".join(f"{t} {n}" for t, n in row["tuples_written"].items())
