@@ -122,7 +122,9 @@ def seed(courses: int, lessons: int, enrollments: int) -> list[dict[str, Any]]:
     students = -(-enrollments // per_student)
     with session_scope() as session:
         for s in range(students):
-            user = users.create_user(session, f"learner{s}", f"learner{s}@example.com", "learn-1")
+            user = users.create_user(
+                session, f"learner{s}", f"learner{s}@example.com", "learning-pass-1"
+            )
             principal = Principal(id=user.id, username=user.username, role=Role.student)
             token = auth.issue_tokens(session, user).access
             for k in range(per_student):
