@@ -111,7 +111,9 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
     assert row.id is not None
     job = seats.email_job(row.id, enrollment_id, request_id, row.trace_context)
     seats.follow_enrollment(course_id, job, session)
-    return new_public(enrollment_id, course_id, figures.title, actor, status, now, made[2])
+    return new_public(
+        enrollment_id, course_id, figures.title, actor, status, now, made[2], figures.lessons_count
+    )
 
 
 def _email_row(enrollment_id: int, request_id: str | None, now: datetime) -> OutboxJob:
@@ -184,7 +186,7 @@ def confirm_enrollment(
     """pending -> active (course owner/admin). Only a pending enrollment can be confirmed:
     an active or expired one is a 409 ``enrollment-not-pending`` (HTTP and CLI alike)."""
     actor = require_authenticated(actor)
-    enrollment, title, student, owner_id = load_visible(session, actor, enrollment_id)
+    enrollment, title, student, owner_id, total = load_visible(session, actor, enrollment_id)
     if not is_owner_or_admin(actor, owner_id):
         raise Forbidden("Only the course owner or an admin may confirm enrollments")
     if not seats.lock_course(session, enrollment.course_id):
@@ -213,13 +215,13 @@ def confirm_enrollment(
         )
     session.refresh(enrollment)
     invalidate_catalog(session, enrollment.course_id)
-    return to_public(enrollment, title, student)
+    return to_public(enrollment, title, student, total)
 
 
 def cancel_enrollment(session: Session, actor: Principal | None, enrollment_id: int) -> None:
     """Unenroll (the enrolled student or an admin): the row goes and its seat is freed."""
     actor = require_authenticated(actor)
-    enrollment, _, _, _ = load_visible(session, actor, enrollment_id)
+    enrollment, _, _, _, _ = load_visible(session, actor, enrollment_id)
     if not (actor.is_admin or actor.id == enrollment.student_id):
         raise Forbidden("Only the enrolled student or an admin may cancel an enrollment")
     course_id = enrollment.course_id
