@@ -56,7 +56,7 @@ from eduflow.metrics import LOGIN_ATTEMPTS
 from eduflow.models.sessions import LoginSession, TokenPair
 from eduflow.models.users import Role, User
 from eduflow.security import burn_password_check, decode_token, encode_token, verify_password
-from eduflow.services import throttle
+from eduflow.services import audit, throttle
 from eduflow.services.permissions import Principal
 
 INVALID_TOKEN = "Invalid or expired token"
@@ -420,6 +420,12 @@ def rotate_refresh_token(session: Session, token: str) -> TokenPair | RefreshReu
         raise Unauthorized(INVALID_TOKEN)
     if login_session.refresh_jti != claims["jti"]:
         revoke_login_session(session, login_session, "refresh-reuse")
+        owner = session.get(User, login_session.user_id)
+        if owner is not None:
+            holder = Principal(
+                id=login_session.user_id, username=owner.username, role=Role(owner.role)
+            )
+            audit.record(session, holder, "session.revoked_on_reuse", "session", login_session.id)
         get_logger("eduflow.auth").warning(
             "refresh_token_reuse", user_id=login_session.user_id, session_id=login_session.id
         )

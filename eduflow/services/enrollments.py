@@ -63,6 +63,7 @@ from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentPublic, EnrollmentStatus
 from eduflow.models.outbox import OutboxJob
 from eduflow.models.users import User
+from eduflow.services import audit
 from eduflow.services.permissions import Principal, is_owner_or_admin, require_authenticated
 
 SEAT_HOLDING = (EnrollmentStatus.pending.value, EnrollmentStatus.active.value)
@@ -519,6 +520,7 @@ def confirm_enrollment(
             title="Enrollment not pending",
         )
     session.refresh(enrollment)
+    audit.record(session, actor, "enrollment.confirmed", "enrollment", enrollment_id)
     invalidate_catalog(session, enrollment.course_id)
     return _public(enrollment, title, student)
 
@@ -529,7 +531,7 @@ def cancel_enrollment(session: Session, actor: Principal | None, enrollment_id: 
     enrollment, _, _, _ = _load_visible(session, actor, enrollment_id)
     if not (actor.is_admin or actor.id == enrollment.student_id):
         raise Forbidden("Only the enrolled student or an admin may cancel an enrollment")
-    course_id = enrollment.course_id
+    course_id, student_id = enrollment.course_id, enrollment.student_id
     session.expunge(enrollment)
     if not _lock_course(session, course_id):  # the course (and this row) went meanwhile
         raise NotFound(f"No enrollment with id {enrollment_id}")
@@ -543,6 +545,9 @@ def cancel_enrollment(session: Session, actor: Principal | None, enrollment_id: 
         raise NotFound(f"No enrollment with id {enrollment_id}")
     if status in SEAT_HOLDING:
         _release_seats(session, course_id, 1)
+    if actor.id != student_id:  # an admin's (or operator's) cancellation is audited
+        details = {"course_id": course_id, "student_id": student_id, "status": status}
+        audit.record(session, actor, "enrollment.cancelled", "enrollment", enrollment_id, details)
     invalidate_catalog(session, course_id)
 
 

@@ -18,7 +18,7 @@ from sqlmodel import Session, col
 from eduflow.errors import Conflict, Invalid, NotFound
 from eduflow.models.users import Role, User, UserCreate, UserUpdate, password_problem
 from eduflow.security import hash_password
-from eduflow.services import auth
+from eduflow.services import audit, auth
 from eduflow.services.permissions import Principal, require_role
 
 
@@ -50,11 +50,18 @@ def _ensure_unique(session: Session, username: str, email: str) -> None:
 
 
 def create_user(
-    session: Session, username: str, email: str, password: str, role: Role | str = Role.student
+    session: Session,
+    username: str,
+    email: str,
+    password: str,
+    role: Role | str = Role.student,
+    *,
+    full_name: str = "",
+    email_verified: bool = False,
 ) -> User:
     """Create an account after applying the registration rules (409 when taken)."""
     try:
-        data = UserCreate(username=username, email=email, password=password)
+        data = UserCreate(username=username, email=email, password=password, full_name=full_name)
     except ValidationError as exc:
         raise _invalid_from(exc) from exc
     try:
@@ -67,6 +74,8 @@ def create_user(
         email=data.email,
         password_hash=hash_password(data.password),
         role=role.value,
+        full_name=data.full_name,
+        email_verified=email_verified,
     )
     try:
         with session.begin_nested():  # a lost uniqueness race is a 409, not a 500
@@ -80,7 +89,9 @@ def create_user(
 
 def register_user(session: Session, data: UserCreate) -> User:
     """Self-registration: always a student."""
-    return create_user(session, data.username, data.email, data.password, Role.student)
+    return create_user(
+        session, data.username, data.email, data.password, Role.student, full_name=data.full_name
+    )
 
 
 def get_user(session: Session, user_id: int) -> User:
@@ -189,7 +200,9 @@ def set_role(session: Session, actor: Principal, user: User, role: Role | str) -
         return user
     if user.role == Role.admin.value and user.is_active:
         _ensure_not_last_admin(session, user)
+    details = {"from": user.role, "to": new_role.value}
     user.role = new_role.value
+    audit.record(session, actor, "user.role_changed", "user", user.id or 0, details)
     return _changed(session, user)
 
 
@@ -204,6 +217,8 @@ def set_active(session: Session, actor: Principal, user: User, active: bool) -> 
             _ensure_not_last_admin(session, user)
         auth.revoke_user_sessions(session, user.id, "deactivated")  # type: ignore[arg-type]
     user.is_active = active
+    action = "user.activated" if active else "user.deactivated"
+    audit.record(session, actor, action, "user", user.id or 0)
     return _changed(session, user)
 
 
@@ -217,6 +232,7 @@ def set_password(session: Session, actor: Principal, user: User, password: str) 
     _lock_for_change(session, user, touches_admins=False)
     user.password_hash = hash_password(password)
     auth.revoke_user_sessions(session, user.id, "password-changed")  # type: ignore[arg-type]
+    audit.record(session, actor, "user.password_set", "user", user.id or 0)
     return _changed(session, user)
 
 

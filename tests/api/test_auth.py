@@ -25,7 +25,16 @@ def test_register_creates_a_student_and_login_works(client: Any) -> None:
     assert body["username"] == "ada.l"
     assert body["email"] == "ada@example.com"
     assert body["role"] == "student"
-    assert set(body) == {"id", "username", "email", "role", "date_joined"}
+    assert set(body) == {
+        "id",
+        "username",
+        "email",
+        "email_verified",
+        "full_name",
+        "role",
+        "date_joined",
+    }
+    assert body["full_name"] == "" and body["email_verified"] is False
 
     login = client.post(LOGIN, json={"username": "ada.l", "password": "analytical-42"})
     assert login.status_code == 200, login.text
@@ -180,3 +189,19 @@ def test_unknown_login_costs_as_much_as_a_known_one(
     cost("nobody-here")  # warm the dummy hash
     known, unknown = cost("timed"), cost("nobody-here")
     assert 0.5 * known < unknown < 2.0 * known, (known, unknown)
+
+
+def test_registration_takes_an_optional_full_name(client: Any) -> None:
+    response = _register(client, full_name="  Ada King, Countess of Lovelace ")
+    assert response.status_code == 201, response.text
+    assert response.json()["full_name"] == "Ada King, Countess of Lovelace"
+    tokens = client.post(LOGIN, json={"username": "ada.l", "password": "analytical-42"}).json()
+    me = client.get(ME, headers={"Authorization": f"Bearer {tokens['access']}"}).json()
+    assert me["full_name"] == "Ada King, Countess of Lovelace"
+    assert me["email_verified"] is False
+
+    too_long = _register(client, username="bob.b", email="b@example.com", full_name="x" * 151)
+    assert too_long.status_code == 422
+    assert too_long.json()["errors"][0]["field"].endswith("full_name")
+    wrong_type = _register(client, username="bob.c", email="c@example.com", full_name=7)
+    assert wrong_type.status_code == 422

@@ -52,6 +52,8 @@ def test_me_is_served_without_a_database_query_once_known(
         "id": people["sam"],
         "username": "sam",
         "email": "sam@example.com",
+        "email_verified": False,
+        "full_name": "",
         "role": "student",
         "date_joined": first.json()["date_joined"],
     }

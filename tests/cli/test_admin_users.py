@@ -12,7 +12,16 @@ from eduflow.models import User
 from eduflow.models.users import Role
 from tests.factories import DEFAULT_PASSWORD, make_user
 
-USER_KEYS = {"id", "username", "email", "role", "is_active", "date_joined"}
+USER_KEYS = {
+    "id",
+    "username",
+    "email",
+    "email_verified",
+    "full_name",
+    "role",
+    "is_active",
+    "date_joined",
+}
 NEW_PASSWORD = "brand-new-secret-7"
 
 
@@ -126,7 +135,15 @@ def test_list_table_is_plain_text_when_piped(cli: Any, session: Any) -> None:
     result = cli("admin", "users", "list", "--limit", "2")
     assert result.exit_code == 0
     lines = result.stdout.strip().splitlines()
-    assert lines[0].split("\t") == ["id", "username", "email", "role", "is_active", "date_joined"]
+    assert lines[0].split("\t") == [
+        "id",
+        "username",
+        "full_name",
+        "email",
+        "role",
+        "is_active",
+        "date_joined",
+    ]
     assert len(lines) == 3
     assert "showing 2 of 3" in result.stderr
 
