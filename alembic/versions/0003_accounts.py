@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("purpose", sa.String(length=20), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("request_key", sa.String(length=32), nullable=False),
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("created_at", TS, nullable=False),
         sa.Column("expires_at", TS, nullable=False),
@@ -62,6 +63,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),
+        sa.UniqueConstraint("request_key"),
     )
     with op.batch_alter_table("account_tokens", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_account_tokens_user_id"), ["user_id"], unique=False)

@@ -63,7 +63,7 @@ async def get_optional_principal(
     if cached_reads is not None:
         principal = await cached_reads.principal(token)
     if principal is None:
-        from eduflow.services.auth import principal_from_access_token
+        from eduflow.services.auth_state import principal_from_access_token
 
         principal = await run_in_threadpool(principal_from_access_token, token)
     request.state.user_id = principal.id

@@ -20,7 +20,11 @@ class TokenPurpose(StrEnum):
 
 class AccountToken(SQLModel, table=True):
     """A token sent by email. Only the SHA-256 of the secret is kept; ``email`` binds a
-    verification token to the address it was sent to; ``used_at`` makes it single-use."""
+    verification token to the address it was sent to; ``used_at`` makes it single-use.
+
+    The row is made by the job that sends the email, in the same transaction as the send;
+    ``request_key`` names the request that asked for it, so a retried job sends once.
+    """
 
     __tablename__ = "account_tokens"
     __table_args__ = (
@@ -33,6 +37,7 @@ class AccountToken(SQLModel, table=True):
     user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
     purpose: str = Field(max_length=20)
     token_hash: str = Field(max_length=64, unique=True)
+    request_key: str = Field(max_length=32, unique=True)
     email: str = Field(max_length=254)
     created_at: datetime = created_field()
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

@@ -18,7 +18,7 @@ from sqlmodel import Session, col
 from eduflow.errors import Conflict, Invalid, NotFound
 from eduflow.models.users import Role, User, UserCreate, UserUpdate, password_problem
 from eduflow.security import hash_password
-from eduflow.services import audit, auth
+from eduflow.services import audit, auth, auth_state
 from eduflow.services.permissions import Principal, require_role
 
 
@@ -184,7 +184,7 @@ def _changed(session: Session, user: User) -> User:
     user.auth_version += 1
     session.add(user)
     session.flush()
-    auth.publish_user_after_commit(session, user)
+    auth_state.publish_user_after_commit(session, user)
     return user
 
 

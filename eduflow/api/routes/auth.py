@@ -12,7 +12,7 @@ from eduflow.cache.health import stats
 from eduflow.db import session_scope
 from eduflow.models.sessions import LoginRequest, RefreshRequest, TokenPair
 from eduflow.models.users import UserCreate, UserPublic
-from eduflow.services import auth, users
+from eduflow.services import auth, auth_state, users
 
 router = APIRouter(tags=["auth"])
 NO_STORE = {"Cache-Control": "no-store"}
@@ -91,5 +91,5 @@ def me(principal: CurrentUser, session: SessionDep) -> Response:
     body = encode(UserPublic.model_validate(user))
     assert user.id is not None
     stats.record(ME_NAMESPACE, "misses")
-    auth.publish_profile(user.id, user.auth_version, body)
+    auth_state.publish_profile(user.id, user.auth_version, body)
     return Response(body, media_type="application/json", headers=NO_STORE)
