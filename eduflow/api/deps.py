@@ -93,6 +93,12 @@ def require_role(*roles: Role) -> Any:
 AdminUser = Annotated[Principal, require_role(Role.admin)]
 
 
+def client_address(request: Request) -> str:
+    """The client's address: behind a trusted proxy (``EDUFLOW_FORWARDED_ALLOW_IPS``) the
+    server has already taken it from ``X-Forwarded-For``; else the peer's address."""
+    return request.client.host if request.client else "unknown"
+
+
 @dataclass(frozen=True, slots=True)
 class PageParams:
     """``?page=`` (from 1) and ``?page_size=`` (default 20, max 100)."""

@@ -184,3 +184,26 @@ def set_password(user: str = USER_ARG, password_stdin: bool = PASSWORD_STDIN_OPT
     with session_scope() as session:
         users.set_password(session, OPERATOR, users.get_user_by_ref(session, user), password)
     success(f"password of {username} changed; their logins have ended")
+
+
+@app.command("delete")
+def delete(
+    user: str = USER_ARG,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete an account: logins end, name and email are erased, enrollments cancelled."""
+    from eduflow.cli import fail
+    from eduflow.cli.output import confirm_or_abort, success
+    from eduflow.db import session_scope
+    from eduflow.services import accounts, users
+    from eduflow.services.permissions import OPERATOR
+
+    with session_scope(read_only=True) as session:
+        found = users.get_user_by_ref(session, user)
+        user_id, username, deleted = found.id or 0, found.username, found.deleted_at is not None
+    if deleted:
+        raise fail(f"user {user_id} is already deleted")
+    confirm_or_abort(f"Delete the account {username} (id {user_id}) for good?", yes)
+    with session_scope() as session:
+        accounts.delete_account(session, OPERATOR, user_id)
+    success(f"account {user_id} deleted; its name and email are erased")

@@ -147,6 +147,95 @@ class UserPublic(BaseModel):
     date_joined: datetime
 
 
+class ProfileUpdate(BaseModel):
+    """``PATCH /auth/me/``: ``{full_name?, email?}``; a new email must be verified again."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"full_name": "Ada Lovelace", "email": "ada@example.org"}]},
+    )
+
+    full_name: str | None = SchemaField(default=None, max_length=FULL_NAME_MAX_CHARS)
+    email: EmailStr | None = SchemaField(default=None, max_length=EMAIL_MAX_CHARS)
+
+    @field_validator("full_name")
+    @classmethod
+    def _trim_name(cls, value: str | None) -> str | None:
+        return value.strip() if value is not None else None
+
+    @field_validator("email")
+    @classmethod
+    def _lower_email(cls, value: str | None) -> str | None:
+        return value.lower() if value is not None else None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in ("full_name", "email"):
+                if name in data and data[name] is None:
+                    raise ValueError(f"{name} may not be null")
+        return data
+
+
+class PasswordChange(BaseModel):
+    """``POST /auth/password/``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"current_password": "analytical-42", "new_password": "difference-1822"}]
+        },
+    )
+
+    current_password: str = SchemaField(min_length=1, max_length=1024)
+    new_password: str = SchemaField(min_length=1, max_length=1024)
+
+
+class PasswordConfirm(BaseModel):
+    """``DELETE /auth/me/``: the password confirms the deletion."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"password": "analytical-42"}]}
+    )
+
+    password: str = SchemaField(min_length=1, max_length=1024)
+
+
+class PasswordResetRequest(BaseModel):
+    """``POST /auth/password-reset/``."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"email": "ada@example.com"}]}
+    )
+
+    email: EmailStr = SchemaField(max_length=EMAIL_MAX_CHARS)
+
+
+class PasswordResetConfirm(BaseModel):
+    """``POST /auth/password-reset/confirm/``: the emailed token and the new password."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"token": "Zk3x…from-the-email", "password": "difference-1822"}]
+        },
+    )
+
+    token: str = SchemaField(min_length=1, max_length=200)
+    password: str = SchemaField(min_length=1, max_length=1024)
+
+
+class EmailVerification(BaseModel):
+    """``POST /auth/verify-email/``: the emailed token."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"token": "Zk3x…from-the-email"}]}
+    )
+
+    token: str = SchemaField(min_length=1, max_length=200)
+
+
 class UserAdminView(UserPublic):
     """What an admin sees of any account."""
 

@@ -22,10 +22,10 @@ from sqlmodel import Session, col
 
 from eduflow.config import get_settings
 from eduflow.db import on_commit
-from eduflow.errors import EduFlowError, Forbidden, Unauthorized
+from eduflow.errors import EduFlowError, Forbidden, NotFound, Unauthorized
 from eduflow.logging import get_logger
 from eduflow.metrics import LOGIN_ATTEMPTS
-from eduflow.models.sessions import LoginSession, TokenPair
+from eduflow.models.sessions import USER_AGENT_MAX_CHARS, LoginSession, SessionPublic, TokenPair
 from eduflow.models.users import Role, User
 from eduflow.security import burn_password_check, decode_token, encode_token, verify_password
 from eduflow.services import audit, auth_state, throttle
@@ -49,7 +49,9 @@ def find_login_user(session: Session, identifier: str) -> User | None:
     ).scalar_one_or_none()
 
 
-def issue_tokens(session: Session, user: User) -> TokenPair:
+def issue_tokens(
+    session: Session, user: User, *, user_agent: str | None = None, ip: str | None = None
+) -> TokenPair:
     """Start a login session for ``user`` and return its first token pair."""
     assert user.id is not None
     settings = get_settings()
@@ -67,6 +69,8 @@ def issue_tokens(session: Session, user: User) -> TokenPair:
             created_at=now,
             last_used_at=now,
             expires_at=now + timedelta(seconds=settings.refresh_token_ttl),
+            user_agent=user_agent[:USER_AGENT_MAX_CHARS] if user_agent else None,
+            ip=ip[:64] if ip else None,
         )
     )
     session.flush()
@@ -77,7 +81,13 @@ def issue_tokens(session: Session, user: User) -> TokenPair:
     return TokenPair(access=access, refresh=refresh, expires_in=settings.access_token_ttl)
 
 
-def login(session: Session, identifier: str, password: str, client_address: str) -> TokenPair:
+def login(
+    session: Session,
+    identifier: str,
+    password: str,
+    client_address: str,
+    user_agent: str | None = None,
+) -> TokenPair:
     """Check the credentials (throttled per account and address) and start a session."""
     user = find_login_user(session, identifier)
     account = f"user:{user.id}" if user is not None else f"name:{identifier.strip().lower()}"
@@ -95,13 +105,13 @@ def login(session: Session, identifier: str, password: str, client_address: str)
         throttle.record_login_failure(account, client_address)
         LOGIN_ATTEMPTS.labels("failed").inc()
         raise Unauthorized(INVALID_CREDENTIALS)
-    if not user.is_active:
+    if not user.is_active or user.deleted_at is not None:
         LOGIN_ATTEMPTS.labels("disabled").inc()
         raise Forbidden("This account is disabled", slug="account-disabled")
     throttle.clear_account_failures(account)
     LOGIN_ATTEMPTS.labels("success").inc()
     get_logger("eduflow.auth").info("login", user_id=user.id)
-    return issue_tokens(session, user)
+    return issue_tokens(session, user, user_agent=user_agent, ip=client_address)
 
 
 def _refresh_claims(token: str) -> dict[str, Any]:
@@ -188,15 +198,15 @@ def revoke_login_session(session: Session, login_session: LoginSession, reason: 
     on_commit(session, lambda: auth_state.publish_sessions_revoked([sid]))
 
 
-def revoke_user_sessions(session: Session, user_id: int, reason: str) -> int:
-    """Revoke every live login of a user (deactivation, password change); returns how many."""
-    ids = list(
-        session.execute(
-            select(col(LoginSession.id)).where(
-                col(LoginSession.user_id) == user_id, col(LoginSession.revoked_at).is_(None)
-            )
-        ).scalars()
-    )
+def revoke_user_sessions(
+    session: Session, user_id: int, reason: str, *, keep: str | None = None
+) -> int:
+    """Revoke every live login of a user (deactivation, password change, deletion) but
+    ``keep``; returns how many."""
+    conditions = [col(LoginSession.user_id) == user_id, col(LoginSession.revoked_at).is_(None)]
+    if keep is not None:
+        conditions.append(col(LoginSession.id) != keep)
+    ids = list(session.execute(select(col(LoginSession.id)).where(*conditions)).scalars())
     if ids:
         session.execute(
             update(LoginSession)
@@ -205,3 +215,37 @@ def revoke_user_sessions(session: Session, user_id: int, reason: str) -> int:
         )
         on_commit(session, lambda: auth_state.publish_sessions_revoked(ids))
     return len(ids)
+
+
+def list_sessions(session: Session, actor: Principal) -> list[SessionPublic]:
+    """The caller's live logins, newest first; ``current`` marks the one of this token."""
+    rows = session.execute(
+        select(LoginSession)
+        .where(
+            col(LoginSession.user_id) == actor.id,
+            col(LoginSession.revoked_at).is_(None),
+            col(LoginSession.expires_at) > _now(),
+        )
+        .order_by(col(LoginSession.created_at).desc(), col(LoginSession.id))
+    ).scalars()
+    return [
+        SessionPublic(
+            id=row.id,
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            user_agent=row.user_agent,
+            ip=row.ip,
+            current=row.id == actor.session_id,
+        )
+        for row in rows
+    ]
+
+
+def revoke_own_session(session: Session, actor: Principal, session_id: str) -> None:
+    """End one of the caller's logins (404 for anyone else's, or one already ended)."""
+    row: LoginSession | None = session.execute(
+        select(LoginSession).where(col(LoginSession.id) == session_id).with_for_update()
+    ).scalar_one_or_none()
+    if row is None or row.user_id != actor.id or row.revoked_at is not None:
+        raise NotFound("No such session")
+    revoke_login_session(session, row, "revoked-by-user")

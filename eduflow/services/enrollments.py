@@ -54,6 +54,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from eduflow.cache.catalog import bump_catalog_generations, invalidate_catalog
+from eduflow.config import get_settings
 from eduflow.db import autocommit_connection, get_engine, run_after_commit, session_scope
 from eduflow.errors import Conflict, Forbidden, NotFound
 from eduflow.jobs.outbox import InsertedJob, record_row, relay_after_commit
@@ -63,7 +64,7 @@ from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentPublic, EnrollmentStatus
 from eduflow.models.outbox import OutboxJob
 from eduflow.models.users import User
-from eduflow.services import audit
+from eduflow.services import audit, email_verification
 from eduflow.services.permissions import Principal, is_owner_or_admin, require_authenticated
 
 SEAT_HOLDING = (EnrollmentStatus.pending.value, EnrollmentStatus.active.value)
@@ -138,6 +139,9 @@ def enroll(actor: Principal | None, course_id: int) -> EnrollmentPublic:
     """``enroll_student`` in units of work of its own, committed before it returns: on
     PostgreSQL one self-committing statement (``enroll_in_one_statement``), and the
     transaction only for what that statement leaves undecided."""
+    if get_settings().require_verified_email:
+        with session_scope(read_only=True) as session:
+            email_verification.require_verified(session, _require_student(actor))
     if get_engine().dialect.name == "postgresql":
         with autocommit_connection() as connection:
             enrollment = enroll_in_one_statement(connection, actor, course_id)
@@ -155,6 +159,7 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
     on PostgreSQL when the caller can give it a statement of its own.
     """
     actor = _require_student(actor)
+    email_verification.require_verified(session, actor)  # a no-op unless the policy is on
     params = {"course_id": course_id, "student_id": actor.id}
     # Core statements on the session's connection (same transaction): the ORM execution
     # layer adds nothing for column selects and costs CPU on the hot path.

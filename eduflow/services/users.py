@@ -16,9 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from eduflow.errors import Conflict, Invalid, NotFound
+from eduflow.models.tokens import TokenPurpose
 from eduflow.models.users import Role, User, UserCreate, UserUpdate, password_problem
 from eduflow.security import hash_password
-from eduflow.services import audit, auth, auth_state
+from eduflow.services import account_tokens, audit, auth, auth_state
 from eduflow.services.permissions import Principal, require_role
 
 
@@ -163,6 +164,14 @@ def _lock_for_change(session: Session, user: User, touches_admins: bool) -> None
     session.refresh(user, with_for_update=True)
 
 
+def lock_for_deletion(session: Session, user: User) -> None:
+    """Lock ``user`` for deletion (409 when it is the last active admin)."""
+    is_admin = user.role == Role.admin.value
+    _lock_for_change(session, user, touches_admins=is_admin)
+    if is_admin and user.is_active:
+        _ensure_not_last_admin(session, user)
+
+
 def _ensure_not_last_admin(session: Session, user: User) -> None:
     others = session.execute(
         select(func.count())
@@ -178,6 +187,14 @@ def _ensure_not_last_admin(session: Session, user: User) -> None:
             f"{user.username} is the last active admin; promote another admin first",
             slug="last-admin",
         )
+
+
+def changed(session: Session, user: User) -> User:
+    """Bump ``auth_version`` and publish the user's new auth state after the commit.
+
+    Every change a cached answer depends on (role, activity, password, profile) ends here.
+    """
+    return _changed(session, user)
 
 
 def _changed(session: Session, user: User) -> User:
@@ -223,17 +240,38 @@ def set_active(session: Session, actor: Principal, user: User, active: bool) -> 
 
 
 def set_password(session: Session, actor: Principal, user: User, password: str) -> User:
-    """Set a new password (rules of registration apply); every existing login ends."""
+    """An admin or operator sets a new password (registration rules); every login ends."""
     if not (actor.is_admin or actor.id == user.id):
         raise NotFound(f"No user with id {user.id}")
+    return apply_new_password(session, actor, user, password, "user.password_set")
+
+
+def apply_new_password(
+    session: Session,
+    actor: Principal,
+    user: User,
+    password: str,
+    action: str,
+    *,
+    keep_session: str | None = None,
+) -> User:
+    """The one way a password changes: check the rules, store the hash, end every login
+    (but ``keep_session``), spend outstanding reset links and leave an audit record."""
     problem = password_problem(password, user.username)
     if problem:
         raise Invalid.field("password", problem)
     _lock_for_change(session, user, touches_admins=False)
     user.password_hash = hash_password(password)
-    auth.revoke_user_sessions(session, user.id, "password-changed")  # type: ignore[arg-type]
-    audit.record(session, actor, "user.password_set", "user", user.id or 0)
+    assert user.id is not None
+    auth.revoke_user_sessions(session, user.id, "password-changed", keep=keep_session)
+    account_tokens.spend_all(session, user.id, TokenPurpose.password_reset)
+    audit.record(session, actor, action, "user", user.id)
     return _changed(session, user)
+
+
+def role_of(user: User) -> Role:
+    """The user's role as a ``Role``."""
+    return Role(user.role)
 
 
 def update_user(session: Session, actor: Principal, user_id: int, data: UserUpdate) -> User:
