@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from eduflow.errors import Conflict, Forbidden, NotFound
@@ -69,7 +70,11 @@ def update_profile(session: Session, actor: Principal, data: ProfileUpdate) -> U
         assert user.id is not None
         account_tokens.spend_all(session, user.id, TokenPurpose.verify_email)
         email_verification.send_verification(session, user)
-    users.changed(session, user)
+    try:
+        with session.begin_nested():  # a registration racing for the address: 409, not 500
+            users.changed(session, user)
+    except IntegrityError as exc:
+        raise Conflict("An account with this email already exists", slug="account-exists") from exc
     return user
 
 

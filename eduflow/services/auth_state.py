@@ -239,9 +239,9 @@ def profile_key(user_id: int) -> str:
     """The Redis key of a user's encoded ``GET /auth/me/`` body.
 
     Stored as ``"{auth_version}|{body}"`` and served only while that version is the one
-    of the cached auth state read in the same ``MGET``: every change of role, activity or
-    password bumps the version, so an older body is never answered. (Username, email and
-    join date never change; a future change of them must bump ``auth_version`` too.)
+    of the cached auth state read in the same ``MGET``: every change of role, activity,
+    password, profile (name, email, verification) or a deletion bumps the version
+    (``services.users.changed``), so an older body is never answered.
     """
     from eduflow.cache.stores import key
 

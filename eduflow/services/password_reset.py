@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlmodel import Session, col
 
 from eduflow.jobs.outbox import record_job
@@ -32,7 +32,7 @@ def account_for_reset(session: Session, email: str) -> User | None:
     """The active, not deleted account with ``email`` (the job's question)."""
     return session.execute(
         select(User).where(
-            func.lower(col(User.email)) == email.strip().lower(),
+            col(User.email) == email.strip().lower(),  # stored lower-cased
             col(User.is_active).is_(True),
             col(User.deleted_at).is_(None),
         )

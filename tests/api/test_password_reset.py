@@ -167,10 +167,10 @@ def test_requests_are_throttled_per_email_and_per_address(
     assert blocked.status_code == 429
     assert 0 < int(blocked.headers["retry-after"]) <= 3600
     assert blocked.json()["type"].endswith("/throttled")
-    # Other addresses still pass until the client address is used up.
+    # Another address still passes until the client address is used up (every request
+    # counts against it, the refused one too: 4 so far).
     assert client.post(RESET, json={"email": "other1@example.com"}).status_code == 202
-    assert client.post(RESET, json={"email": "other2@example.com"}).status_code == 202
-    assert client.post(RESET, json={"email": "other3@example.com"}).status_code == 429
+    assert client.post(RESET, json={"email": "other2@example.com"}).status_code == 429
 
 
 def test_known_and_unknown_addresses_cost_the_same(
@@ -192,7 +192,8 @@ def test_known_and_unknown_addresses_cost_the_same(
     def work(email: str) -> list[str]:
         with counted_queries() as statements:
             assert client.post(RESET, json={"email": email}).status_code == 202
-        return statements
+        # The outbox's batched relay marks run on their own thread, at their own time.
+        return [s for s in statements if "relayed_at" not in s]
 
     assert work("known@example.com") == work("unknown@example.com")
     with session_scope(read_only=True) as s:
