@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -86,7 +86,7 @@ def test_reused_expired_and_wrong_tokens_are_400(
         s.execute(
             update(AccountToken)
             .where(AccountToken.used_at.is_(None))  # type: ignore[union-attr]
-            .values(expires_at=AccountToken.created_at - timedelta(seconds=1))
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
     assert client.post(CONFIRM, json={"token": expiring, "password": NEW}).status_code == 400
 
