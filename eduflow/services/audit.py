@@ -73,7 +73,10 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     match = _RELATIVE.match(value.lower())
     if match:
         amount, unit = int(match.group(1)), _UNITS[match.group(2)]
-        return (now or datetime.now(UTC)) - timedelta(**{unit: amount})
+        try:
+            return (now or datetime.now(UTC)) - timedelta(**{unit: amount})
+        except OverflowError:
+            raise Invalid.field("since", f"{text!r} reaches before year 1") from None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

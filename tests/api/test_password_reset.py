@@ -213,3 +213,35 @@ def test_known_and_unknown_addresses_cost_the_same(
             known, unknown = cost("known@example.com"), cost(f"unknown{i}@example.com")
         ratios.append(unknown / known)
     assert 0.5 < statistics.median(ratios) < 2.0, ratios
+
+
+def test_one_link_sent_concurrently_resets_once(
+    session: Any, smtp_server: Any, live_server: Any
+) -> None:
+    """Really concurrent confirmations of one link on PostgreSQL: exactly one wins."""
+    import asyncio
+
+    import httpx
+
+    make_user(session, username="racer", email="racer@example.com")
+    session.commit()
+    with httpx.Client(base_url=live_server.url) as http:
+        assert http.post(RESET, json={"email": "racer@example.com"}).status_code == 202
+    deliver()
+    [token] = links(smtp_server, "reset-password")
+
+    async def fire() -> list[int]:
+        async with httpx.AsyncClient(base_url=live_server.url, timeout=60) as http:
+            responses = await asyncio.gather(
+                *(
+                    http.post(CONFIRM, json={"token": token, "password": f"racing-pass-{i:02d}"})
+                    for i in range(8)
+                )
+            )
+        return [r.status_code for r in responses]
+
+    statuses = asyncio.run(fire())
+    assert sorted(statuses) == [204] + [400] * 7, statuses
+    with session_scope(read_only=True) as s:
+        audits = s.execute(select(AuditRecord.action)).scalars().all()  # type: ignore[call-overload]
+    assert audits == ["user.password_reset"]
