@@ -92,6 +92,7 @@ def create_app() -> EduFlowAPI:
         enrollments,
         lessons,
         ops,
+        progress,
         users,
     )
     from eduflow.config import get_settings
@@ -112,7 +113,7 @@ def create_app() -> EduFlowAPI:
     from eduflow.api import openapi
 
     openapi.install(app)
-    for module in (auth, account, users, courses, lessons, enrollments, audit):
+    for module in (auth, account, users, courses, lessons, enrollments, progress, audit):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
     if docs:

@@ -37,6 +37,7 @@ TASKS: dict[str, str] = {
     "send_enrollment_email": "eduflow.jobs.tasks.send_enrollment_email",
     "expire_abandoned_enrollments": "eduflow.jobs.tasks.expire_abandoned_enrollments",
     "daily_report": "eduflow.jobs.tasks.daily_report",
+    "course_completed": "eduflow.jobs.completion.course_completed",
     "send_password_reset": "eduflow.jobs.account_emails.send_password_reset",
     "send_email_verification": "eduflow.jobs.account_emails.send_email_verification",
 }
