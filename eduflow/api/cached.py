@@ -40,7 +40,12 @@ from eduflow.cache.responses import (
 )
 from eduflow.config import get_settings, reveal
 from eduflow.models.users import Role
-from eduflow.services.auth import auth_state_keys, cached_principal, cached_profile, profile_key
+from eduflow.services.auth_state import (
+    auth_state_keys,
+    cached_principal,
+    cached_profile,
+    profile_key,
+)
 from eduflow.services.permissions import Principal
 
 RECENT_ENTRIES = 1024  # decoded entries kept per process (used only while current)

@@ -36,6 +36,8 @@ TASKS: dict[str, str] = {
     "expire_abandoned_enrollments": "eduflow.jobs.tasks.expire_abandoned_enrollments",
     "daily_report": "eduflow.jobs.tasks.daily_report",
     "course_completed": "eduflow.jobs.completion.course_completed",
+    "send_password_reset": "eduflow.jobs.account_emails.send_password_reset",
+    "send_email_verification": "eduflow.jobs.account_emails.send_email_verification",
 }
 for _job in TASKS:  # each job's series exists (at 0) from the start
     JOBS_ENQUEUED.labels(_job)

@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from eduflow.cache.catalog import invalidate_catalog
+from eduflow.config import get_settings
 from eduflow.db import autocommit_connection, get_engine, session_scope
 from eduflow.errors import Conflict, Forbidden, NotFound
 from eduflow.logging import current_request_id
@@ -38,7 +39,7 @@ from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentPublic, EnrollmentStatus
 from eduflow.models.outbox import OutboxJob
 from eduflow.outbox import record_row
-from eduflow.services import seats
+from eduflow.services import audit, email_verification, seats
 from eduflow.services.enroll_statement import enroll_in_one_statement
 from eduflow.services.enrollment_reads import (
     get_enrollment,
@@ -67,6 +68,9 @@ def enroll(actor: Principal | None, course_id: int) -> EnrollmentPublic:
     """``enroll_student`` in units of work of its own, committed before it returns: on
     PostgreSQL one self-committing statement (``enroll_in_one_statement``), and the
     transaction only for what that statement leaves undecided."""
+    if get_settings().require_verified_email:
+        with session_scope(read_only=True) as session:
+            email_verification.require_verified(session, _require_student(actor))
     if get_engine().dialect.name == "postgresql":
         student = _require_student(actor)
         with autocommit_connection() as connection:
@@ -85,6 +89,7 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
     on PostgreSQL when the caller can give it a statement of its own.
     """
     actor = _require_student(actor)
+    email_verification.require_verified(session, actor)  # a no-op unless the policy is on
     params = {"course_id": course_id, "student_id": actor.id}
     # Core statements on the session's connection (same transaction): the ORM execution
     # layer adds nothing for column selects and costs CPU on the hot path.
@@ -214,6 +219,7 @@ def confirm_enrollment(
             title="Enrollment not pending",
         )
     session.refresh(enrollment)
+    audit.record(session, actor, "enrollment.confirmed", "enrollment", enrollment_id)
     invalidate_catalog(session, enrollment.course_id)
     return to_public(enrollment, title, student, total)
 
@@ -224,7 +230,7 @@ def cancel_enrollment(session: Session, actor: Principal | None, enrollment_id: 
     enrollment, _, _, _, _ = load_visible(session, actor, enrollment_id)
     if not (actor.is_admin or actor.id == enrollment.student_id):
         raise Forbidden("Only the enrolled student or an admin may cancel an enrollment")
-    course_id = enrollment.course_id
+    course_id, student_id = enrollment.course_id, enrollment.student_id
     session.expunge(enrollment)
     if not seats.lock_course(session, course_id):  # the course (and this row) went meanwhile
         raise NotFound(f"No enrollment with id {enrollment_id}")
@@ -236,6 +242,9 @@ def cancel_enrollment(session: Session, actor: Principal | None, enrollment_id: 
     ).scalar()
     if status is None:  # cancelled concurrently
         raise NotFound(f"No enrollment with id {enrollment_id}")
+    if actor.id != student_id:  # an admin's (or operator's) cancellation is audited
+        details = {"course_id": course_id, "student_id": student_id, "status": status}
+        audit.record(session, actor, "enrollment.cancelled", "enrollment", enrollment_id, details)
     seats.seats_freed(session, course_id, 1 if status in SEAT_HOLDING else 0)
 
 
