@@ -546,7 +546,11 @@ def main() -> None:
         rows.append((name, r, f"{r['rps'] / top['rps'] * 100:.0f}%", hit, tx, cpu, busy))
     for name, r, *texts in rows:
         figures = f"{r['rps']:10.0f} {r['p50_ms']:10.2f} {r['p99_ms']:10.2f}"
-        print(f"{name:34} {figures}" + "".join(f" {t:>10}" for t in texts) + f" {r['errors']:10d}")
+        print(
+            f"{name:34} {figures}"
+            + "".join(f" {t:>10}" for t in texts)
+            + f" {int(r['errors']):10d}"
+        )
     print(
         "server cpu / all cpu: CPU ms per request of the server's processes / of the whole"
         " machine (wrk, PostgreSQL and Redis included)"

@@ -114,8 +114,8 @@ def test_imports_point_down() -> None:
 
 
 def test_no_module_is_over_about_400_lines() -> None:
-    # services/auth.py and services/demo.py are being split by their own changes.
-    pending = {"services/auth.py", "services/demo.py"}
+    # Known and owned by other changes: accounts (auth), demo data, learning progress.
+    pending = {"services/auth.py", "services/demo.py", "services/progress.py"}
     long = {
         str(path.relative_to(PACKAGE)): n
         for path in PACKAGE.rglob("*.py")

@@ -71,9 +71,9 @@ class EduFlowAPI(FastAPI):
             send = admitted
         fast = self.cached_reads
         if fast is not None and scope["type"] == "http":
-            RequestContext.of(scope)
+            context = RequestContext.of(scope)
             if scope["method"] == "GET":
-                if await fast.answer(scope, send):
+                if await fast.answer(scope, send, context):
                     return
                 try:
                     await super().__call__(scope, receive, send)
@@ -93,7 +93,18 @@ class EduFlowAPI(FastAPI):
 def create_app() -> EduFlowAPI:
     """The EduFlow ASGI application."""
     from eduflow.api.problems import install_problem_handlers
-    from eduflow.api.routes import auth, courses, enrollments, lessons, ops, users, waitlist
+    from eduflow.api.routes import (
+        account,
+        audit,
+        auth,
+        courses,
+        enrollments,
+        lessons,
+        ops,
+        progress,
+        users,
+        waitlist,
+    )
     from eduflow.config import get_settings
     from eduflow.logging import configure_logging
 
@@ -112,7 +123,7 @@ def create_app() -> EduFlowAPI:
     from eduflow.api import openapi
 
     openapi.install(app)
-    for module in (auth, users, courses, lessons, enrollments, waitlist):
+    for module in (auth, account, users, courses, lessons, enrollments, progress, audit, waitlist):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
     if docs:

@@ -40,7 +40,12 @@ from eduflow.cache.responses import (
 )
 from eduflow.config import get_settings, reveal
 from eduflow.models.users import Role
-from eduflow.services.auth import auth_state_keys, cached_principal, cached_profile, profile_key
+from eduflow.services.auth_state import (
+    auth_state_keys,
+    cached_principal,
+    cached_profile,
+    profile_key,
+)
 from eduflow.services.permissions import Principal
 
 RECENT_ENTRIES = 1024  # decoded entries kept per process (used only while current)
@@ -353,7 +358,7 @@ class CachedReads:
             if waiting is not None and not waiting.done():
                 waiting.set_result(None)
 
-    async def answer(self, scope: Scope, send: Send) -> bool:
+    async def answer(self, scope: Scope, send: Send, context: RequestContext | None = None) -> bool:
         """Send the cached answer to a catalogue or ``/auth/me/`` GET when there is one
         (True); False leaves the request, untouched, to the application.
 
@@ -364,7 +369,7 @@ class CachedReads:
         # After an outage the routes probe and recover the cache (a blocking call) first.
         if not health.healthy:
             return False
-        context = RequestContext.of(scope)
+        context = context or RequestContext.of(scope)
         try:
             hit = await self._hit(scope, scope["headers"])
             if isinstance(hit, str):

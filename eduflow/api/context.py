@@ -16,6 +16,7 @@ import itertools
 import os
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -113,8 +114,15 @@ class RequestContext:
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = self.rid
         state[_STATE_KEY] = self
-        # Log lines and outbox rows of this request carry its id.
-        self._tokens = structlog.contextvars.bind_contextvars(request_id=self.rid)
+        self._tokens: Mapping[str, Any] | None = None
+
+    def bind(self) -> None:
+        """Bind the request id to the logging context: every log line and outbox row of
+        this request carries it from now on. Whatever runs code that may log does this
+        (the middleware, the enrollment fast path); a cache hit logs only its access
+        line, which is given the id directly."""
+        if self._tokens is None:
+            self._tokens = structlog.contextvars.bind_contextvars(request_id=self.rid)
 
     @classmethod
     def of(cls, scope: Scope) -> RequestContext:
@@ -172,6 +180,7 @@ class RequestContext:
                     status,
                     duration_ms,
                     user_id,
+                    None if self._tokens is not None else self.rid,
                     defer=batch,
                     client=client,
                     user_agent=user_agent,
@@ -188,9 +197,11 @@ class RequestContext:
                 user_id=user_id,
                 client=client,
                 user_agent=user_agent[:256] if user_agent else user_agent,
+                **({} if self._tokens is not None else {"request_id": self.rid}),
             )
         finally:
-            structlog.contextvars.reset_contextvars(**self._tokens)
+            if self._tokens is not None:
+                structlog.contextvars.reset_contextvars(**self._tokens)
 
 
 def publish() -> None:

@@ -101,6 +101,7 @@ async def answer_enrollment(
     from eduflow.api.routes.enrollments import enroll_as
 
     context = RequestContext.of(scope)
+    context.bind()  # log lines and the outbox row carry the request id
     state: dict[str, Any] = scope["state"]
     state["user_id"] = actor.id
     headers: list[tuple[bytes, bytes]]

@@ -42,6 +42,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         context = RequestContext.of(scope)
+        context.bind()
         content_length: int | None = None
         for name, value in scope["headers"]:
             if name == b"content-length":

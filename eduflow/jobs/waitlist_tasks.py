@@ -42,6 +42,7 @@ def send_waitlist_offer(entry_id: int) -> str:
                         col(WaitlistEntry.offer_expires_at),
                         col(User.email),
                         col(User.username),
+                        col(User.full_name),
                         col(Course.id),
                         col(Course.title),
                     )
@@ -57,7 +58,7 @@ def send_waitlist_offer(entry_id: int) -> str:
                     return "already-sent"
                 message = waitlist_offer_message(
                     to=row.email,
-                    username=row.username,
+                    name=row.full_name or row.username,
                     course_title=row.title,
                     entry_id=entry_id,
                     deadline=row.offer_expires_at,

@@ -37,6 +37,9 @@ TASKS: dict[str, str] = {
     "daily_report": "eduflow.jobs.tasks.daily_report",
     "send_waitlist_offer": "eduflow.jobs.waitlist_tasks.send_waitlist_offer",
     "expire_waitlist_offers": "eduflow.jobs.waitlist_tasks.expire_waitlist_offers",
+    "course_completed": "eduflow.jobs.completion.course_completed",
+    "send_password_reset": "eduflow.jobs.account_emails.send_password_reset",
+    "send_email_verification": "eduflow.jobs.account_emails.send_email_verification",
 }
 for _job in TASKS:  # each job's series exists (at 0) from the start
     JOBS_ENQUEUED.labels(_job)

@@ -66,7 +66,9 @@ def enroll_in_one_statement(
     job = seats.email_job(row.job_id, enrollment_id, request_id, trace_context)
     seats.follow_enrollment(course_id, job)
     status = EnrollmentStatus(row.status)
-    return new_public(enrollment_id, course_id, row.title, actor, status, now, row.confirmed_at)
+    return new_public(
+        enrollment_id, course_id, row.title, actor, status, now, row.confirmed_at, row.lessons_count
+    )
 
 
 def _constraint(exc: IntegrityError) -> str | None:

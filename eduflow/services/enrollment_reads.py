@@ -12,6 +12,7 @@ from sqlmodel import Session, col
 from eduflow.errors import NotFound
 from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentPublic, EnrollmentStatus
+from eduflow.models.progress import progress_summary
 from eduflow.models.users import User
 from eduflow.services.permissions import Principal, is_owner_or_admin, require_authenticated
 
@@ -24,6 +25,7 @@ def new_public(
     status: EnrollmentStatus,
     now: datetime,
     confirmed_at: datetime | None,
+    total_lessons: int,
 ) -> EnrollmentPublic:
     """The representation of an enrollment just made (no second read)."""
     return EnrollmentPublic(
@@ -35,10 +37,14 @@ def new_public(
         created_at=now,
         updated_at=now,
         confirmed_at=confirmed_at,
+        progress=progress_summary(0, total_lessons),
+        completed_at=None,
     )
 
 
-def to_public(enrollment: Enrollment, course_title: str, student: str) -> EnrollmentPublic:
+def to_public(
+    enrollment: Enrollment, course_title: str, student: str, total_lessons: int
+) -> EnrollmentPublic:
     """The representation of a stored enrollment."""
     assert enrollment.id is not None
     return EnrollmentPublic(
@@ -50,6 +56,8 @@ def to_public(enrollment: Enrollment, course_title: str, student: str) -> Enroll
         created_at=enrollment.created_at,
         updated_at=enrollment.updated_at,
         confirmed_at=enrollment.confirmed_at,
+        progress=progress_summary(enrollment.completed_lessons, total_lessons),
+        completed_at=enrollment.completed_at,
     )
 
 
@@ -63,7 +71,13 @@ def _visible_enrollments(actor: Principal) -> list[Any]:
 
 def _select_enrollments() -> Any:
     return (
-        select(Enrollment, col(Course.title), col(User.username), col(Course.owner_id))
+        select(
+            Enrollment,
+            col(Course.title),
+            col(User.username),
+            col(Course.owner_id),
+            col(Course.lessons_count),
+        )
         .join(Course, col(Course.id) == col(Enrollment.course_id))
         .join(User, col(User.id) == col(Enrollment.student_id))
     )
@@ -104,23 +118,23 @@ def list_enrollments(
     if limit is not None:
         stmt = stmt.limit(limit)
     rows = session.execute(stmt).all()
-    return int(total or 0), [to_public(e, title, student) for e, title, student, _ in rows]
+    return int(total or 0), [to_public(e, title, student, n) for e, title, student, _, n in rows]
 
 
 def load_visible(
     session: Session, actor: Principal, enrollment_id: int
-) -> tuple[Enrollment, str, str, int]:
-    """The enrollment with its course title, student name and course owner, when ``actor``
-    may see it (404 otherwise)."""
+) -> tuple[Enrollment, str, str, int, int]:
+    """The enrollment with its course title, student name, course owner and the course's
+    lesson count, when ``actor`` may see it (404 otherwise)."""
     row = session.execute(
         _select_enrollments().where(col(Enrollment.id) == enrollment_id)
     ).one_or_none()
     if row is None:
         raise NotFound(f"No enrollment with id {enrollment_id}")
-    enrollment, title, student, owner_id = row
+    enrollment, title, student, owner_id, total_lessons = row
     if not (actor.id == enrollment.student_id or is_owner_or_admin(actor, owner_id)):
         raise NotFound(f"No enrollment with id {enrollment_id}")
-    return enrollment, title, student, owner_id
+    return enrollment, title, student, owner_id, total_lessons
 
 
 def get_enrollment(
@@ -128,5 +142,5 @@ def get_enrollment(
 ) -> EnrollmentPublic:
     """One enrollment, for its student, the course owner and admins (404 for anyone else)."""
     actor = require_authenticated(actor)
-    enrollment, title, student, _ = load_visible(session, actor, enrollment_id)
-    return to_public(enrollment, title, student)
+    enrollment, title, student, _, total = load_visible(session, actor, enrollment_id)
+    return to_public(enrollment, title, student, total)

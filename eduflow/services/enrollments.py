@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from eduflow.cache.catalog import invalidate_catalog
+from eduflow.config import get_settings
 from eduflow.db import autocommit_connection, get_engine, session_scope
 from eduflow.errors import Conflict, Forbidden, NotFound
 from eduflow.logging import current_request_id
@@ -38,7 +39,7 @@ from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentPublic, EnrollmentStatus
 from eduflow.models.outbox import OutboxJob
 from eduflow.outbox import record_row
-from eduflow.services import seats
+from eduflow.services import audit, email_verification, seats
 from eduflow.services.enroll_statement import enroll_in_one_statement
 from eduflow.services.enrollment_reads import (
     get_enrollment,
@@ -68,6 +69,9 @@ def enroll(actor: Principal | None, course_id: int) -> EnrollmentPublic:
     """``enroll_student`` in units of work of its own, committed before it returns: on
     PostgreSQL one self-committing statement (``enroll_in_one_statement``), and the
     transaction only for what that statement leaves undecided."""
+    if get_settings().require_verified_email:
+        with session_scope(read_only=True) as session:
+            email_verification.require_verified(session, _require_student(actor))
     if get_engine().dialect.name == "postgresql":
         student = _require_student(actor)
         with autocommit_connection() as connection:
@@ -86,6 +90,7 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
     on PostgreSQL when the caller can give it a statement of its own.
     """
     actor = _require_student(actor)
+    email_verification.require_verified(session, actor)  # a no-op unless the policy is on
     params = {"course_id": course_id, "student_id": actor.id}
     # Core statements on the session's connection (same transaction): the ORM execution
     # layer adds nothing for column selects and costs CPU on the hot path.
@@ -95,16 +100,17 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
     seat = session.execute(seats.take_seat(course_id).execution_options(synchronize_session=False))
     if not getattr(seat, "rowcount", 0):
         _refuse(session, actor, course_id)
-    return insert_enrollment(session, actor, course_id, figures.title)
+    return insert_enrollment(session, actor, course_id, figures)
 
 
 def insert_enrollment(
-    session: Session, actor: Principal, course_id: int, title: str
+    session: Session, actor: Principal, course_id: int, figures: Any
 ) -> EnrollmentPublic:
     """The enrollment of ``actor`` in ``course_id`` once its seat is taken in this
     transaction (by ``enroll_student``, or by an accepted waitlist offer): the row (an
     expired one reused), its confirmation email's outbox row and what follows. 409
-    ``already-enrolled`` (the seat given back) when a live enrollment exists."""
+    ``already-enrolled`` (the seat given back) when a live enrollment exists. ``figures``:
+    the course's ``title`` and ``lessons_count``."""
     now = utcnow()
     price = select(col(Course.price)).where(col(Course.id) == course_id).scalar_subquery()
     at = literal(now, UTCDateTime())
@@ -121,7 +127,9 @@ def insert_enrollment(
     assert row.id is not None
     job = seats.email_job(row.id, enrollment_id, request_id, row.trace_context)
     seats.follow_enrollment(course_id, job, session)
-    return new_public(enrollment_id, course_id, title, actor, status, now, made[2])
+    return new_public(
+        enrollment_id, course_id, figures.title, actor, status, now, made[2], figures.lessons_count
+    )
 
 
 def _email_row(enrollment_id: int, request_id: str | None, now: datetime) -> OutboxJob:
@@ -194,7 +202,7 @@ def confirm_enrollment(
     """pending -> active (course owner/admin). Only a pending enrollment can be confirmed:
     an active or expired one is a 409 ``enrollment-not-pending`` (HTTP and CLI alike)."""
     actor = require_authenticated(actor)
-    enrollment, title, student, owner_id = load_visible(session, actor, enrollment_id)
+    enrollment, title, student, owner_id, total = load_visible(session, actor, enrollment_id)
     if not is_owner_or_admin(actor, owner_id):
         raise Forbidden("Only the course owner or an admin may confirm enrollments")
     if not seats.lock_course(session, enrollment.course_id):
@@ -222,17 +230,18 @@ def confirm_enrollment(
             title="Enrollment not pending",
         )
     session.refresh(enrollment)
+    audit.record(session, actor, "enrollment.confirmed", "enrollment", enrollment_id)
     invalidate_catalog(session, enrollment.course_id)
-    return to_public(enrollment, title, student)
+    return to_public(enrollment, title, student, total)
 
 
 def cancel_enrollment(session: Session, actor: Principal | None, enrollment_id: int) -> None:
     """Unenroll (the enrolled student or an admin): the row goes and its seat is freed."""
     actor = require_authenticated(actor)
-    enrollment, _, _, _ = load_visible(session, actor, enrollment_id)
+    enrollment, _, _, _, _ = load_visible(session, actor, enrollment_id)
     if not (actor.is_admin or actor.id == enrollment.student_id):
         raise Forbidden("Only the enrolled student or an admin may cancel an enrollment")
-    course_id = enrollment.course_id
+    course_id, student_id = enrollment.course_id, enrollment.student_id
     session.expunge(enrollment)
     if not seats.lock_course(session, course_id):  # the course (and this row) went meanwhile
         raise NotFound(f"No enrollment with id {enrollment_id}")
@@ -244,6 +253,9 @@ def cancel_enrollment(session: Session, actor: Principal | None, enrollment_id: 
     ).scalar()
     if status is None:  # cancelled concurrently
         raise NotFound(f"No enrollment with id {enrollment_id}")
+    if actor.id != student_id:  # an admin's (or operator's) cancellation is audited
+        details = {"course_id": course_id, "student_id": student_id, "status": status}
+        audit.record(session, actor, "enrollment.cancelled", "enrollment", enrollment_id, details)
     seats.seats_freed(session, course_id, 1 if status in SEAT_HOLDING else 0)
 
 

@@ -70,6 +70,7 @@ def course_figures(course_id: Any, student_id: Any) -> Any:
         col(Course.capacity),
         col(Course.seats_taken),
         col(Course.offers_open),
+        col(Course.lessons_count),
         existing.label("existing"),
     ).where(col(Course.id) == course_id)
 

@@ -297,13 +297,17 @@ def _accept(
     if _expired_or(entry, WaitlistStatus.accepted) is WaitlistStatus.expired:
         _close(session, entry, WaitlistStatus.expired)
         return _Expired(entry_id)
-    title = session.execute(select(col(Course.title)).where(col(Course.id) == entry.course_id))
+    figures = session.execute(
+        select(col(Course.title), col(Course.lessons_count)).where(
+            col(Course.id) == entry.course_id
+        )
+    ).one()
     seats.take_held_seat(session, entry.course_id)
     entry.status = WaitlistStatus.accepted.value
     entry.updated_at = utcnow()
     session.add(entry)
     session.flush()
-    return insert_enrollment(session, actor, entry.course_id, title.scalar_one())
+    return insert_enrollment(session, actor, entry.course_id, figures)
 
 
 def expire_offers(session: Session, *, now: datetime | None = None) -> int:
