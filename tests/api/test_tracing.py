@@ -27,6 +27,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
     from eduflow.db import dispose_engines
 
     exporter = InMemorySpanExporter()
+    dispose_engines()  # engines made from now on are instrumented
     assert tracing.configure("eduflow-test", exporter=exporter)
     yield exporter
     tracing.shutdown()
