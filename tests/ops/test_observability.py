@@ -178,6 +178,8 @@ def test_the_dashboard_shows_what_operators_watch() -> None:
         "eduflow_cache_misses_total",
         "eduflow_outbox_backlog",
         "eduflow_jobs_failed",
+        "eduflow_progress_events_total",
+        "eduflow_course_completions_total",
     ):
         assert series in used, series
 
