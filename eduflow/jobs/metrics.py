@@ -46,6 +46,13 @@ class JobsCollector:
     go quiet exactly while Redis is down (``eduflow_redis_up == 0`` says so instead).
     """
 
+    def describe(self) -> Any:
+        """The gauges' names, for registering without reading them (no I/O at import)."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        for name, doc in SCRAPE_TIME_GAUGES.items():
+            yield GaugeMetricFamily(name, doc)
+
     def collect(self) -> Any:
         """Yield every scrape-time gauge, NaN where its backend does not answer."""
         from prometheus_client.core import GaugeMetricFamily
