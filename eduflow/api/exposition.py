@@ -9,10 +9,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from eduflow.cache.health import stats
-from eduflow.jobs.metrics import JobsCollector
+from eduflow.jobs.metrics import JobsCollector, register_scrape_time_gauges
 from eduflow.metrics import SCRAPE_TIME_GAUGES, declared_metrics, publish_tallies
-
-_default_registered: list[bool] = []
 
 
 def publish() -> None:
@@ -29,9 +27,7 @@ def render(registry: CollectorRegistry | None = None) -> tuple[bytes, str]:
     """
     publish()
     if registry is None:
-        if not _default_registered:
-            REGISTRY.register(JobsCollector())  # type: ignore[arg-type]
-            _default_registered.append(True)
+        register_scrape_time_gauges()
         registry = REGISTRY
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from prometheus_client import multiprocess

@@ -71,3 +71,16 @@ class JobsCollector:
 
 def _nan_if_none(value: int | None) -> float:
     return float("nan") if value is None else float(value)
+
+
+_registered: list[bool] = []
+
+
+def register_scrape_time_gauges() -> None:
+    """Put ``JobsCollector`` on the default registry, once per process (the API's
+    ``/metrics`` and a worker's or scheduler's metrics port both read it)."""
+    if not _registered:
+        from prometheus_client import REGISTRY
+
+        REGISTRY.register(JobsCollector())  # type: ignore[arg-type]
+        _registered.append(True)

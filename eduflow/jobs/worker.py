@@ -154,7 +154,10 @@ def serve_metrics() -> None:
     if port:
         from prometheus_client import start_http_server
 
-        import eduflow.metrics  # noqa: F401  (every declared series, scrape-time gauges included)
+        import eduflow.metrics  # noqa: F401  (every declared series)
+        from eduflow.jobs.metrics import register_scrape_time_gauges
+
+        register_scrape_time_gauges()
 
         start_http_server(port)
         log.info("metrics_serving", port=port)
