@@ -63,7 +63,19 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
-    db_connect_timeout: int = Field(default=3, ge=1)
+    db_connect_timeout: int = Field(default=3, ge=1, description="seconds (libpq waits 2 at least)")
+    db_request_deadline: float = Field(
+        default=5.0,
+        gt=0,
+        description="seconds from a request's start after which its waits for the database "
+        "give up: the request gets a 503 (the client-side bound; see eduflow.deadline)",
+    )
+    db_tcp_user_timeout_ms: int = Field(
+        default=5000,
+        ge=0,
+        description="ms unacknowledged data may wait before the kernel "
+        "drops the connection (0: the system default)",
+    )
     enroll_threads: int = Field(
         default=4, ge=1, description="threads per server process that run enrollments"
     )
