@@ -52,9 +52,15 @@ class Settings(BaseSettings):
     idempotency_ttl: int = Field(default=24 * 3600, ge=1, description="seconds")
     job_retry_intervals: list[int] = Field(default_factory=lambda: [10, 60, 300])
     job_timeout: int = Field(default=60, ge=1, description="seconds one job may run")
-    job_lock_ttl: int = Field(default=120, ge=1, description="seconds a task's Redis lock lives")
+    job_lock_ttl: int = Field(
+        default=10,
+        ge=1,
+        description="seconds a task's Redis lock outlives its holder (renewed while it runs)",
+    )
     smtp_timeout: float = Field(default=15, gt=0, description="seconds")
-    worker_maintenance_interval: int = Field(default=60, ge=1, description="seconds")
+    worker_maintenance_interval: int = Field(
+        default=5, ge=1, description="seconds between checks for jobs of dead workers"
+    )
     outbox_sweep_interval: float = Field(default=30, gt=0, description="seconds")
     outbox_retention_days: int = Field(default=7, ge=1)
     expiry_interval: int = Field(default=3600, ge=60, description="seconds between expiry runs")

@@ -56,11 +56,13 @@ def student_tokens(base_url: str, count: int) -> list[str]:
     return tokens
 
 
-def open_course_ids(pg_url: str) -> list[int]:
-    """Published courses, those with the most free seats first."""
+def open_course_ids(pg_url: str, min_capacity: int = 1) -> list[int]:
+    """Published courses with room for ``min_capacity``, those with the most seats first."""
     with psycopg.connect(pg_url, connect_timeout=5) as conn:
         rows = conn.execute(
-            "SELECT id FROM courses WHERE is_published ORDER BY capacity DESC NULLS FIRST, id"
+            "SELECT id FROM courses WHERE is_published AND coalesce(capacity, %s) >= %s "
+            "ORDER BY capacity DESC NULLS FIRST, id",
+            (min_capacity, min_capacity),
         ).fetchall()
     return [int(r[0]) for r in rows]
 
