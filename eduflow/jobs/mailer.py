@@ -128,7 +128,7 @@ def send_message(msg: EmailMessage, message_id: str | None = None) -> str:
         msg["Message-ID"] = message_id
     if not settings.smtp_url:
         return _write_eml(msg, settings.mail_dir)
-    target = _parsed_smtp_url(settings.smtp_url)
+    target = _parsed_smtp_url(settings.smtp_url.get_secret_value())
     try:
         _send_smtp(msg, target, settings.smtp_timeout)
     except (OSError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError) as exc:

@@ -33,7 +33,7 @@ LOCK_TTL = 5  # seconds a mover's lock outlives its last pass
 class RetryMover:
     """Owns the scheduler locks of some queues and moves their due jobs."""
 
-    def __init__(self, client: redis.Redis[bytes], queues: list[str]) -> None:
+    def __init__(self, client: redis.Redis, queues: list[str]) -> None:
         from rq.scheduler import RQScheduler
 
         self.scheduler: Any = RQScheduler(queues, connection=client, name=uuid.uuid4().hex)

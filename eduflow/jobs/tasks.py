@@ -73,9 +73,7 @@ def task_lock(name: str, ttl: float) -> Iterator[None]:
             get_store().delete(lock_key)
 
 
-def _renew(
-    client: Redis[bytes], lock_key: str, token: bytes, ttl: float, done: threading.Event
-) -> None:
+def _renew(client: Redis, lock_key: str, token: bytes, ttl: float, done: threading.Event) -> None:
     while not done.wait(ttl / 3):
         try:
             client.eval(_RENEW_LUA, 1, lock_key, token, int(ttl * 1000))  # type: ignore[no-untyped-call]
