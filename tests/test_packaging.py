@@ -259,6 +259,12 @@ def test_proxy_config_points_at_the_api_service(services: dict[str, Any]) -> Non
     from eduflow.config import Settings
 
     assert Settings.model_fields["keep_alive_timeout"].default > upstream_keepalive
+    # Slow clients are stopped by the proxy (uvicorn has no header-read timeout).
+    for directive in ("client_header_timeout", "client_body_timeout", "send_timeout"):
+        seconds = int(re.search(rf"{directive}\s+(\d+)s;", conf).group(1))  # type: ignore[union-attr]
+        assert 0 < seconds <= 30, directive
+    zone = re.search(r"limit_conn_zone\s+\$binary_remote_addr\s+zone=(\w+):", conf)
+    assert zone and re.search(rf"limit_conn\s+{zone.group(1)}\s+\d+;", conf)
 
 
 # --- Dockerfile --------------------------------------------------------------------
