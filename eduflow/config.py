@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
     db_connect_timeout: int = Field(default=3, ge=1)
+    db_pgbouncer: bool = Field(
+        default=False,
+        description="connections go through PgBouncer in transaction pooling: no server-side "
+        "prepared statements, the statement timeout is set in each transaction",
+    )
     enroll_threads: int = Field(
         default=4, ge=1, description="threads per server process that run enrollments"
     )

@@ -51,26 +51,42 @@ def _build_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    options = f"-c statement_timeout={settings.db_statement_timeout_ms}"
+    connect_args: dict[str, Any] = {
+        "connect_timeout": settings.db_connect_timeout,
+        # A vanished server (network cut, host down) is detected by TCP keep-alives
+        # instead of leaving a pooled connection waiting for minutes.
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+    if settings.db_pgbouncer:
+        # Transaction pooling hands each transaction to any server connection: nothing
+        # may outlive a transaction -- no prepared statements, no session settings.
+        connect_args["prepare_threshold"] = None
+    else:
+        connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
     engine = create_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_connect_timeout,
         pool_recycle=1800,
-        connect_args={
-            "connect_timeout": settings.db_connect_timeout,
-            "options": options,
-            # A vanished server (network cut, host down) is detected by TCP keep-alives
-            # instead of leaving a pooled connection waiting for minutes.
-            "keepalives": 1,
-            "keepalives_idle": 30,
-            "keepalives_interval": 10,
-            "keepalives_count": 3,
-        },
+        connect_args=connect_args,
     )
+    if settings.db_pgbouncer:
+        _timeout_per_transaction(engine, settings.db_statement_timeout_ms)
     _ping_when_idle(engine)
     return engine
+
+
+def _timeout_per_transaction(engine: Engine, timeout_ms: int) -> None:
+    """Behind PgBouncer: ``SET LOCAL statement_timeout`` at the start of every transaction
+    (a session setting would stay on a server connection other clients then get)."""
+
+    @event.listens_for(engine, "begin")
+    def _set_timeout(conn: Connection) -> None:
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
 
 
 def _ping_when_idle(engine: Engine) -> None:
