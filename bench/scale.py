@@ -5,9 +5,11 @@ Usage (each size gets a database of its own, built once and reused by later runs
     python bench/scale.py --database-url postgresql://postgres@127.0.0.1:5432/eduflow_scale \
         --sizes 10k,100k,1m --requests 300
 
-For each size (``10k``: 10,000 courses, 50,000 students, 100,000 enrollments; ``100k``:
-100,000 / 500,000 / 1,000,000; ``1m``: 1,000,000 / 2,000,000 / 10,000,000; ``tiny``:
-300 / 1,000 / 3,000 for a smoke run; eight lessons per course) the script creates
+For each size (``10k``: 10,000 courses, 50,000 students, 100,000 enrollments, 8 lessons
+per course; ``100k``: 100,000 / 500,000 / 3,000,000 / 8, the size of the issue's first
+measurements; ``1m``: 1,000,000 / 2,000,000 / 10,000,000 / 1 -- lessons are not in the
+table, so the largest size keeps them few; ``tiny``: 300 / 1,000 / 3,000 / 2 for a smoke
+run) the script creates
 ``<database>_<size>`` if it does not hold a finished demo seed yet, migrates it and runs
 ``eduflow demo seed`` (timed: the table's last row), then starts one API process
 (``eduflow serve --workers 1``, embedded mode: no Redis) and sends each request of the
@@ -40,11 +42,11 @@ from sqlalchemy import create_engine, make_url, text
 HERE = Path(__file__).resolve().parent
 EDUFLOW = str(Path(sys.executable).with_name("eduflow"))
 SECRET = "scale-benchmark-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
-SIZES = {  # courses, students, enrollments
-    "tiny": (300, 1_000, 3_000),
-    "10k": (10_000, 50_000, 100_000),
-    "100k": (100_000, 500_000, 1_000_000),
-    "1m": (1_000_000, 2_000_000, 10_000_000),
+SIZES = {  # courses, students, enrollments, lessons per course
+    "tiny": (300, 1_000, 3_000, 2),
+    "10k": (10_000, 50_000, 100_000, 8),
+    "100k": (100_000, 500_000, 3_000_000, 8),
+    "1m": (1_000_000, 2_000_000, 10_000_000, 1),
 }
 NO_MATCH = "qzxjvw"
 
@@ -133,13 +135,13 @@ def build(url: str, size: str) -> float | None:
     if is_seeded(url):
         print(f"[{size}] reusing {make_url(url).database}", flush=True)
         return None
-    courses, students, enrollments = SIZES[size]
+    courses, students, enrollments, lessons = SIZES[size]
     env = env_for(url)
     subprocess.run([EDUFLOW, "db", "upgrade"], env=env, check=True, capture_output=True)
     print(f"[{size}] seeding {courses:,} courses, {enrollments:,} enrollments", flush=True)
     started = time.perf_counter()
     args = ["--courses", str(courses), "--students", str(students)]
-    args += ["--enrollments", str(enrollments), "--json"]
+    args += ["--enrollments", str(enrollments), "--lessons-per-course", str(lessons), "--json"]
     done = subprocess.run([EDUFLOW, "demo", "seed", *args], env=env, capture_output=True)
     if done.returncode:
         sys.exit(f"seed failed: {done.stderr.decode()[-2000:]}")

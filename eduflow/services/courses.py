@@ -178,7 +178,9 @@ def courses_page(
     request = request or PageRequest()
     key = sort_key(filters.ordering)
     ids = select(col(Course.id)).where(*_filter_conditions(actor, filters))
-    plan = plan_page(session, ids, key, request)
+    plan = plan_page(
+        session, ids, key, request, narrow=bool(filters.search and filters.search.strip())
+    )
     if plan.ids is None:
         return Page(plan.count, plan.count_exact)
     rows = session.execute(

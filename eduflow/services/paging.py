@@ -29,7 +29,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, DateTime, Integer, Numeric, and_, func, literal, or_, select
+from sqlalchemy import ColumnElement, DateTime, Integer, Numeric, func, literal, or_, select, tuple_
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
 
@@ -81,14 +81,14 @@ class SortKey:
         return [c.desc() if self.descending else c.asc() for c in self.columns]
 
     def after(self, values: Sequence[Any]) -> ColumnElement[bool]:
-        """Rows strictly after ``values`` in this ordering (an index range condition)."""
+        """Rows strictly after ``values`` in this ordering: one row-value comparison,
+        which both databases answer as a range of the ordering's index."""
         bound = [literal(v, c.type) for c, v in zip(self.columns, values, strict=True)]
-        terms: list[ColumnElement[bool]] = []
-        for i, column in enumerate(self.columns):
-            equal = [self.columns[j] == bound[j] for j in range(i)]
-            step = column < bound[i] if self.descending else column > bound[i]
-            terms.append(and_(*equal, step))
-        return or_(*terms)
+        if len(self.columns) == 1:
+            column: ColumnElement[Any] = self.columns[0]
+            return column < bound[0] if self.descending else column > bound[0]
+        row, position = tuple_(*self.columns), tuple_(*bound)
+        return row < position if self.descending else row > position
 
     def values_of(self, row: Any) -> list[Any]:
         """A row's values of the key's columns (the ORM object of the listed table)."""
@@ -190,10 +190,17 @@ class PagePlan:
     limit: int | None
 
 
-def plan_page(session: Session, ids: Any, key: SortKey, request: PageRequest) -> PagePlan:
+def plan_page(
+    session: Session, ids: Any, key: SortKey, request: PageRequest, *, narrow: bool = False
+) -> PagePlan:
     """Count the listing and build the page's id query: ``WHERE id IN (plan.ids)`` with
     ``ORDER BY key`` then reads the page (one row more than asked, to know whether more
     follow). ``ids`` selects the listing's id column under every filter (joins included).
+
+    ``narrow`` (a text search): when the count found at most ``COUNT_EXACT_LIMIT``
+    matches, the page is sorted out of those matches (found through the search's own
+    index) instead of walking the ordering's index past rows that do not match -- which
+    costs the whole table when the matches sit at its far end.
     """
     if request.cursor is None and request.offset > MAX_OFFSET:
         raise PageTooDeep(
@@ -204,10 +211,18 @@ def plan_page(session: Session, ids: Any, key: SortKey, request: PageRequest) ->
     count, exact = bounded_count(session, ids)
     if request.limit == 0 or (exact and position is None and request.offset >= count):
         return PagePlan(count, exact, None, request.limit)
-    stmt = ids.order_by(*key.order_by())
     if position is not None:
-        stmt = stmt.where(key.after(position))
-    elif request.offset:
+        ids = ids.where(key.after(position))
+    if narrow and exact:
+        # OFFSET 0 keeps the database from pushing the ordering into the search.
+        matches = ids.with_only_columns(*key.columns).offset(0).subquery()
+        by = [matches.c[c.key] for c in key.columns]
+        stmt = select(matches.c[key.columns[-1].key]).order_by(
+            *[c.desc() if key.descending else c.asc() for c in by]
+        )
+    else:
+        stmt = ids.order_by(*key.order_by())
+    if position is None and request.offset:
         stmt = stmt.offset(request.offset)
     if request.limit is not None:
         stmt = stmt.limit(request.limit + 1)
