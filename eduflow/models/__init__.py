@@ -4,6 +4,7 @@ from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentStatus
 from eduflow.models.lessons import Lesson
 from eduflow.models.outbox import OutboxJob
+from eduflow.models.progress import LessonProgress, ProgressEvent
 from eduflow.models.reports import DailyReport
 from eduflow.models.sessions import LoginSession
 from eduflow.models.users import Role, User
@@ -14,8 +15,10 @@ __all__ = [
     "Enrollment",
     "EnrollmentStatus",
     "Lesson",
+    "LessonProgress",
     "LoginSession",
     "OutboxJob",
+    "ProgressEvent",
     "Role",
     "User",
 ]

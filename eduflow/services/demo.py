@@ -44,6 +44,7 @@ from eduflow.services.demo_load import (
     load,
     reserve_ids,
 )
+from eduflow.services.demo_progress import seed_progress
 
 DEMO_PASSWORD = "eduflow-demo-pass"
 ADMIN_USERNAME = "demo_admin"
@@ -115,6 +116,8 @@ class DemoResult:
     enrollments: int = 0
     active_enrollments: int = 0
     pending_enrollments: int = 0
+    completed_enrollments: int = 0
+    progress_rows: int = 0
     password: str = DEMO_PASSWORD
     logins: list[dict[str, str]] = field(default_factory=list)
 
@@ -130,6 +133,8 @@ class DemoResult:
             "enrollments": self.enrollments,
             "active_enrollments": self.active_enrollments,
             "pending_enrollments": self.pending_enrollments,
+            "completed_enrollments": self.completed_enrollments,
+            "progress_rows": self.progress_rows,
             "password": self.password,
             "logins": self.logins,
         }
@@ -221,6 +226,8 @@ def seed_demo(session: Session, spec: DemoSpec, progress: ProgressFn | None = No
     result.published_courses = sum(1 for p in plans if p.is_published)
     result.pending_enrollments = counted.pending
     result.active_enrollments = result.enrollments - counted.pending
+    learning = seed_progress(session, rng, now, report)
+    result.completed_enrollments, result.progress_rows = learning.completed, learning.rows
     invalidate_catalog(session)
     result.logins = [{"role": Role.admin.value, "username": ADMIN_USERNAME}]
     if instructor_names:
