@@ -84,7 +84,17 @@ class EduFlowAPI(FastAPI):
 def create_app() -> EduFlowAPI:
     """The EduFlow ASGI application."""
     from eduflow.api.problems import install_problem_handlers
-    from eduflow.api.routes import auth, courses, enrollments, lessons, ops, progress, users
+    from eduflow.api.routes import (
+        account,
+        audit,
+        auth,
+        courses,
+        enrollments,
+        lessons,
+        ops,
+        progress,
+        users,
+    )
     from eduflow.config import get_settings
     from eduflow.logging import configure_logging
 
@@ -103,7 +113,7 @@ def create_app() -> EduFlowAPI:
     from eduflow.api import openapi
 
     openapi.install(app)
-    for module in (auth, users, courses, lessons, enrollments, progress):
+    for module in (auth, account, users, courses, lessons, enrollments, progress, audit):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
     if docs:

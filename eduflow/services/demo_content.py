@@ -79,7 +79,16 @@ _PRICES = tuple(
 _CAPACITIES = (15, 20, 25, 30, 50, 80, 100, 200, 500)
 _FREE = Decimal("0.00")
 
-USER_COLUMNS = ("id", "username", "email", "password_hash", "role", "is_active", "date_joined")
+USER_COLUMNS = (
+    "id",
+    "username",
+    "email",
+    "password_hash",
+    "role",
+    "is_active",
+    "email_verified",
+    "date_joined",
+)
 COURSE_COLUMNS = (
     "id",
     "title",
@@ -127,7 +136,16 @@ def user_rows(
     for offset, name in enumerate(usernames):
         joined = now - timedelta(days=rng.randint(30, 730), seconds=rng.randint(0, 86399))
         email = f"{name}@{DEMO_EMAIL_DOMAIN}"
-        yield (first_id + offset, name, email, password_hash, role, True, joined)
+        yield (
+            first_id + offset,
+            name,
+            email,
+            password_hash,
+            role,
+            True,
+            True,
+            joined,
+        )  # verified: demo addresses get no mail
 
 
 @dataclass(frozen=True, slots=True)
