@@ -104,6 +104,8 @@ def env_for(url: str) -> dict[str, str]:
         EDUFLOW_SECRET_KEY=SECRET,
         EDUFLOW_LOG_LEVEL="WARNING",
         EDUFLOW_DB_STATEMENT_TIMEOUT_MS="60000",
+        EDUFLOW_DB_POOL_SIZE="2",  # one request at a time: a shared server keeps its slots
+        EDUFLOW_DB_MAX_OVERFLOW="2",
     )
     return env
 
