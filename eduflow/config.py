@@ -99,6 +99,11 @@ class Settings(BaseSettings):
         description="ms unacknowledged data may wait before the kernel "
         "drops the connection (0: the system default)",
     )
+    db_pgbouncer: bool = Field(
+        default=False,
+        description="connections go through PgBouncer in transaction pooling: no server-side "
+        "prepared statements, the statement timeout is set in each transaction",
+    )
     enroll_threads: int = Field(
         default=4, ge=1, description="threads per server process that run enrollments"
     )

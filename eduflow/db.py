@@ -53,26 +53,33 @@ def _build_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    options = f"-c statement_timeout={settings.db_statement_timeout_ms}"
+    connect_args: dict[str, Any] = {
+        "connect_timeout": settings.db_connect_timeout,
+        # A vanished peer (network cut, host down) is noticed by the kernel: idle
+        # connections by keep-alives, unacknowledged writes by tcp_user_timeout. A
+        # server that runs but does not answer is bounded by eduflow.deadline.
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 2,
+        "tcp_user_timeout": settings.db_tcp_user_timeout_ms,
+    }
+    if settings.db_pgbouncer:
+        # Transaction pooling hands each transaction to any server connection: nothing
+        # may outlive a transaction -- no prepared statements, no session settings.
+        connect_args["prepare_threshold"] = None
+    else:
+        connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
     engine = create_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=min(settings.db_connect_timeout, settings.db_request_deadline),
         pool_recycle=1800,
-        connect_args={
-            "connect_timeout": settings.db_connect_timeout,
-            "options": options,
-            # A vanished peer (network cut, host down) is noticed by the kernel: idle
-            # connections by keep-alives, unacknowledged writes by tcp_user_timeout. A
-            # server that runs but does not answer is bounded by eduflow.deadline.
-            "keepalives": 1,
-            "keepalives_idle": 5,
-            "keepalives_interval": 2,
-            "keepalives_count": 2,
-            "tcp_user_timeout": settings.db_tcp_user_timeout_ms,
-        },
+        connect_args=connect_args,
     )
+    if settings.db_pgbouncer:
+        _timeout_per_transaction(engine, settings.db_statement_timeout_ms)
     _bound_every_wait(engine)
     _ping_when_idle(engine)
     return engine
@@ -88,6 +95,15 @@ def _bound_every_wait(engine: Engine) -> None:
     @event.listens_for(engine, "do_connect")
     def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
         return connection_class.connect(*cargs, **cparams)
+
+
+def _timeout_per_transaction(engine: Engine, timeout_ms: int) -> None:
+    """Behind PgBouncer: ``SET LOCAL statement_timeout`` at the start of every transaction
+    (a session setting would stay on a server connection other clients then get)."""
+
+    @event.listens_for(engine, "begin")
+    def _set_timeout(conn: Connection) -> None:
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
 
 
 def _ping_when_idle(engine: Engine) -> None:
