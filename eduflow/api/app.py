@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from eduflow import __version__
 from eduflow.api.context import RequestContext
+from eduflow.deadline import end_request_deadline, start_request_deadline
 
 if TYPE_CHECKING:
     from eduflow.api.cached import CachedReads
@@ -62,32 +63,39 @@ class EduFlowAPI(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The outermost entry point of every request: CORS first, then the request's
-        context begins (``eduflow.api.context``), then a cache hit or a plain enrollment
-        is answered, or the application runs. Whatever must see every request (tracing)
-        goes here too."""
-        if self.cors is not None and scope["type"] == "http":  # outermost: fast paths too
+        context (``eduflow.api.context``) and its database deadline (``eduflow.deadline``)
+        begin, then a cache hit or a plain enrollment is answered, or the application runs.
+        Whatever must see every request (tracing) goes here too."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        if self.cors is not None:  # outermost: fast paths too
             if (admitted := await self.cors.admit(scope, receive, send)) is None:
                 return  # a preflight, answered
             send = admitted
-        fast = self.cached_reads
-        if fast is not None and scope["type"] == "http":
-            context = RequestContext.of(scope)
-            if scope["method"] == "GET":
-                if await fast.answer(scope, send, context):
+        deadline = start_request_deadline()
+        try:
+            fast = self.cached_reads
+            if fast is not None:
+                context = RequestContext.of(scope)
+                if scope["method"] == "GET":
+                    if await fast.answer(scope, send, context):
+                        return
+                    try:
+                        await super().__call__(scope, receive, send)
+                    finally:
+                        fast.rebuilt(scope)
                     return
-                try:
-                    await super().__call__(scope, receive, send)
-                finally:
-                    fast.rebuilt(scope)
-                return
-            if scope["method"] == "POST" and scope["path"] == ENROLL_PATH:
-                from eduflow.api.fast_writes import answer_enrollment
+                if scope["method"] == "POST" and scope["path"] == ENROLL_PATH:
+                    from eduflow.api.fast_writes import answer_enrollment
 
-                answered_with = await answer_enrollment(fast, scope, receive, send)
-                if answered_with is None:
-                    return
-                receive = answered_with
-        await super().__call__(scope, receive, send)
+                    answered_with = await answer_enrollment(fast, scope, receive, send)
+                    if answered_with is None:
+                        return
+                    receive = answered_with
+            await super().__call__(scope, receive, send)
+        finally:
+            end_request_deadline(deadline)
 
 
 def create_app() -> EduFlowAPI:

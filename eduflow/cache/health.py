@@ -30,13 +30,16 @@ def get_cache_store() -> Store:
         return memory_store
     import redis as redis_lib
 
+    from eduflow.cache.outage import guard
+
     return RedisStore(
-        redis_lib.Redis.from_url(
-            url,
-            socket_timeout=CACHE_TIMEOUT,
-            socket_connect_timeout=CACHE_TIMEOUT,
-            retry_on_timeout=False,
-            health_check_interval=30,
+        guard(
+            redis_lib.Redis.from_url(
+                url,
+                socket_timeout=CACHE_TIMEOUT,
+                socket_connect_timeout=CACHE_TIMEOUT,
+                health_check_interval=30,
+            )
         )
     )
 
@@ -247,8 +250,10 @@ stats = CacheStats()
 
 def reset_store() -> None:
     """Forget clients (tests, and after a fork), and with them the response cache's state."""
+    from eduflow.cache.outage import outage
     from eduflow.cache.stores import get_store
 
+    outage.reset()
     get_store.cache_clear()
     get_redis.cache_clear()
     get_cache_store.cache_clear()

@@ -22,7 +22,7 @@ from eduflow.models._base import utcnow
 
 def course_completed(enrollment_id: int) -> str:
     """Issue the completed enrollment's certificate, then send its congratulation email once."""
-    from eduflow.jobs.mailer import completion_message, send_message
+    from eduflow.jobs.mailer import completion_message, job_message_id, send_message
     from eduflow.services.progress import issue_completion_certificate
 
     settings = get_settings()
@@ -60,7 +60,7 @@ def course_completed(enrollment_id: int) -> str:
                     course_id=course_id,
                     lessons=lessons,
                 )
-                where = send_message(message)
+                where = send_message(message, job_message_id("completion", enrollment_id))
                 session.connection().execute(_mark_statement(enrollment_id))
         except Unavailable:
             if where is None:  # nothing was sent: the job is simply retried

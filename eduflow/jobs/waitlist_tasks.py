@@ -24,7 +24,7 @@ log = get_logger("eduflow.jobs")
 
 def send_waitlist_offer(entry_id: int) -> str:
     """Send the offer email of one waitlist entry (with its deadline), exactly once."""
-    from eduflow.jobs.mailer import send_message, waitlist_offer_message
+    from eduflow.jobs.mailer import job_message_id, send_message, waitlist_offer_message
 
     settings = get_settings()
     sent_where: str | None = None
@@ -63,7 +63,7 @@ def send_waitlist_offer(entry_id: int) -> str:
                     entry_id=entry_id,
                     deadline=row.offer_expires_at,
                 )
-                sent_where = send_message(message)
+                sent_where = send_message(message, job_message_id("waitlist-offer", entry_id))
                 session.connection().execute(mark)
         except Unavailable:
             if sent_where is None:

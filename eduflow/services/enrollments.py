@@ -42,6 +42,7 @@ from eduflow.outbox import record_row
 from eduflow.services import audit, email_verification, seats
 from eduflow.services.enroll_statement import enroll_in_one_statement
 from eduflow.services.enrollment_reads import (
+    enrollments_page,
     get_enrollment,
     list_enrollments,
     load_visible,
@@ -58,6 +59,7 @@ __all__ = [
     "enroll",
     "enroll_in_one_statement",
     "enroll_student",
+    "enrollments_page",
     "expire_abandoned_enrollments",
     "get_enrollment",
     "insert_enrollment",
