@@ -111,6 +111,7 @@ def render(registry: CollectorRegistry | None = None) -> tuple[bytes, str]:
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             # Scrape-time figures are read from Redis/PostgreSQL, not kept per process.
             registry.register(JobsCollector())  # type: ignore[arg-type]
+            registry.register(CertificatesCollector())  # type: ignore[arg-type]
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
@@ -145,6 +146,35 @@ class JobsCollector:
 
 
 REGISTRY.register(JobsCollector())  # type: ignore[arg-type]
+
+
+class CertificatesCollector:
+    """Scrape-time counters of certificates issued and revoked, read from the database.
+
+    Issuing happens in workers and revoking in any process: counting rows gives every
+    scrape the same figures whichever process answers (certificates are never deleted, so
+    both only grow). A database that does not answer leaves them out of that scrape.
+    """
+
+    def collect(self) -> Any:
+        """Yield the two counters when the database answers."""
+        from prometheus_client.core import CounterMetricFamily
+
+        try:
+            from eduflow.db import session_scope
+            from eduflow.services.certificates import certificate_counts
+
+            with session_scope(read_only=True) as session:
+                issued, revoked = certificate_counts(session)
+        except Exception:
+            return
+        yield CounterMetricFamily(
+            "eduflow_certificates_issued", "Certificates issued (revoked ones included).", issued
+        )
+        yield CounterMetricFamily("eduflow_certificates_revoked", "Certificates revoked.", revoked)
+
+
+REGISTRY.register(CertificatesCollector())  # type: ignore[arg-type]
 
 
 # Cache (eduflow/cache/, eduflow/api/response_cache.py): per namespace (bounded:

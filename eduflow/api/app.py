@@ -78,7 +78,7 @@ class EduFlowAPI(FastAPI):
 def create_app() -> EduFlowAPI:
     """The EduFlow ASGI application."""
     from eduflow.api.problems import install_problem_handlers
-    from eduflow.api.routes import auth, courses, enrollments, lessons, ops, users
+    from eduflow.api.routes import auth, certificates, courses, enrollments, lessons, ops, users
     from eduflow.logging import configure_logging
 
     configure_logging()
@@ -92,7 +92,7 @@ def create_app() -> EduFlowAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    for module in (auth, users, courses, lessons, enrollments):
+    for module in (auth, users, courses, lessons, enrollments, certificates):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
     from eduflow.api.cached import CachedReads

@@ -1,5 +1,6 @@
 """SQLModel tables, one module per domain; importing this registers them all."""
 
+from eduflow.models.certificates import Certificate
 from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentStatus
 from eduflow.models.lessons import Lesson
@@ -9,6 +10,7 @@ from eduflow.models.sessions import LoginSession
 from eduflow.models.users import Role, User
 
 __all__ = [
+    "Certificate",
     "Course",
     "DailyReport",
     "Enrollment",
