@@ -104,11 +104,11 @@ def revoke(
     text = certificates.clean_reason(reason)
     with session_scope(read_only=True) as session:
         certificate, _ = certificates.get_certificate(session, OPERATOR, serial)
-    confirm_or_abort(
-        f"Revoke certificate {serial} of {certificate.student_name!r} "
-        f"for {certificate.course_title!r}?",
-        assume_yes=yes,
-    )
+        question = (
+            f"Revoke certificate {serial} of {certificate.student_name!r} "
+            f"for {certificate.course_title!r}?"
+        )
+    confirm_or_abort(question, assume_yes=yes)
     with session_scope() as session:
         certificate, username = certificates.revoke_certificate(session, OPERATOR, serial, text)
         view = certificate_view(certificate, username)

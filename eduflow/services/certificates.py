@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, null, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -112,9 +112,9 @@ def issue_certificate(session: Session, enrollment_id: int) -> Issued:
         select(
             col(Enrollment.student_id),
             col(Enrollment.course_id),
-            completed_col if completed_col is not None else func.null(),
+            completed_col if completed_col is not None else null(),
             col(User.username),
-            full_name_col if full_name_col is not None else func.null(),
+            full_name_col if full_name_col is not None else null(),
             col(Course.title),
         )
         .join(User, col(User.id) == col(Enrollment.student_id))
