@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite:///./eduflow.db"
@@ -23,12 +23,14 @@ class Settings(BaseSettings):
     )
 
     env: Literal["development", "production", "test"] = "development"
-    database_url: str = DEFAULT_SQLITE_URL
-    read_database_url: str | None = Field(
+    # Secrets, and URLs that may carry a password, are SecretStr: no repr, dump or log line
+    # shows them; the code that connects asks for the value (``.get_secret_value()``).
+    database_url: SecretStr = SecretStr(DEFAULT_SQLITE_URL)
+    read_database_url: SecretStr | None = Field(
         default=None, description="Optional read replica used for cached catalogue reads."
     )
-    redis_url: str | None = None
-    secret_key: str | None = None
+    redis_url: SecretStr | None = None
+    secret_key: SecretStr | None = None
 
     access_token_ttl: int = Field(default=15 * 60, ge=30, description="seconds")
     refresh_token_ttl: int = Field(default=7 * 24 * 3600, ge=60, description="seconds")
@@ -42,7 +44,7 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
-    smtp_url: str | None = None
+    smtp_url: SecretStr | None = None
     mail_from: str = "EduFlow <no-reply@eduflow.local>"
     mail_dir: Path = Path("./mail")
     public_base_url: str = "http://localhost:8000"
@@ -83,8 +85,19 @@ class Settings(BaseSettings):
         default=30, ge=1, description="seconds in-flight requests get to finish on shutdown"
     )
 
+    cors_origins: str = Field(
+        default="",
+        description="Browser origins allowed to call the API, comma-separated "
+        "(e.g. https://app.example.com); empty: no CORS headers.",
+    )
+
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+
+    @field_validator("read_database_url", "redis_url", "secret_key", "smtp_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("log_level")
     @classmethod
@@ -97,18 +110,24 @@ class Settings(BaseSettings):
         return not self.redis_url
 
     @property
+    def cors_origin_list(self) -> list[str]:
+        """``cors_origins`` as a list, without blanks or trailing slashes."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
     def is_sqlite(self) -> bool:
         """True when the primary database is a SQLite file."""
-        return self.database_url.startswith("sqlite")
+        return self.database_url.get_secret_value().startswith("sqlite")
 
     def resolved_secret_key(self) -> str:
         """The signing key; production requires one, development keeps a local random one."""
         if self.secret_key:
-            if len(self.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+            configured = self.secret_key.get_secret_value()
+            if len(configured.encode()) < MIN_SECRET_KEY_BYTES:
                 raise ValueError(
                     f"EDUFLOW_SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes long"
                 )
-            return self.secret_key
+            return configured
         if self.env == "production":
             raise ValueError("EDUFLOW_SECRET_KEY is required when EDUFLOW_ENV=production")
         # A per-directory random key beats a well-known constant: tokens of one
@@ -123,6 +142,11 @@ class Settings(BaseSettings):
             path.write_text(key)
             path.chmod(0o600)
         return key
+
+
+def reveal(value: SecretStr | None) -> str | None:
+    """The plain value of an optional secret setting, for the code that connects with it."""
+    return value.get_secret_value() if value is not None else None
 
 
 @lru_cache(maxsize=1)

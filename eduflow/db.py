@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
 
-from eduflow.config import get_settings
+from eduflow.config import get_settings, reveal
 from eduflow.errors import Unavailable
 
 _engines: dict[str, Engine] = {}
@@ -102,7 +102,7 @@ def _ping_when_idle(engine: Engine) -> None:
 
 def get_engine(url: str | None = None) -> Engine:
     """The engine for ``url`` (default: the configured database), made once per process."""
-    url = normalize_url(url or get_settings().database_url)
+    url = normalize_url(url or get_settings().database_url.get_secret_value())
     engine = _engines.get(url)
     if engine is None:
         with _lock:
@@ -114,7 +114,7 @@ def get_engine(url: str | None = None) -> Engine:
 
 def get_read_engine() -> Engine:
     """The engine for cached catalogue reads: the replica when configured, else the primary."""
-    replica = get_settings().read_database_url
+    replica = reveal(get_settings().read_database_url)
     return get_engine(replica) if replica else get_engine()
 
 

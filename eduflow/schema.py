@@ -28,7 +28,9 @@ def alembic_config(url: str | None = None) -> Config:
     """An Alembic config pointing at our scripts and the configured database."""
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
-    cfg.set_main_option("sqlalchemy.url", normalize_url(url or get_settings().database_url))
+    cfg.set_main_option(
+        "sqlalchemy.url", normalize_url(url or get_settings().database_url.get_secret_value())
+    )
     return cfg
 
 

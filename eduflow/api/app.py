@@ -13,6 +13,7 @@ from eduflow import __version__
 
 if TYPE_CHECKING:
     from eduflow.api.cached import CachedReads
+    from eduflow.api.cors import CORS
 
 API_PREFIX = "/api/v1"
 ENROLL_PATH = f"{API_PREFIX}/enrollments/"  # answered by api.fast_writes when plain
@@ -57,9 +58,14 @@ class EduFlowAPI(FastAPI):
     """
 
     cached_reads: CachedReads | None = None
+    cors: CORS | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a cache hit or a plain enrollment, or run the application."""
+        if self.cors is not None and scope["type"] == "http":  # outermost: fast paths too
+            if (admitted := await self.cors.admit(scope, receive, send)) is None:
+                return  # a preflight, answered
+            send = admitted
         fast = self.cached_reads
         if fast is not None and scope["type"] == "http":
             if scope["method"] == "GET":
@@ -92,12 +98,18 @@ def create_app() -> EduFlowAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    from eduflow.api import openapi
+
+    openapi.install(app)
     for module in (auth, users, courses, lessons, enrollments, certificates):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
     from eduflow.api.cached import CachedReads
 
     app.cached_reads = CachedReads()
+    from eduflow.api.cors import cors_policy
+
+    app.cors = cors_policy()
     # Outermost user middleware: request id, timing, body limit, access log, metrics.
     from eduflow.api.middleware import RequestContextMiddleware
 

@@ -44,7 +44,7 @@ from eduflow.api.response_cache import (
     tag_of,
 )
 from eduflow.cache.health import CACHE_TIMEOUT, STATS_KEY, get_cache_store, health, stats
-from eduflow.config import get_settings
+from eduflow.config import get_settings, reveal
 from eduflow.models.users import Role
 from eduflow.security import decode_token
 from eduflow.services.auth import auth_state_keys, cached_principal, cached_profile, profile_key
@@ -183,7 +183,7 @@ class CachedReads:
         settings, loop = get_settings(), asyncio.get_running_loop()
         if self._settings is settings and self._loop is loop:
             return self._client
-        url = settings.redis_url
+        url = reveal(settings.redis_url)
         if (url, loop) != self._client_key:
             from eduflow.api.redis_pipe import connect
 

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from eduflow.api.openapi import BEARER, OPTIONAL_BEARER
 from eduflow.db import session_scope
 from eduflow.errors import Unauthorized
 from eduflow.models.users import Role
@@ -42,13 +43,21 @@ def _bearer_token(request: Request) -> str | None:
 # Declares the bearer scheme in OpenAPI (Swagger's "Authorize"); parsing stays ours so a
 # malformed header is a 401 problem rather than silently anonymous.
 bearer_scheme = HTTPBearer(
-    auto_error=False, bearerFormat="JWT", description="Access token from /api/v1/auth/login/"
+    scheme_name=BEARER,
+    auto_error=False,
+    bearerFormat="JWT",
+    description="Access token from /api/v1/auth/login/",
 )
+# The same scheme where anonymous calls are served too; api.openapi declares those
+# operations' bearer auth optional and drops this name from the document.
+optional_bearer_scheme = HTTPBearer(auto_error=False, scheme_name=OPTIONAL_BEARER)
 
 
 async def get_optional_principal(
     request: Request,
-    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
+    _credentials: Annotated[
+        HTTPAuthorizationCredentials | None, Depends(optional_bearer_scheme)
+    ] = None,
 ) -> Principal | None:
     """The caller when a valid access token is sent, None when no token is sent; 401 if bad.
 
@@ -72,6 +81,7 @@ async def get_optional_principal(
 
 async def get_principal(
     principal: Annotated[Principal | None, Depends(get_optional_principal)],
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
 ) -> Principal:
     """The authenticated caller (401 otherwise); async: no I/O, so no thread hop."""
     return permissions.require_authenticated(principal)

@@ -222,9 +222,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else "Error"
-        return problem_response(
-            request, exc.status_code, detail, headers=dict(exc.headers or {}) or None
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not the first route's only
+            from eduflow.api.openapi import allowed_methods
+
+            headers["Allow"] = allowed_methods(app, request.url.path) or headers.get("Allow", "")
+        return problem_response(request, exc.status_code, detail, headers=headers or None)
 
     async def on_unhandled(request: Request, exc: Exception) -> Response:
         return unhandled_response(request, exc)

@@ -79,7 +79,7 @@ class PipelinedRedis:
     def __init__(self, url: str, timeout: float) -> None:
         from redis.connection import parse_url
 
-        self.options: dict[str, Any] = parse_url(url)
+        self.options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
         self.timeout = timeout
         self.loop = asyncio.get_running_loop()
         self._transport: Any = None
@@ -351,7 +351,8 @@ class RedisPyAdapter:
 
     async def mget(self, *keys: str, near: bool = False) -> list[bytes | None]:
         """Values of ``keys``."""
-        return list(await self.client.mget(*keys))
+        # decode_responses is off: redis-py's own types cannot tell, the values are bytes.
+        return [v.encode() if isinstance(v, str) else v for v in await self.client.mget(*keys)]
 
     def drop(self, key: str) -> None:
         """Nothing kept."""

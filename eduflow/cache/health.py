@@ -23,9 +23,9 @@ STATS_KEY = key("cache", "stats")
 @lru_cache(maxsize=1)
 def get_cache_store() -> Store:
     """The store of the response cache: like ``get_store()`` but with the short timeout."""
-    from eduflow.config import get_settings
+    from eduflow.config import get_settings, reveal
 
-    url = get_settings().redis_url
+    url = reveal(get_settings().redis_url)
     if not url:
         return memory_store
     import redis as redis_lib

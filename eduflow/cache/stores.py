@@ -140,7 +140,7 @@ class MemoryStore:
 class RedisStore:
     """Redis-backed store with short timeouts: a slow Redis must not slow the API."""
 
-    def __init__(self, client: redis.Redis[bytes]) -> None:
+    def __init__(self, client: redis.Redis) -> None:
         self.client = client
 
     def _call(self, fn: str, *args: object, **kwargs: object) -> object:
@@ -210,11 +210,11 @@ def _glob_escape(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def get_redis() -> redis.Redis[bytes] | None:
+def get_redis() -> redis.Redis | None:
     """The shared Redis client (None on the embedded default)."""
-    from eduflow.config import get_settings
+    from eduflow.config import get_settings, reveal
 
-    url = get_settings().redis_url
+    url = reveal(get_settings().redis_url)
     if not url:
         return None
     import redis as redis_lib
@@ -228,7 +228,7 @@ def get_redis() -> redis.Redis[bytes] | None:
     )
 
 
-def fence(client: redis.Redis[bytes]) -> None:
+def fence(client: redis.Redis) -> None:
     """Return only once Redis has sent the invalidations of this client's last writes.
 
     Server processes keep values near (``eduflow.api.redis_pipe``) and drop them when

@@ -15,7 +15,7 @@ LIST_COLUMNS = ["id", "function", "status", "queue", "tries", "enqueued_at", "en
 JSON_HELP = "Print JSON (for scripts)."
 
 
-def _client() -> redis.Redis[bytes]:
+def _client() -> redis.Redis:
     from eduflow.jobs.worker import worker_connection
 
     return worker_connection()

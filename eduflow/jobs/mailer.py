@@ -117,7 +117,7 @@ def send_message(msg: EmailMessage) -> str:
     settings = get_settings()
     if not settings.smtp_url:
         return _write_eml(msg, settings.mail_dir)
-    target = _parsed_smtp_url(settings.smtp_url)
+    target = _parsed_smtp_url(settings.smtp_url.get_secret_value())
     try:
         _send_smtp(msg, target, settings.smtp_timeout)
     except (OSError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError) as exc:

@@ -158,16 +158,16 @@ def relay_after_commit(rows: Sequence[JobRow]) -> None:
 _clients: dict[tuple[int, str], Any] = {}  # (pid, Redis URL) -> client of the relay
 
 
-def _relay_client() -> redis.Redis[bytes] | None:
+def _relay_client() -> redis.Redis | None:
     """The process's Redis client for the after-commit relay, made once.
 
     ``get_redis()`` builds a new client (and connection pool) per call: in the request
     path that was a TCP connect, ``SELECT`` and RQ's ``INFO server`` probe per enrollment.
     """
     from eduflow.cache.stores import get_redis
-    from eduflow.config import get_settings
+    from eduflow.config import get_settings, reveal
 
-    url = get_settings().redis_url
+    url = reveal(get_settings().redis_url)
     if not url:
         return None
     slot = (os.getpid(), url)
@@ -208,7 +208,7 @@ def _relay_now(rows: Sequence[JobRow]) -> None:
         )
 
 
-def enqueue_row(client: redis.Redis[bytes], row: JobRow) -> bool:
+def enqueue_row(client: redis.Redis, row: JobRow) -> bool:
     """Enqueue one outbox row as its RQ job; False when that job already exists."""
     from rq import Queue, Retry
     from rq.exceptions import DuplicateJobError

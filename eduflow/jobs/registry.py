@@ -29,7 +29,7 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
-def queue_names(client: redis.Redis[bytes], queue: str | None = None) -> list[str]:
+def queue_names(client: redis.Redis, queue: str | None = None) -> list[str]:
     """The queue asked for, or every known queue (``default`` always included)."""
     from rq import Queue
 
@@ -39,7 +39,7 @@ def queue_names(client: redis.Redis[bytes], queue: str | None = None) -> list[st
     return sorted(names)
 
 
-def _registry(client: redis.Redis[bytes], queue: str, status: str) -> Any:
+def _registry(client: redis.Redis, queue: str, status: str) -> Any:
     from rq.registry import (
         FailedJobRegistry,
         FinishedJobRegistry,
@@ -56,7 +56,7 @@ def _registry(client: redis.Redis[bytes], queue: str, status: str) -> Any:
     return cls(queue, connection=client)
 
 
-def _job_ids(client: redis.Redis[bytes], queue: str, status: str) -> list[str]:
+def _job_ids(client: redis.Redis, queue: str, status: str) -> list[str]:
     from rq import Queue
 
     if status == "queued":
@@ -125,7 +125,7 @@ def job_to_dict(job: Any, full: bool = False) -> dict[str, Any]:
 
 
 def list_jobs(
-    client: redis.Redis[bytes],
+    client: redis.Redis,
     status: str | None = None,
     queue: str | None = None,
     limit: int = 50,
@@ -147,7 +147,7 @@ def list_jobs(
     return rows
 
 
-def fetch_job(client: redis.Redis[bytes], job_id: str) -> Any:
+def fetch_job(client: redis.Redis, job_id: str) -> Any:
     """One job, or NotFound with a clear message."""
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
@@ -170,7 +170,7 @@ class ReplayOutcome:
 
 
 def replay_candidates(
-    client: redis.Redis[bytes],
+    client: redis.Redis,
     *,
     queue: str | None = None,
     match: str | None = None,
@@ -201,7 +201,7 @@ def replay_candidates(
     return chosen
 
 
-def replay_one(client: redis.Redis[bytes], job_id: str, dry_run: bool = False) -> ReplayOutcome:
+def replay_one(client: redis.Redis, job_id: str, dry_run: bool = False) -> ReplayOutcome:
     """Requeue one failed job with a fresh set of retries; never raises for a bad id."""
     from rq.exceptions import InvalidJobOperation, NoSuchJobError
     from rq.job import Job
@@ -233,14 +233,14 @@ def replay_one(client: redis.Redis[bytes], job_id: str, dry_run: bool = False) -
 
 
 def replay(
-    client: redis.Redis[bytes], job_ids: Iterable[str], dry_run: bool = False
+    client: redis.Redis, job_ids: Iterable[str], dry_run: bool = False
 ) -> Iterator[ReplayOutcome]:
     """Replay each id in turn (a generator, so callers can show progress)."""
     for job_id in job_ids:
         yield replay_one(client, job_id, dry_run=dry_run)
 
 
-def purge(client: redis.Redis[bytes], status: str = "failed", queue: str | None = None) -> int:
+def purge(client: redis.Redis, status: str = "failed", queue: str | None = None) -> int:
     """Delete every job of a registry (failed or finished); returns how many."""
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
@@ -259,7 +259,7 @@ def purge(client: redis.Redis[bytes], status: str = "failed", queue: str | None 
     return count
 
 
-def stats(client: redis.Redis[bytes]) -> list[dict[str, Any]]:
+def stats(client: redis.Redis) -> list[dict[str, Any]]:
     """Per queue: queued, started, scheduled, failed, finished, workers."""
     from rq import Queue, Worker
 

@@ -54,7 +54,7 @@ def slot_kwargs(name: str, slot_time: datetime) -> dict[str, Any]:
 
 
 def enqueue_slot(
-    client: redis.Redis[bytes], name: str, slot: str, kwargs: dict[str, Any], guard_ttl: int
+    client: redis.Redis, name: str, slot: str, kwargs: dict[str, Any], guard_ttl: int
 ) -> bool:
     """Enqueue ``name`` for ``slot`` unless that slot was already enqueued (by anyone)."""
     from rq import Queue, Retry
@@ -98,7 +98,7 @@ def _slot_id(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def build_scheduler(client: redis.Redis[bytes]) -> Any:
+def build_scheduler(client: redis.Redis) -> Any:
     """A CronScheduler whose every enqueue goes through the slot guard."""
     from rq.cron import CronScheduler
     from rq.utils import now
@@ -162,7 +162,7 @@ def build_scheduler(client: redis.Redis[bytes]) -> Any:
     return scheduler
 
 
-def run_scheduler(client: redis.Redis[bytes], stop: threading.Event) -> None:
+def run_scheduler(client: redis.Redis, stop: threading.Event) -> None:
     """Run the guarded cron loop until ``stop`` is set (thread-safe: no signal handlers)."""
     scheduler = build_scheduler(client)
     scheduler.register_birth()

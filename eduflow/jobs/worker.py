@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from rq.worker import SimpleWorker
 
-from eduflow.config import get_settings
+from eduflow.config import get_settings, reveal
 from eduflow.logging import bind_context, clear_context, get_logger
 
 if TYPE_CHECKING:
@@ -26,18 +26,18 @@ _PR_SET_PDEATHSIG = 1
 _IDLE_BEAT_EVERY = 1.0  # seconds; the worker key lives for worker_ttl + 60 s
 
 
-def worker_connection() -> redis.Redis[bytes]:
+def worker_connection() -> redis.Redis:
     """A Redis client for workers: no short socket timeout (workers block on BLPOP)."""
     import redis as redis_lib
 
     from eduflow.errors import EduFlowError
 
-    url = get_settings().redis_url
+    url = reveal(get_settings().redis_url)
     if not url:
         raise EduFlowError(
             "the worker needs EDUFLOW_REDIS_URL; without Redis, jobs run inside `eduflow serve`"
         )
-    client: redis.Redis[bytes] = redis_lib.Redis.from_url(url, socket_connect_timeout=3)
+    client: redis.Redis = redis_lib.Redis.from_url(url, socket_connect_timeout=3)
     try:
         client.ping()
     except redis_lib.RedisError as exc:
@@ -144,7 +144,7 @@ def _forget_inherited_connections() -> None:
     reset_store()
 
 
-def sweep_outbox_once(client: redis.Redis[bytes], interval: float) -> None:
+def sweep_outbox_once(client: redis.Redis, interval: float) -> None:
     """One guarded sweep: only one worker per interval walks the outbox."""
     from eduflow.cache.stores import key
     from eduflow.jobs.outbox import relay_pending
@@ -162,7 +162,7 @@ def sweep_outbox_once(client: redis.Redis[bytes], interval: float) -> None:
         )
 
 
-def _sweep_loop(client: redis.Redis[bytes], stop: threading.Event) -> None:
+def _sweep_loop(client: redis.Redis, stop: threading.Event) -> None:
     interval = get_settings().outbox_sweep_interval
     while not stop.wait(interval):
         try:

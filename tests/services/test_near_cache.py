@@ -16,7 +16,7 @@ from tests.conftest import TEST_REDIS_URL
 KEYS = ("eduflow:t:a", "eduflow:t:b")
 
 
-def other_client() -> redis.Redis[bytes]:
+def other_client() -> redis.Redis:
     """A second connection, as another server process or the CLI would have."""
     return redis.Redis.from_url(TEST_REDIS_URL)
 

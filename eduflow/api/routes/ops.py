@@ -13,12 +13,15 @@ from eduflow.errors import NotFound, Unavailable
 
 router = APIRouter(tags=["operations"])
 
+SCHEMA_URL = "/api/schema/"
+
 DOCS_STATIC = "/api/docs/static/"
-# Only what the docs page loads; nothing else of the bundle directory is reachable.
+# Only what the docs pages load; nothing else of the package directory is reachable.
 _DOCS_ASSETS = {
     "swagger-ui-bundle.js": "application/javascript",
     "swagger-ui.css": "text/css",
-    "favicon-32x32.png": "image/png",
+    "redoc.standalone.js": "application/javascript",
+    "favicon.png": "image/png",
 }
 
 
@@ -64,28 +67,43 @@ def metrics() -> Response:
 
 @router.get("/api/docs/", include_in_schema=False)
 def swagger_ui() -> HTMLResponse:
-    """Swagger UI whose scripts and styles are served by EduFlow itself (works offline)."""
+    """Swagger UI 5 (reads OpenAPI 3.1) with its scripts and styles served by EduFlow itself."""
     from fastapi.openapi.docs import get_swagger_ui_html
 
     return get_swagger_ui_html(
-        openapi_url="/api/schema/",
+        openapi_url=SCHEMA_URL,
         title="EduFlow API",
         swagger_js_url=DOCS_STATIC + "swagger-ui-bundle.js",
         swagger_css_url=DOCS_STATIC + "swagger-ui.css",
-        swagger_favicon_url=DOCS_STATIC + "favicon-32x32.png",
-        swagger_ui_parameters={"persistAuthorization": True},
+        swagger_favicon_url=DOCS_STATIC + "favicon.png",
+        swagger_ui_parameters={"persistAuthorization": True, "displayOperationId": True},
+    )
+
+
+@router.get("/api/redoc/", include_in_schema=False)
+def redoc() -> HTMLResponse:
+    """ReDoc 2, served the same way (no CDN, no web fonts from outside)."""
+    from fastapi.openapi.docs import get_redoc_html
+
+    return get_redoc_html(
+        openapi_url=SCHEMA_URL,
+        title="EduFlow API",
+        redoc_js_url=DOCS_STATIC + "redoc.standalone.js",
+        redoc_favicon_url=DOCS_STATIC + "favicon.png",
+        with_google_fonts=False,
     )
 
 
 def _assets_dir() -> Path:
-    from swagger_ui_bundle import swagger_ui_path
+    # fastapi-offline ships the Swagger UI and ReDoc distributions as package data.
+    import fastapi_offline
 
-    return Path(str(swagger_ui_path))
+    return Path(fastapi_offline.__file__).parent / "static"
 
 
 @router.get(DOCS_STATIC + "{name}", include_in_schema=False)
 def swagger_asset(name: str) -> FileResponse:
-    """One bundled Swagger UI asset."""
+    """One bundled documentation asset."""
     media_type = _DOCS_ASSETS.get(name)
     if media_type is None:
         raise NotFound("No such asset")
