@@ -90,6 +90,15 @@ class Settings(BaseSettings):
         description="Browser origins allowed to call the API, comma-separated "
         "(e.g. https://app.example.com); empty: no CORS headers.",
     )
+    api_docs: bool = Field(
+        default=True, description="serve /api/docs/, /api/redoc/ and /api/schema/ (off: 404)"
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="port where `eduflow worker` / `eduflow scheduler` serve /metrics",
+    )
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"

@@ -109,6 +109,9 @@ def get_engine(url: str | None = None) -> Engine:
             engine = _engines.get(url)
             if engine is None:
                 engine = _engines[url] = _build_engine(url)
+                from eduflow.tracing import instrument_engine
+
+                instrument_engine(engine)  # spans per statement, when tracing is on
     return engine
 
 

@@ -196,31 +196,38 @@ def write_access_line(
     user_id: int | None,
     request_id: str | None = None,
     defer: bool = False,
+    client: str | None = None,
+    user_agent: str | None = None,
 ) -> None:
     """One access log line, as ``get_logger("eduflow.access").info("request", ...)`` would
     write it (same keys, context variables merged, the path redacted); ``request_id`` when
-    it is not bound to the context. ``defer``: keep it for the next
-    :func:`flush_access_lines` (one write for a burst of cache hits)."""
+    it is not bound to the context. ``client`` is the caller's address (as resolved behind
+    a trusted proxy), ``user_agent`` its ``User-Agent`` (cut to 256 characters). ``defer``:
+    keep it for the next :func:`flush_access_lines` (one write for a burst of cache hits)."""
     context = structlog.contextvars.get_contextvars()
     if request_id is None and len(context) == 1 and "request_id" in context:
         request_id = str(context["request_id"])
         context = {}
     if context or request_id is None:
         _deferred_lines.append(
-            _general_access_line(context, request_id, method, path, status, duration_ms, user_id)
+            _general_access_line(
+                context, request_id, method, path, status, duration_ms, user_id, client, user_agent
+            )
         )
     else:  # the usual line: formatted from its parts (a third of the cost of a dict)
         parts = _line_parts.get((method, path, status, user_id))
         if parts is None:
             parts = _access_line_parts(method, path, status, user_id)
         _deferred_lines.append(
-            b"%b%b%b%b%b%b%b"
+            b"%b%b%b%b%b%b%b%b%b"
             % (
                 b'{"request_id":',
                 orjson.dumps(request_id),
                 parts[0],
                 orjson.dumps(duration_ms),
                 parts[1],
+                _client_part(client, user_agent),
+                _EVENT_PART,
                 _utc_iso().encode(),
                 parts[2],
             )
@@ -237,6 +244,8 @@ def _general_access_line(
     status: int,
     duration_ms: float,
     user_id: int | None,
+    client: str | None = None,
+    user_agent: str | None = None,
 ) -> bytes:
     """The access line when more than the request id is bound (redacted like any line)."""
     line: dict[str, Any] = dict(redact_processor(None, "", dict(context)))
@@ -248,6 +257,10 @@ def _general_access_line(
     line["status"] = status
     line["duration_ms"] = duration_ms
     line["user_id"] = user_id
+    line["client"] = client
+    line["user_agent"] = (
+        redact_value(user_agent[:USER_AGENT_MAX]) if user_agent is not None else None
+    )
     line["event"] = "request"
     line["level"] = "info"
     line["timestamp"] = _utc_iso()
@@ -266,14 +279,30 @@ def _access_line_parts(
     parts = (
         b',"logger":"eduflow.access","method":%b,"path":%b,"status":%d,"duration_ms":'
         % (orjson.dumps(method), orjson.dumps(redact_value(path)), status),
-        b',"user_id":%b,"event":"request","level":"info","timestamp":"'
-        % (b"null" if user_id is None else b"%d" % user_id),
+        b',"user_id":%b' % (b"null" if user_id is None else b"%d" % user_id),
         b'","pid":%d}' % _access["pid"],
     )
     if len(_line_parts) >= 4096:
         _line_parts.clear()
     _line_parts[(method, path, status, user_id)] = parts
     return parts
+
+
+_EVENT_PART = b',"event":"request","level":"info","timestamp":"'
+# ``,"client":…,"user_agent":…`` by (address, user agent): callers repeat themselves too.
+_client_parts: dict[tuple[str | None, str | None], bytes] = {}
+USER_AGENT_MAX = 256
+
+
+def _client_part(client: str | None, user_agent: str | None) -> bytes:
+    part = _client_parts.get((client, user_agent))
+    if part is None:
+        agent = redact_value(user_agent[:USER_AGENT_MAX]) if user_agent is not None else None
+        part = b',"client":%b,"user_agent":%b' % (orjson.dumps(client), orjson.dumps(agent))
+        if len(_client_parts) >= 4096:
+            _client_parts.clear()
+        _client_parts[(client, user_agent)] = part
+    return part
 
 
 _deferred_lines: list[bytes] = []

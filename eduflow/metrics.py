@@ -2,6 +2,17 @@
 
 Labels are bounded: routes are reported by their template (``/api/v1/users/{user_id}/``),
 never the raw path, and unmatched paths share one label.
+
+Every series is on every scrape, whatever is down, so an alert on it never goes silent:
+
+- a new metric is declared in this module (module level), with the label values it can
+  take listed in ``_KNOWN_LABELS`` when they are a fixed set (their series then start at 0
+  instead of appearing with the first event), and gets a row in the series table of
+  ``docs/operations.md`` (tests/ops/test_metrics_always_present.py compares the three);
+- figures read at scrape time (``JobsCollector``) are yielded on every scrape: NaN when
+  their backend does not answer, next to ``eduflow_redis_up`` / ``eduflow_database_up``;
+- in multiprocess mode a declared family nobody has counted into yet is still listed
+  (``_AlwaysListed``).
 """
 
 from __future__ import annotations
@@ -107,8 +118,10 @@ def render(registry: CollectorRegistry | None = None) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from prometheus_client import multiprocess
 
+            counted = CollectorRegistry()
+            multiprocess.MultiProcessCollector(counted)  # type: ignore[no-untyped-call]
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            registry.register(_AlwaysListed(counted))  # type: ignore[arg-type]
             # Scrape-time figures are read from Redis/PostgreSQL, not kept per process.
             registry.register(JobsCollector())  # type: ignore[arg-type]
             registry.register(CertificatesCollector())  # type: ignore[arg-type]
@@ -120,29 +133,43 @@ JOBS_ENQUEUED = Counter(
 )
 
 
-class JobsCollector:
-    """Scrape-time gauges: failed jobs (RQ's failed registries) and the outbox backlog.
+SCRAPE_TIME_GAUGES = {
+    "eduflow_outbox_backlog": "Outbox rows not yet handed to the queue (NaN: database down).",
+    "eduflow_jobs_failed": "Jobs in RQ's failed registries, replayable (NaN: Redis unreadable).",
+    "eduflow_database_up": "1 when the database answered this scrape, else 0.",
+    "eduflow_redis_up": "1 when Redis answered this scrape, else 0 (0 also when not configured).",
+}
 
-    Read when scraped, so they are right whichever process failed the job; a backend that
-    does not answer simply leaves its gauge out of that scrape.
+
+class JobsCollector:
+    """Scrape-time gauges: failed jobs (RQ's failed registries), the outbox backlog, and
+    whether the database and Redis answered.
+
+    Read when scraped, so they are right whichever process failed the job. A backend that
+    does not answer gives NaN, never a missing series: ``eduflow_jobs_failed > 0`` must not
+    go quiet exactly while Redis is down (``eduflow_redis_up == 0`` says so instead).
     """
 
     def collect(self) -> Any:
-        """Yield the gauges that can be read now."""
+        """Yield every scrape-time gauge, NaN where its backend does not answer."""
         from prometheus_client.core import GaugeMetricFamily
 
         from eduflow.jobs.metrics import failed_jobs_count, outbox_backlog_or_none
 
         backlog = outbox_backlog_or_none()
-        if backlog is not None:
-            yield GaugeMetricFamily(
-                "eduflow_outbox_backlog", "Outbox rows not yet handed to the queue.", backlog
-            )
         failed = failed_jobs_count()
-        if failed is not None:
-            yield GaugeMetricFamily(
-                "eduflow_jobs_failed", "Jobs in RQ's failed registries (replayable).", failed
-            )
+        values = {
+            "eduflow_outbox_backlog": _nan_if_none(backlog),
+            "eduflow_jobs_failed": _nan_if_none(failed),
+            "eduflow_database_up": float(backlog is not None),
+            "eduflow_redis_up": float(failed is not None),
+        }
+        for name, doc in SCRAPE_TIME_GAUGES.items():
+            yield GaugeMetricFamily(name, doc, values[name])
+
+
+def _nan_if_none(value: int | None) -> float:
+    return float("nan") if value is None else float(value)
 
 
 REGISTRY.register(JobsCollector())  # type: ignore[arg-type]
@@ -194,3 +221,60 @@ CACHE_ERRORS = Counter(
 CACHE_OUTAGES = Counter(
     "eduflow_cache_outages_total", "Times the cache backend stopped answering (one per outage)."
 )
+
+
+# Label values known in advance: their series exist (at 0) from the process's start.
+_KNOWN_LABELS: dict[Any, list[tuple[str, ...]]] = {
+    LOGIN_ATTEMPTS: [("success",), ("failed",), ("throttled",), ("disabled",)],
+    CACHE_HITS: [("courses",), ("course",), ("lessons",), ("me",)],
+    CACHE_MISSES: [("courses",), ("course",), ("lessons",), ("me",)],
+    CACHE_REBUILDS: [("courses",), ("course",), ("lessons",)],
+    CACHE_ERRORS: [("courses",), ("course",), ("lessons",), ("me",)],
+}
+
+
+def _start_known_series() -> None:
+    from eduflow.jobs.outbox import TASKS
+
+    for metric, label_sets in _KNOWN_LABELS.items():
+        for labels in label_sets:
+            metric.labels(*labels)
+    for job in TASKS:
+        JOBS_ENQUEUED.labels(job)
+
+
+def declared_metrics() -> dict[str, tuple[str, str]]:
+    """Every metric family EduFlow exports: name -> (type, help), counters without
+    ``_total`` (as Prometheus' parser names families)."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    declared: dict[str, tuple[str, str]] = {
+        metric._name: (str(metric._type), metric._documentation)
+        for metric in globals().values()
+        if isinstance(metric, MetricWrapperBase)
+    }
+    declared.update({name: ("gauge", doc) for name, doc in SCRAPE_TIME_GAUGES.items()})
+    return declared
+
+
+class _AlwaysListed:
+    """Multiprocess view: what the processes counted, plus an empty family for every
+    declared metric none of them has written yet (listed, so queries find the name)."""
+
+    def __init__(self, counted: CollectorRegistry) -> None:
+        self.counted = counted
+
+    def collect(self) -> Any:
+        """The counted families, then the declared ones they lack."""
+        from prometheus_client.metrics_core import Metric
+
+        seen = set()
+        for family in self.counted.collect():
+            seen.add(family.name)
+            yield family
+        for name, (kind, doc) in declared_metrics().items():
+            if name not in seen and name not in SCRAPE_TIME_GAUGES:
+                yield Metric(name, doc, kind)
+
+
+_start_known_series()

@@ -129,6 +129,8 @@ def test_env_example_names_only_real_settings() -> None:
     # Everything else is read by compose.yml itself.
     text = (ROOT / "compose.yml").read_text()
     for other in keys - eduflow_keys:
+        if other.startswith("OTEL_"):  # the tracing SDK's own, read by the containers
+            continue
         assert "${" + other in text, f"{other} in .env.example is used nowhere"
 
 
@@ -182,6 +184,57 @@ def test_compose_commands_exist_in_the_cli(services: dict[str, Any], service: st
     if service == "worker":
         assert command.name == "worker"
         assert params["with_scheduler"] is False
+
+
+def test_every_long_running_service_has_a_healthcheck(services: dict[str, Any]) -> None:
+    image_healthcheck = "HEALTHCHECK" in (ROOT / "Dockerfile").read_text()
+    for name, service in services.items():
+        if service.get("restart") == "no":  # one-shot (migrate)
+            continue
+        healthcheck = service.get("healthcheck", {})
+        assert not healthcheck.get("disable"), f"{name}: healthcheck disabled"
+        from_image = service.get("image", "").startswith("${EDUFLOW_IMAGE") and image_healthcheck
+        assert healthcheck.get("test") or from_image, f"{name} has no healthcheck"
+
+
+@pytest.mark.parametrize("service", ["worker", "scheduler"])
+def test_job_processes_are_checked_by_their_heartbeat(
+    services: dict[str, Any], service: str
+) -> None:
+    test = services[service]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "eduflow"]
+    command, params = parse_cli(test[2:])
+    assert command.name == service and params["check"] is True
+
+
+def test_prometheus_scrapes_every_eduflow_process(services: dict[str, Any]) -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    ports = {
+        sd["names"][0]: sd["port"]
+        for job in config["scrape_configs"]
+        for sd in job.get("dns_sd_configs", [])
+    }
+    assert ports["api"] == parse_cli(services["api"]["command"])[1]["port"]
+    for name in ("worker", "scheduler"):
+        port = int(services[name]["environment"]["EDUFLOW_METRICS_PORT"])
+        assert ports[name] == port and str(port) in services[name]["expose"]
+    mounted = {v.split(":")[0] for v in services["prometheus"]["volumes"]}
+    assert {"./deploy/prometheus.yml", "./deploy/alerts.yml"} <= mounted
+    assert config["rule_files"] == ["alerts.yml"]  # next to prometheus.yml in the container
+
+
+def test_monitoring_services_are_a_profile_bound_to_loopback(services: dict[str, Any]) -> None:
+    for name in ("prometheus", "grafana", "rq-dashboard"):
+        assert services[name]["profiles"] == ["monitoring"], name
+        for port in services[name]["ports"]:
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+    assert "profiles" not in services["api"]
+
+
+def test_proxy_keeps_metrics_internal() -> None:
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    block = re.search(r"location\s*=\s*/metrics\s*\{([^}]*)\}", conf)
+    assert block and "return 404;" in block.group(1)
 
 
 def test_parse_cli_rejects_unknown_options() -> None:

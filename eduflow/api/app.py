@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from eduflow import __version__
 
@@ -85,14 +85,16 @@ def create_app() -> EduFlowAPI:
     """The EduFlow ASGI application."""
     from eduflow.api.problems import install_problem_handlers
     from eduflow.api.routes import auth, certificates, courses, enrollments, lessons, ops, users
+    from eduflow.config import get_settings
     from eduflow.logging import configure_logging
 
     configure_logging()
+    docs = get_settings().api_docs
     app = EduFlowAPI(
         title="EduFlow API",
         version=__version__,
         description="Backend of an online-courses platform.",
-        openapi_url="/api/schema/",
+        openapi_url="/api/schema/" if docs else None,
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
@@ -104,6 +106,8 @@ def create_app() -> EduFlowAPI:
     for module in (auth, users, courses, lessons, enrollments, certificates):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
+    if docs:
+        app.include_router(ops.docs_router)
     from eduflow.api.cached import CachedReads
 
     app.cached_reads = CachedReads()
@@ -115,3 +119,11 @@ def create_app() -> EduFlowAPI:
 
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def create_served_app() -> ASGIApp:
+    """What ``eduflow serve`` runs: the application, inside a tracing span per request when
+    the ``OTEL_*`` variables turn tracing on (``eduflow.tracing``)."""
+    from eduflow.tracing import traced_asgi
+
+    return traced_asgi(create_app())

@@ -49,6 +49,7 @@ from eduflow.models.users import Role
 from eduflow.security import decode_token
 from eduflow.services.auth import auth_state_keys, cached_principal, cached_profile, profile_key
 from eduflow.services.permissions import Principal
+from eduflow.tracing import name_span
 
 COURSES_PATH = "/api/v1/courses/"
 RECENT_ENTRIES = 1024  # decoded entries kept per process (used only while current)
@@ -418,6 +419,7 @@ class CachedReads:
         request_id = request_id_of(scope)
         headers.append((b"x-request-id", request_id))
         headers.append((b"x-response-time-ms", response_time(start)))
+        name_span(scope["method"], route)  # tracing: before the response ends the span
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         finish_request(scope, status, start, request_id.decode(), route=route)

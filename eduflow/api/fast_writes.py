@@ -38,6 +38,7 @@ from eduflow.api.middleware import (
 from eduflow.api.problems import PROBLEM_MEDIA_TYPE, unhandled_response
 from eduflow.errors import EduFlowError
 from eduflow.models.enrollments import EnrollmentCreate
+from eduflow.tracing import name_span
 
 _MAX_BODY = 256  # bytes: a plain enrollment is ``{"course": N}``; larger ones go the long way
 _JSON = b"application/json"
@@ -144,6 +145,7 @@ async def answer_enrollment(
         (b"x-request-id", request_id),
         (b"x-response-time-ms", response_time(start)),
     ]
+    name_span("POST", ENROLL_PATH)  # tracing: before the response ends the span
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": content})
     finish_request(scope, status, start, rid, route=ENROLL_PATH)

@@ -28,6 +28,8 @@ from eduflow.logging import (
     write_access_line,
 )
 from eduflow.metrics import UNMATCHED_ROUTE, observe_request, publish_tallies
+from eduflow.tracing import is_enabled as tracing_on
+from eduflow.tracing import name_span
 
 # A kept incoming id must be harmless in headers and logs.
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -127,6 +129,13 @@ def finish_request(
         _publish_timer[0] = asyncio.get_running_loop().call_later(PUBLISH_EVERY, publish)
     route = route or route_template(scope, status)
     observe_request(scope["method"], route, status, duration, batch)
+    peer = scope.get("client")
+    client = peer[0] if peer else None  # uvicorn resolved X-Forwarded-For of a trusted proxy
+    user_agent = None
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
+            user_agent = value.decode("latin-1")
+            break
     if access_logger_ready():
         write_access_line(
             scope["method"],
@@ -136,6 +145,8 @@ def finish_request(
             user_id,
             request_id,
             defer=batch,
+            client=client,
+            user_agent=user_agent,
         )
         return
     if not _access_log:
@@ -148,6 +159,8 @@ def finish_request(
         status=status,
         duration_ms=round(duration * 1000, 2),
         user_id=user_id,
+        client=client,
+        user_agent=user_agent[:256] if user_agent else user_agent,
         **extra,
     )
 
@@ -200,6 +213,8 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
+                if tracing_on():  # named before the response ends the span
+                    name_span(scope["method"], route_template(scope, status))
                 headers = list(message.get("headers", ()))
                 headers.append((b"x-request-id", request_id))
                 headers.append((b"x-response-time-ms", response_time(start)))

@@ -102,7 +102,7 @@ def serve(
     # timeout), run the lifespan shutdown (pools closed), then exit 0.
     try:
         uvicorn.run(
-            "eduflow.api.app:create_app",
+            "eduflow.api.app:create_served_app",
             factory=True,
             host=host,
             port=port,

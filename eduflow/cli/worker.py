@@ -14,8 +14,14 @@ def worker(
     concurrency: int = typer.Option(
         1, "--concurrency", "-c", min=1, max=64, help="Worker processes."
     ),
+    check: bool = typer.Option(
+        False, "--check", help="Exit 0 if a worker of this host beats in Redis, else 1."
+    ),
 ) -> None:
     """Run background workers (needs EDUFLOW_REDIS_URL); SIGTERM finishes the current job."""
+    if check:
+        _check("worker")
+        return
     from eduflow.jobs.worker import run_worker
 
     run_worker(
@@ -26,11 +32,31 @@ def worker(
     )
 
 
-def scheduler() -> None:
+def scheduler(
+    check: bool = typer.Option(
+        False, "--check", help="Exit 0 if a scheduler of this host beats in Redis, else 1."
+    ),
+) -> None:
     """Enqueue the periodic jobs on schedule (each slot once, however many schedulers run)."""
+    if check:
+        _check("scheduler")
+        return
     from eduflow.jobs.worker import run_standalone_scheduler
 
     run_standalone_scheduler()
+
+
+def _check(role: str) -> None:
+    """The container healthcheck: one line, exit 0 when this host's process is alive."""
+    from eduflow.jobs.health import live_schedulers, live_workers
+    from eduflow.jobs.worker import worker_connection
+
+    client = worker_connection()
+    alive = live_workers(client) if role == "worker" else live_schedulers(client)
+    if not alive:
+        typer.echo(f"no live {role} on this host (no recent heartbeat in Redis)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{role} alive: {', '.join(alive)}")
 
 
 def register(app: typer.Typer) -> None:

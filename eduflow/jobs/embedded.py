@@ -15,6 +15,7 @@ from typing import Any
 
 from eduflow.jobs.outbox import TASKS, job_id_for, wake_embedded
 from eduflow.logging import bind_context, clear_context, get_logger
+from eduflow.tracing import job_span
 
 log = get_logger("eduflow.jobs.embedded")
 
@@ -104,7 +105,8 @@ class EmbeddedRunner:
             if row.job_name not in TASKS:
                 log.error("job_unknown", job_name=row.job_name)
             else:
-                resolve_task(row.job_name)(**row.args)
+                with job_span(row.job_name, job_id_for(row.id), row.trace_context):
+                    resolve_task(row.job_name)(**row.args)
             ok = True
         except Exception as exc:
             intervals = get_settings().job_retry_intervals

@@ -72,6 +72,7 @@ def record_row(session: Session, job: OutboxJob) -> OutboxJob:
                 "args": job.args,
                 "queue": job.queue,
                 "request_id": job.request_id,
+                "trace_context": job.trace_context,
                 "created_at": job.created_at,
                 "attempts": job.attempts,
             },
@@ -129,6 +130,8 @@ class JobRow(Protocol):
     def queue(self) -> str: ...
     @property
     def request_id(self) -> str | None: ...
+    @property
+    def trace_context(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,7 @@ class InsertedJob:
     args: dict[str, Any]
     queue: str
     request_id: str | None
+    trace_context: str | None = None
 
 
 def relay_after_commit(rows: Sequence[JobRow]) -> None:
@@ -239,6 +243,7 @@ def enqueue_row(client: redis.Redis, row: JobRow) -> bool:
             retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
             meta={
                 "request_id": row.request_id,
+                "trace_context": row.trace_context,
                 "outbox_id": row.id,
                 "job_name": row.job_name,
                 "max_retries": len(intervals),

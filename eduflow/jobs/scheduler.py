@@ -89,9 +89,20 @@ def enqueue_slot(
 def _latest_cron_slot(cron: str, at: datetime) -> datetime:
     from croniter import croniter
 
-    # Same convention as RQ's CronJob: cron fields match the local time of the host.
-    local = croniter(cron, at.astimezone().replace(tzinfo=None)).get_prev(datetime)
-    return datetime.fromtimestamp(local.timestamp(), UTC)
+    slot: datetime = croniter(cron, at.astimezone(UTC)).get_prev(datetime)
+    return slot.astimezone(UTC)
+
+
+def next_cron_slot(cron: str, after: datetime) -> datetime:
+    """The first time after ``after`` that ``cron`` matches, its fields read in UTC.
+
+    RQ's own ``CronJob`` reads them in the host's local time zone; EduFlow's schedules are
+    UTC whatever the host (or container) is set to, as the settings document.
+    """
+    from croniter import croniter
+
+    slot: datetime = croniter(cron, after.astimezone(UTC)).get_next(datetime)
+    return slot.astimezone(UTC)
 
 
 def _slot_id(when: datetime) -> str:
@@ -110,7 +121,22 @@ def build_scheduler(client: redis.Redis) -> Any:
         "daily_report": daily_report,
     }
 
+    from rq.cron import CronJob
+
+    class UtcCronJob(CronJob):  # type: ignore[misc]
+        def get_next_enqueue_time(self) -> datetime:
+            if self.cron:
+                return next_cron_slot(self.cron, self.latest_enqueue_time or now())
+            return super().get_next_enqueue_time()  # type: ignore[no-any-return]
+
     class GuardedCronScheduler(CronScheduler):  # type: ignore[misc]
+        def register(self, *args: Any, **kwargs: Any) -> CronJob:
+            job = super().register(*args, **kwargs)
+            # RQ builds a plain CronJob; the subclass adds no state, only UTC schedules.
+            job.__class__ = UtcCronJob
+            job.next_enqueue_time = job.get_next_enqueue_time()
+            return job
+
         def enqueue_jobs(self) -> list[CronJob]:
             at = now()
             enqueued = []

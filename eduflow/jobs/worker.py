@@ -16,6 +16,8 @@ from rq.worker import SimpleWorker
 
 from eduflow.config import get_settings, reveal
 from eduflow.logging import bind_context, clear_context, get_logger
+from eduflow.tracing import configure as configure_tracing
+from eduflow.tracing import job_span
 
 if TYPE_CHECKING:
     import redis
@@ -103,7 +105,9 @@ class EduFlowWorker(SimpleWorker):  # type: ignore[misc]
             job_id=job.id, request_id=meta.get("request_id"), job_name=meta.get("job_name")
         )
         try:
-            return bool(super().perform_job(job, queue, execution))
+            name = meta.get("job_name") or job.func_name
+            with job_span(name, job.id, meta.get("trace_context")):
+                return bool(super().perform_job(job, queue, execution))
         finally:
             clear_context()
 
@@ -144,6 +148,18 @@ def _forget_inherited_connections() -> None:
     reset_store()
 
 
+def serve_metrics() -> None:
+    """Serve this process's /metrics on ``EDUFLOW_METRICS_PORT`` (a thread), when set."""
+    port = get_settings().metrics_port
+    if port:
+        from prometheus_client import start_http_server
+
+        import eduflow.metrics  # noqa: F401  (every declared series, scrape-time gauges included)
+
+        start_http_server(port)
+        log.info("metrics_serving", port=port)
+
+
 def sweep_outbox_once(client: redis.Redis, interval: float) -> None:
     """One guarded sweep: only one worker per interval walks the outbox."""
     from eduflow.cache.stores import key
@@ -182,6 +198,8 @@ def run_worker(
     from eduflow.logging import configure_logging
 
     configure_logging()
+    configure_tracing("eduflow-worker")
+    serve_metrics()
     _children_exit_with_worker()
     client = worker_connection()
     stop = threading.Event()
@@ -231,6 +249,8 @@ def run_standalone_scheduler() -> None:
     from eduflow.logging import configure_logging
 
     configure_logging()
+    configure_tracing("eduflow-scheduler")
+    serve_metrics()
     client = worker_connection()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -64,6 +64,7 @@ from eduflow.models.enrollments import Enrollment, EnrollmentPublic, EnrollmentS
 from eduflow.models.outbox import OutboxJob
 from eduflow.models.users import User
 from eduflow.services.permissions import Principal, is_owner_or_admin, require_authenticated
+from eduflow.tracing import current_trace_context
 
 SEAT_HOLDING = (EnrollmentStatus.pending.value, EnrollmentStatus.active.value)
 
@@ -201,6 +202,7 @@ def enroll_in_one_statement(
     actor = _require_student(actor)
     now = utcnow()
     request_id = current_request_id()
+    trace_context = current_trace_context()
     params = {
         "course_id": course_id,
         "student_id": actor.id,
@@ -208,6 +210,7 @@ def enroll_in_one_statement(
         "job_name": _EMAIL_JOB,
         "job_queue": _EMAIL_QUEUE,
         "request_id": request_id,
+        "trace_context": trace_context,
     }
     try:
         row = connection.execute(_one_statement(), params).one_or_none()
@@ -220,7 +223,12 @@ def enroll_in_one_statement(
         return None  # the course changed under its lock, or an expired row to reuse
     enrollment_id = int(row.enrollment_id)
     job = InsertedJob(
-        row.job_id, _EMAIL_JOB, {"enrollment_id": enrollment_id}, _EMAIL_QUEUE, request_id
+        row.job_id,
+        _EMAIL_JOB,
+        {"enrollment_id": enrollment_id},
+        _EMAIL_QUEUE,
+        request_id,
+        trace_context,
     )
     run_after_commit(
         (lambda: relay_after_commit([job]), lambda: bump_catalog_generations(course_id))
@@ -352,12 +360,13 @@ def _one_statement() -> Any:
     job = (
         insert(outbox)
         .from_select(
-            ["job_name", "args", "queue", "request_id", "created_at", "attempts"],
+            ["job_name", "args", "queue", "request_id", "trace_context", "created_at", "attempts"],
             select(
                 bindparam("job_name", type_=outbox.c.job_name.type),
                 args,
                 bindparam("job_queue", type_=outbox.c.queue.type),
                 bindparam("request_id", type_=outbox.c.request_id.type),
+                bindparam("trace_context", type_=outbox.c.trace_context.type),
                 now,
                 literal(0),
             ).select_from(inserted),

@@ -127,3 +127,22 @@ def test_openapi_documents_auth_with_examples_and_bearer_scheme(client: Any) -> 
     assert "HTTPValidationError" not in components
     login_429 = paths["/api/v1/auth/login/"]["post"]["responses"]["429"]
     assert "Retry-After" in login_429["headers"]
+
+
+def test_api_docs_can_be_turned_off(monkeypatch: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from eduflow.api.app import create_app
+    from eduflow.config import reset_settings
+
+    monkeypatch.setenv("EDUFLOW_API_DOCS", "false")
+    reset_settings()
+    with TestClient(create_app()) as client:
+        for path in (
+            "/api/docs/",
+            "/api/redoc/",
+            "/api/schema/",
+            "/api/docs/static/swagger-ui.css",
+        ):
+            assert client.get(path).status_code == 404, path
+        assert client.get("/healthz").status_code == 200

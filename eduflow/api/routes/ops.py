@@ -65,7 +65,11 @@ def metrics() -> Response:
     return Response(body, media_type=media_type)
 
 
-@router.get("/api/docs/", include_in_schema=False)
+# The API docs: included only when EDUFLOW_API_DOCS is on (the default), see create_app().
+docs_router = APIRouter(tags=["operations"])
+
+
+@docs_router.get("/api/docs/", include_in_schema=False)
 def swagger_ui() -> HTMLResponse:
     """Swagger UI 5 (reads OpenAPI 3.1) with its scripts and styles served by EduFlow itself."""
     from fastapi.openapi.docs import get_swagger_ui_html
@@ -80,7 +84,7 @@ def swagger_ui() -> HTMLResponse:
     )
 
 
-@router.get("/api/redoc/", include_in_schema=False)
+@docs_router.get("/api/redoc/", include_in_schema=False)
 def redoc() -> HTMLResponse:
     """ReDoc 2, served the same way (no CDN, no web fonts from outside)."""
     from fastapi.openapi.docs import get_redoc_html
@@ -101,7 +105,7 @@ def _assets_dir() -> Path:
     return Path(fastapi_offline.__file__).parent / "static"
 
 
-@router.get(DOCS_STATIC + "{name}", include_in_schema=False)
+@docs_router.get(DOCS_STATIC + "{name}", include_in_schema=False)
 def swagger_asset(name: str) -> FileResponse:
     """One bundled documentation asset."""
     media_type = _DOCS_ASSETS.get(name)
