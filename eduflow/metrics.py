@@ -223,13 +223,25 @@ CACHE_OUTAGES = Counter(
 )
 
 
+# Learning progress (services/progress.py): counted after the commit of the batch.
+PROGRESS_EVENTS = Counter(
+    "eduflow_progress_events_total",
+    "Progress events received, by outcome (accepted: new event id; duplicate: already seen).",
+    ["outcome"],
+)
+COURSE_COMPLETIONS = Counter(
+    "eduflow_course_completions_total", "Enrollments that completed their course."
+)
+
+
 # Label values known in advance: their series exist (at 0) from the process's start.
 _KNOWN_LABELS: dict[Any, list[tuple[str, ...]]] = {
     LOGIN_ATTEMPTS: [("success",), ("failed",), ("throttled",), ("disabled",)],
-    CACHE_HITS: [("courses",), ("course",), ("lessons",), ("me",)],
-    CACHE_MISSES: [("courses",), ("course",), ("lessons",), ("me",)],
-    CACHE_REBUILDS: [("courses",), ("course",), ("lessons",)],
-    CACHE_ERRORS: [("courses",), ("course",), ("lessons",), ("me",)],
+    CACHE_HITS: [("courses",), ("course",), ("lessons",), ("me",), ("progress",)],
+    CACHE_MISSES: [("courses",), ("course",), ("lessons",), ("me",), ("progress",)],
+    CACHE_REBUILDS: [("courses",), ("course",), ("lessons",), ("progress",)],
+    CACHE_ERRORS: [("courses",), ("course",), ("lessons",), ("me",), ("progress",)],
+    PROGRESS_EVENTS: [("accepted",), ("duplicate",)],
 }
 
 

@@ -84,7 +84,16 @@ class EduFlowAPI(FastAPI):
 def create_app() -> EduFlowAPI:
     """The EduFlow ASGI application."""
     from eduflow.api.problems import install_problem_handlers
-    from eduflow.api.routes import auth, certificates, courses, enrollments, lessons, ops, users
+    from eduflow.api.routes import (
+        auth,
+        certificates,
+        courses,
+        enrollments,
+        lessons,
+        ops,
+        progress,
+        users,
+    )
     from eduflow.config import get_settings
     from eduflow.logging import configure_logging
 
@@ -103,7 +112,7 @@ def create_app() -> EduFlowAPI:
     from eduflow.api import openapi
 
     openapi.install(app)
-    for module in (auth, users, courses, lessons, enrollments, certificates):
+    for module in (auth, users, courses, lessons, enrollments, progress, certificates):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
     if docs:

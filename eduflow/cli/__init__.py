@@ -79,7 +79,7 @@ def root(
 
 
 def _register() -> None:
-    from eduflow.cli import admin, cache, db, demo, jobs, report, serve, worker
+    from eduflow.cli import admin, cache, db, demo, jobs, progress, report, serve, worker
 
     serve.register(app)
     worker.register(app)
@@ -88,6 +88,7 @@ def _register() -> None:
     app.add_typer(jobs.app, name="jobs")
     app.add_typer(cache.app, name="cache")
     app.add_typer(report.app, name="report")
+    app.add_typer(progress.app, name="progress")
     app.add_typer(demo.app, name="demo")
 
 

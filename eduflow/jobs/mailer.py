@@ -111,6 +111,51 @@ def enrollment_message(
     return msg
 
 
+def completion_message(
+    *,
+    to: str,
+    name: str,
+    course_title: str,
+    course_id: int,
+    lessons: int,
+    certificate_url: str,
+    certificate_pdf_url: str,
+) -> EmailMessage:
+    """The congratulation email of a completed course, with the links to its certificate's
+    public verification page and PDF: subject, plain text and HTML."""
+    settings = get_settings()
+    link = f"{settings.public_base_url.rstrip('/')}/courses/{course_id}/"
+    done_line = f"You completed all {lessons} lessons." if lessons != 1 else "You completed it."
+    msg = EmailMessage()
+    msg["Subject"] = f"Congratulations, you completed {course_title}"
+    msg["From"] = settings.mail_from
+    msg["To"] = to
+    msg["Date"] = formatdate(localtime=False, usegmt=True)
+    msg["Message-ID"] = make_msgid(domain="eduflow.local")
+    msg.set_content(
+        f"Hello {name},\n\n"
+        f'Congratulations: you completed "{course_title}".\n{done_line}\n\n'
+        f"Your certificate (anyone can verify it at this address): {certificate_url}\n"
+        f"Download it as a PDF: {certificate_pdf_url}\n\n"
+        f"Course page: {link}\n\n"
+        "-- EduFlow\n"
+    )
+    esc = html.escape
+    msg.add_alternative(
+        "<!doctype html><html><body>"
+        f"<p>Hello {esc(name)},</p>"
+        f"<p>Congratulations: you completed <strong>{esc(course_title)}</strong>.<br>"
+        f"{esc(done_line)}</p>"
+        f'<p><a href="{esc(certificate_url, quote=True)}">Your certificate</a> '
+        "(anyone can verify it at this address) &middot; "
+        f'<a href="{esc(certificate_pdf_url, quote=True)}">Download it as a PDF</a></p>'
+        f'<p><a href="{esc(link, quote=True)}">Open the course</a></p>'
+        "<p>&mdash; EduFlow</p></body></html>",
+        subtype="html",
+    )
+    return msg
+
+
 def send_message(msg: EmailMessage) -> str:
     """Deliver ``msg`` (SMTP or ``.eml`` file); returns where it went. Transient failures raise
     ``MailUnavailable``."""

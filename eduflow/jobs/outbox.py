@@ -37,6 +37,7 @@ TASKS: dict[str, str] = {
     "send_enrollment_email": "eduflow.jobs.tasks.send_enrollment_email",
     "expire_abandoned_enrollments": "eduflow.jobs.tasks.expire_abandoned_enrollments",
     "daily_report": "eduflow.jobs.tasks.daily_report",
+    "course_completed": "eduflow.jobs.completion.course_completed",
 }
 _PENDING_IDS = "eduflow_outbox_pending"
 _BREAKER_SECONDS = 5.0

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 
@@ -122,11 +122,20 @@ def _mark_statement(enrollment_id: int) -> Update:
     )
 
 
-def _mark_email_sent(enrollment_id: int, attempts: int = 5) -> None:
+def _mark_email_sent(enrollment_id: int) -> None:
+    def mark() -> None:
+        with session_scope() as session:
+            session.connection().execute(_mark_statement(enrollment_id))
+
+    retry_unavailable(mark)
+
+
+def retry_unavailable(step: Callable[[], None], attempts: int = 5) -> None:
+    """Run ``step`` (a sent email's marker), retrying for a few seconds while the database
+    is unavailable: the message went out, so giving up early means sending it twice."""
     for attempt in range(attempts):
         try:
-            with session_scope() as session:
-                session.connection().execute(_mark_statement(enrollment_id))
+            step()
             return
         except Unavailable:
             if attempt == attempts - 1:
@@ -162,6 +171,10 @@ def daily_report(day: str | None = None) -> str:
     lock = task_lock(f"report:{target.isoformat()}", settings.job_lock_ttl)
     with lock, session_scope() as session:
         report = build_daily_report(session, target)
-        figures = {"new_users": report.new_users, "new_enrollments": report.new_enrollments}
+        figures = {
+            "new_users": report.new_users,
+            "new_enrollments": report.new_enrollments,
+            "completions": report.completions,
+        }
     log.info("daily_report_built", day=target.isoformat(), **figures)
     return target.isoformat()

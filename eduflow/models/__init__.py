@@ -5,6 +5,7 @@ from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentStatus
 from eduflow.models.lessons import Lesson
 from eduflow.models.outbox import OutboxJob
+from eduflow.models.progress import LessonProgress, ProgressEvent
 from eduflow.models.reports import DailyReport
 from eduflow.models.sessions import LoginSession
 from eduflow.models.users import Role, User
@@ -16,8 +17,10 @@ __all__ = [
     "Enrollment",
     "EnrollmentStatus",
     "Lesson",
+    "LessonProgress",
     "LoginSession",
     "OutboxJob",
+    "ProgressEvent",
     "Role",
     "User",
 ]

@@ -7,10 +7,11 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, StrictInt
 from pydantic import Field as SchemaField
-from sqlalchemy import CheckConstraint, Index, UniqueConstraint
+from sqlalchemy import CheckConstraint, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from eduflow.models._base import created_field, optional_ts_field
+from eduflow.models.progress import ProgressSummary
 
 
 class EnrollmentStatus(StrEnum):
@@ -29,6 +30,7 @@ class Enrollment(SQLModel, table=True):
         UniqueConstraint("student_id", "course_id", name="uq_enrollments_student_course"),
         CheckConstraint("status IN ('pending', 'active', 'expired')", name="ck_enrollments_status"),
         Index("ix_enrollments_status_created", "status", "created_at"),
+        CheckConstraint("completed_lessons >= 0", name="ck_enrollments_completed_lessons"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -39,6 +41,13 @@ class Enrollment(SQLModel, table=True):
     updated_at: datetime = created_field()
     confirmed_at: datetime | None = optional_ts_field()
     email_sent_at: datetime | None = optional_ts_field()
+    # Learning progress, maintained by services.progress in the transaction of the events.
+    # No Python-side default: the one-statement enrollment inserts from a SELECT.
+    completed_lessons: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    completed_at: datetime | None = optional_ts_field(index=True)
+    completion_email_sent_at: datetime | None = optional_ts_field()
 
 
 # ---------------------------------------------------------------- schemas
@@ -67,6 +76,8 @@ class EnrollmentPublic(BaseModel):
                     "created_at": "2026-01-05T10:00:00Z",
                     "updated_at": "2026-01-05T10:00:00Z",
                     "confirmed_at": None,
+                    "progress": {"completed_lessons": 0, "total_lessons": 8, "percent": 0},
+                    "completed_at": None,
                 }
             ]
         }
@@ -80,6 +91,10 @@ class EnrollmentPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     confirmed_at: datetime | None
+    progress: ProgressSummary
+    completed_at: datetime | None = SchemaField(
+        description="When the last lesson was completed; never changes afterwards."
+    )
 
 
 class EnrollmentPage(BaseModel):

@@ -20,6 +20,7 @@ class DailyReport(SQLModel, table=True):
     new_users: int = Field(default=0)
     new_enrollments: int = Field(default=0)
     active_enrollments: int = Field(default=0)
+    completions: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     top_courses: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )

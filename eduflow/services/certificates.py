@@ -58,13 +58,8 @@ def pdf_url(serial: str) -> str:
 
 
 # ---------------------------------------------------------------- adapter
-# ``Enrollment.completed_at`` (learning progress) and ``User.full_name`` (accounts) are
-# columns other parts of EduFlow own. Read them through these two functions only.
-
-
-def _completed_at_column() -> Any:
-    """``enrollments.completed_at``; None while this build has no completion tracking."""
-    return getattr(Enrollment, "completed_at", None)
+# ``User.full_name`` is a column the accounts part of EduFlow owns; read it through this
+# function only.
 
 
 def _full_name_column() -> Any:
@@ -106,13 +101,12 @@ def issue_certificate(session: Session, enrollment_id: int) -> Issued:
     concurrency: the unique (student, course) pair makes the second insert a no-op, and the
     row read afterwards is the first one (the insert waits for a concurrent one to commit).
     """
-    completed_col = _completed_at_column()
     full_name_col = _full_name_column()
     row = session.execute(
         select(
             col(Enrollment.student_id),
             col(Enrollment.course_id),
-            completed_col if completed_col is not None else null(),
+            col(Enrollment.completed_at),
             col(User.username),
             full_name_col if full_name_col is not None else null(),
             col(Course.title),

@@ -27,6 +27,7 @@ from eduflow.models._base import utcnow
 from eduflow.models.enrollments import EnrollmentStatus
 from eduflow.models.users import Role
 from eduflow.security import hash_password
+from eduflow.services.demo_progress import seed_progress
 
 DEMO_PASSWORD = "eduflow-demo-pass"
 DEMO_EMAIL_DOMAIN = "example.com"
@@ -156,6 +157,8 @@ class DemoResult:
     enrollments: int = 0
     active_enrollments: int = 0
     pending_enrollments: int = 0
+    completed_enrollments: int = 0
+    progress_rows: int = 0
     password: str = DEMO_PASSWORD
     logins: list[dict[str, str]] = field(default_factory=list)
 
@@ -171,6 +174,8 @@ class DemoResult:
             "enrollments": self.enrollments,
             "active_enrollments": self.active_enrollments,
             "pending_enrollments": self.pending_enrollments,
+            "completed_enrollments": self.completed_enrollments,
+            "progress_rows": self.progress_rows,
             "password": self.password,
             "logins": self.logins,
         }
@@ -231,6 +236,8 @@ def seed_demo(session: Session, spec: DemoSpec, progress: ProgressFn | None = No
         1 for row in enrollments if row["status"] == EnrollmentStatus.pending.value
     )
     result.active_enrollments = result.enrollments - result.pending_enrollments
+    learning = seed_progress(session, rng, now, report)
+    result.completed_enrollments, result.progress_rows = learning.completed, learning.rows
 
     invalidate_catalog(session)
     result.logins = [{"role": Role.admin.value, "username": ADMIN_USERNAME}]

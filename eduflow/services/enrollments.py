@@ -62,6 +62,7 @@ from eduflow.models._base import utcnow
 from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentPublic, EnrollmentStatus
 from eduflow.models.outbox import OutboxJob
+from eduflow.models.progress import progress_summary
 from eduflow.models.users import User
 from eduflow.services.permissions import Principal, is_owner_or_admin, require_authenticated
 from eduflow.tracing import current_trace_context
@@ -181,7 +182,9 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
         raise _already_enrolled(course_id)
     record_row(session, _email_job(enrollment_id, current_request_id(), now))
     invalidate_catalog(session, course_id)
-    return _new_public(enrollment_id, course_id, course.title, actor, status, now)
+    return _new_public(
+        enrollment_id, course_id, course.title, actor, status, now, course.lessons_count
+    )
 
 
 def enroll_in_one_statement(
@@ -234,7 +237,7 @@ def enroll_in_one_statement(
         (lambda: relay_after_commit([job]), lambda: bump_catalog_generations(course_id))
     )
     status = EnrollmentStatus(row.status)
-    return _new_public(enrollment_id, course_id, row.title, actor, status, now)
+    return _new_public(enrollment_id, course_id, row.title, actor, status, now, row.lessons_count)
 
 
 _EMAIL_JOB = "send_enrollment_email"
@@ -283,6 +286,7 @@ def _new_public(
     actor: Principal,
     status: EnrollmentStatus,
     now: datetime,
+    total_lessons: int,
 ) -> EnrollmentPublic:
     return EnrollmentPublic(
         id=enrollment_id,
@@ -293,6 +297,8 @@ def _new_public(
         created_at=now,
         updated_at=now,
         confirmed_at=now if status is EnrollmentStatus.active else None,
+        progress=progress_summary(0, total_lessons),
+        completed_at=None,
     )
 
 
@@ -311,6 +317,7 @@ def _figures(course_id: Any, student_id: Any) -> Any:
         col(Course.is_published),
         col(Course.capacity),
         col(Course.seats_taken),
+        col(Course.lessons_count),
         existing.label("existing"),
     ).where(col(Course.id) == course_id)
 
@@ -411,7 +418,9 @@ def _visible_enrollments(actor: Principal) -> list[Any]:
     return [col(Enrollment.student_id) == actor.id]
 
 
-def _public(enrollment: Enrollment, course_title: str, student: str) -> EnrollmentPublic:
+def _public(
+    enrollment: Enrollment, course_title: str, student: str, total_lessons: int
+) -> EnrollmentPublic:
     assert enrollment.id is not None
     return EnrollmentPublic(
         id=enrollment.id,
@@ -422,12 +431,20 @@ def _public(enrollment: Enrollment, course_title: str, student: str) -> Enrollme
         created_at=enrollment.created_at,
         updated_at=enrollment.updated_at,
         confirmed_at=enrollment.confirmed_at,
+        progress=progress_summary(enrollment.completed_lessons, total_lessons),
+        completed_at=enrollment.completed_at,
     )
 
 
 def _select_enrollments() -> Any:
     return (
-        select(Enrollment, col(Course.title), col(User.username), col(Course.owner_id))
+        select(
+            Enrollment,
+            col(Course.title),
+            col(User.username),
+            col(Course.owner_id),
+            col(Course.lessons_count),
+        )
         .join(Course, col(Course.id) == col(Enrollment.course_id))
         .join(User, col(User.id) == col(Enrollment.student_id))
     )
@@ -468,21 +485,21 @@ def list_enrollments(
     if limit is not None:
         stmt = stmt.limit(limit)
     rows = session.execute(stmt).all()
-    return int(total or 0), [_public(e, title, student) for e, title, student, _ in rows]
+    return int(total or 0), [_public(e, title, student, n) for e, title, student, _, n in rows]
 
 
 def _load_visible(
     session: Session, actor: Principal, enrollment_id: int
-) -> tuple[Enrollment, str, str, int]:
+) -> tuple[Enrollment, str, str, int, int]:
     row = session.execute(
         _select_enrollments().where(col(Enrollment.id) == enrollment_id)
     ).one_or_none()
     if row is None:
         raise NotFound(f"No enrollment with id {enrollment_id}")
-    enrollment, title, student, owner_id = row
+    enrollment, title, student, owner_id, total_lessons = row
     if not (actor.id == enrollment.student_id or is_owner_or_admin(actor, owner_id)):
         raise NotFound(f"No enrollment with id {enrollment_id}")
-    return enrollment, title, student, owner_id
+    return enrollment, title, student, owner_id, total_lessons
 
 
 def get_enrollment(
@@ -490,8 +507,8 @@ def get_enrollment(
 ) -> EnrollmentPublic:
     """One enrollment, for its student, the course owner and admins (404 for anyone else)."""
     actor = require_authenticated(actor)
-    enrollment, title, student, _ = _load_visible(session, actor, enrollment_id)
-    return _public(enrollment, title, student)
+    enrollment, title, student, _, total = _load_visible(session, actor, enrollment_id)
+    return _public(enrollment, title, student, total)
 
 
 def confirm_enrollment(
@@ -500,7 +517,7 @@ def confirm_enrollment(
     """pending -> active (course owner/admin). Only a pending enrollment can be confirmed:
     an active or expired one is a 409 ``enrollment-not-pending`` (HTTP and CLI alike)."""
     actor = require_authenticated(actor)
-    enrollment, title, student, owner_id = _load_visible(session, actor, enrollment_id)
+    enrollment, title, student, owner_id, total = _load_visible(session, actor, enrollment_id)
     if not is_owner_or_admin(actor, owner_id):
         raise Forbidden("Only the course owner or an admin may confirm enrollments")
     if not _lock_course(session, enrollment.course_id):
@@ -529,13 +546,13 @@ def confirm_enrollment(
         )
     session.refresh(enrollment)
     invalidate_catalog(session, enrollment.course_id)
-    return _public(enrollment, title, student)
+    return _public(enrollment, title, student, total)
 
 
 def cancel_enrollment(session: Session, actor: Principal | None, enrollment_id: int) -> None:
     """Unenroll (the enrolled student or an admin): the row goes and its seat is freed."""
     actor = require_authenticated(actor)
-    enrollment, _, _, _ = _load_visible(session, actor, enrollment_id)
+    enrollment, _, _, _, _ = _load_visible(session, actor, enrollment_id)
     if not (actor.is_admin or actor.id == enrollment.student_id):
         raise Forbidden("Only the enrolled student or an admin may cancel an enrollment")
     course_id = enrollment.course_id

@@ -19,6 +19,7 @@ from eduflow.models._base import utcnow
 from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentStatus
 from eduflow.models.lessons import Lesson, LessonCreate, LessonPublic, LessonUpdate
+from eduflow.services import progress
 from eduflow.services.courses import (
     can_see,
     get_course_for_change,
@@ -177,10 +178,15 @@ def update_lesson(
 
 
 def delete_lesson(session: Session, actor: Principal, lesson_id: int) -> None:
-    """Delete a lesson (course owner/admin)."""
+    """Delete a lesson (course owner/admin), with its progress rows: the counters of the
+    enrollments that completed it drop by one, and enrollments that have now completed
+    every remaining lesson complete the course (``services.progress``)."""
     lesson, course = _lesson_for_change(session, actor, lesson_id)
+    assert course.id is not None and lesson.id is not None
+    progress.before_lesson_deleted(session, course.id, lesson.id)
     session.delete(lesson)
     course.lessons_count = max(0, course.lessons_count - 1)
     session.add(course)
     session.flush()
+    progress.complete_finished(session, course.id)
     invalidate_catalog(session, course.id)

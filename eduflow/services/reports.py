@@ -28,7 +28,8 @@ def default_report_day(now: datetime | None = None) -> date:
 
 
 def compute_daily_figures(session: Session, day: date) -> dict[str, Any]:
-    """The figures of ``day`` (UTC): new users, new enrollments, active enrollments, top courses.
+    """The figures of ``day`` (UTC): new users, new enrollments, active enrollments,
+    completions (enrollments that completed their course that day), top courses.
 
     ``active_enrollments`` counts enrollments that are active now and were active by the end
     of the day (confirmed, or created active, before midnight).
@@ -53,6 +54,11 @@ def compute_daily_figures(session: Session, day: date) -> dict[str, Any]:
             or_(col(Enrollment.confirmed_at).is_(None), col(Enrollment.confirmed_at) < end),
         )
     ).one()
+    completions = session.exec(
+        select(func.count())
+        .select_from(Enrollment)
+        .where(col(Enrollment.completed_at) >= start, col(Enrollment.completed_at) < end)
+    ).one()
     count = func.count(col(Enrollment.id)).label("enrollments")
     top_rows = session.exec(
         select(col(Course.id), col(Course.title), count)
@@ -67,6 +73,7 @@ def compute_daily_figures(session: Session, day: date) -> dict[str, Any]:
         "new_users": int(new_users),
         "new_enrollments": int(new_enrollments),
         "active_enrollments": int(active),
+        "completions": int(completions),
         "top_courses": [
             {"course_id": cid, "title": title, "enrollments": int(n)} for cid, title, n in top_rows
         ],
@@ -115,6 +122,7 @@ def report_to_dict(report: DailyReport) -> dict[str, Any]:
         "new_users": report.new_users,
         "new_enrollments": report.new_enrollments,
         "active_enrollments": report.active_enrollments,
+        "completions": report.completions,
         "top_courses": report.top_courses,
         "generated_at": report.generated_at.isoformat(),
     }

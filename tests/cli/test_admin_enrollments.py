@@ -10,7 +10,7 @@ from tests.factories import make_course, make_enrollment, make_lesson, make_user
 
 ENROLLMENT_KEYS = {
     "id", "course", "course_title", "student", "status", "created_at", "updated_at",
-    "confirmed_at",
+    "confirmed_at", "progress", "completed_at",
 }  # fmt: skip
 
 

@@ -38,6 +38,8 @@ def test_seed_json_has_stable_keys(cli: Any) -> None:
         "enrollments",
         "active_enrollments",
         "pending_enrollments",
+        "completed_enrollments",
+        "progress_rows",
         "password",
         "logins",
         "seconds",

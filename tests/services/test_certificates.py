@@ -1,9 +1,10 @@
-"""Issuing certificates: serials, the printed name, refusing what is not completed."""
+"""Issuing certificates: exactly once per (student, course), only for completed enrollments."""
 
 from __future__ import annotations
 
 import base64
 import re
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,9 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlmodel import select
 
+from eduflow.db import session_scope
 from eduflow.errors import Conflict, NotFound
 from eduflow.models import Certificate
 from eduflow.models.users import Role
+from eduflow.services import certificates
 from eduflow.services.certificates import issue_certificate, new_serial, student_name_of
 from tests.factories import make_course, make_enrollment, make_user
 
@@ -44,6 +47,48 @@ def test_the_printed_name_is_the_full_name_else_the_username(
         assert name == username
 
 
+def _completed_enrollment(session: Any, **user_fields: Any) -> Any:
+    student = make_user(session, Role.student, **user_fields)
+    course = make_course(session, title="Practical Databases")
+    return make_enrollment(session, student, course, completed_at=COMPLETED)
+
+
+def test_a_completed_enrollment_gets_one_certificate(session: Any) -> None:
+    enrollment = _completed_enrollment(session, username="ada")
+    first = issue_certificate(session, enrollment.id)
+    again = issue_certificate(session, enrollment.id)
+    assert first.created and not again.created
+    assert again.certificate.serial == first.certificate.serial
+    assert first.certificate.student_name == "ada"
+    assert first.certificate.course_title == "Practical Databases"
+    assert first.username == "ada"
+    assert session.exec(select(Certificate)).all() == [first.certificate]
+
+
+def test_the_username_is_printed_without_a_full_name(session: Any) -> None:
+    enrollment = _completed_enrollment(session, username="bob.s")
+    assert issue_certificate(session, enrollment.id).certificate.student_name == "bob.s"
+
+
+def test_titles_are_copied_at_issue_and_never_change(session: Any) -> None:
+    from eduflow.models import Course
+
+    enrollment = _completed_enrollment(session, username="carol")
+    serial = issue_certificate(session, enrollment.id).certificate.serial
+    course = session.get(Course, enrollment.course_id)
+    course.title = "Renamed Course"
+    session.add(course)
+    session.flush()
+    again = issue_certificate(session, enrollment.id).certificate
+    assert (again.serial, again.student_name, again.course_title) == (
+        serial,
+        "carol",
+        "Practical Databases",
+    )
+    verified = certificates.verify_certificate(session, serial)
+    assert verified.course_title == "Practical Databases"
+
+
 def test_an_enrollment_that_is_not_completed_is_refused(session: Any) -> None:
     student = make_user(session, Role.student)
     enrollment = make_enrollment(session, student, make_course(session))
@@ -53,3 +98,47 @@ def test_an_enrollment_that_is_not_completed_is_refused(session: Any) -> None:
     with pytest.raises(NotFound):
         issue_certificate(session, 999_999)
     assert session.exec(select(Certificate)).all() == []
+
+
+def test_certificates_outlive_their_course(session: Any) -> None:
+    from sqlalchemy import delete
+
+    from eduflow.models import Course
+
+    enrollment = _completed_enrollment(session)
+    serial = issue_certificate(session, enrollment.id).certificate.serial
+    session.execute(delete(Course).where(Course.id == enrollment.course_id))
+    session.flush()
+    verified = certificates.verify_certificate(session, serial)
+    assert verified.course_title == "Practical Databases" and verified.status == "valid"
+
+
+def test_concurrent_issuers_on_postgres_write_one_row() -> None:
+    """50 transactions issue for the same enrollment at once: one insert wins, every
+    caller gets that certificate back."""
+    with session_scope() as s:
+        enrollment_id = _completed_enrollment(s).id
+    barrier = threading.Barrier(50)
+    serials: list[str] = []
+    created: list[bool] = []
+    errors: list[BaseException] = []
+
+    def issue() -> None:
+        try:
+            barrier.wait()
+            with session_scope() as s:
+                issued = issue_certificate(s, enrollment_id)
+                serials.append(issued.certificate.serial)
+                created.append(issued.created)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=issue) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(set(serials)) == 1 and created.count(True) == 1
+    with session_scope() as s:
+        assert len(s.exec(select(Certificate)).all()) == 1

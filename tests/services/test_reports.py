@@ -30,11 +30,11 @@ def _seed() -> dict[str, int]:
         # Enrollments on DAY: Biology 3, Algebra 2 (1 pending), Chemistry 1 (expired).
         for st in on_day[:3]:
             make_enrollment(s, st, b, created_at=NOON)
-        make_enrollment(s, on_day[3], a, created_at=NOON)
+        make_enrollment(s, on_day[3], a, created_at=NOON, completed_at=NOON)
         make_enrollment(s, on_day[4], a, status="pending", created_at=NOON)
         make_enrollment(s, on_day[0], c, status="expired", created_at=NOON)
         # Before DAY: one active (counts as active), after DAY: one (does not count at all).
-        make_enrollment(s, other[0], a, created_at=before)
+        make_enrollment(s, other[0], a, created_at=before, completed_at=before)
         make_enrollment(s, other[1], b, created_at=after)
         return {"a": a.id, "b": b.id, "c": c.id}
 
@@ -46,6 +46,7 @@ def test_figures_match_a_hand_count() -> None:
     assert report.new_users == 3 + 5  # 3 instructors (one per course) + 5 students
     assert report.new_enrollments == 6
     assert report.active_enrollments == 3 + 1 + 1  # Biology 3, Algebra 1 on DAY, 1 before
+    assert report.completions == 1  # the one completed before DAY counts on its own day
     assert report.top_courses == [
         {"course_id": ids["b"], "title": "Biology", "enrollments": 3},
         {"course_id": ids["a"], "title": "Algebra", "enrollments": 2},
