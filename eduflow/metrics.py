@@ -175,30 +175,38 @@ def _nan_if_none(value: int | None) -> float:
 REGISTRY.register(JobsCollector())  # type: ignore[arg-type]
 
 
+CERTIFICATE_GAUGES = {
+    "eduflow_certificates_issued": "Certificates ever issued, revoked ones included "
+    "(NaN: database down).",
+    "eduflow_certificates_revoked": "Certificates revoked (NaN: database down).",
+}
+
+
 class CertificatesCollector:
-    """Scrape-time counters of certificates issued and revoked, read from the database.
+    """Scrape-time figures of certificates issued and revoked, counted in the database.
 
     Issuing happens in workers and revoking in any process: counting rows gives every
     scrape the same figures whichever process answers (certificates are never deleted, so
-    both only grow). A database that does not answer leaves them out of that scrape.
+    both only grow). NaN, never missing, when the database does not answer.
     """
 
     def collect(self) -> Any:
-        """Yield the two counters when the database answers."""
-        from prometheus_client.core import CounterMetricFamily
+        """Yield both gauges."""
+        from prometheus_client.core import GaugeMetricFamily
 
+        issued = revoked = float("nan")
         try:
             from eduflow.db import session_scope
             from eduflow.services.certificates import certificate_counts
 
             with session_scope(read_only=True) as session:
-                issued, revoked = certificate_counts(session)
-        except Exception:
-            return
-        yield CounterMetricFamily(
-            "eduflow_certificates_issued", "Certificates issued (revoked ones included).", issued
-        )
-        yield CounterMetricFamily("eduflow_certificates_revoked", "Certificates revoked.", revoked)
+                counts = certificate_counts(session)
+            issued, revoked = float(counts[0]), float(counts[1])
+        except Exception:  # the database is down: the figures say so (NaN)
+            pass
+        values = {"eduflow_certificates_issued": issued, "eduflow_certificates_revoked": revoked}
+        for name, doc in CERTIFICATE_GAUGES.items():
+            yield GaugeMetricFamily(name, doc, values[name])
 
 
 REGISTRY.register(CertificatesCollector())  # type: ignore[arg-type]
@@ -265,7 +273,8 @@ def declared_metrics() -> dict[str, tuple[str, str]]:
         for metric in globals().values()
         if isinstance(metric, MetricWrapperBase)
     }
-    declared.update({name: ("gauge", doc) for name, doc in SCRAPE_TIME_GAUGES.items()})
+    scrape_time = {**SCRAPE_TIME_GAUGES, **CERTIFICATE_GAUGES}
+    declared.update({name: ("gauge", doc) for name, doc in scrape_time.items()})
     return declared
 
 
@@ -285,7 +294,8 @@ class _AlwaysListed:
             seen.add(family.name)
             yield family
         for name, (kind, doc) in declared_metrics().items():
-            if name not in seen and name not in SCRAPE_TIME_GAUGES:
+            scrape_time = name in SCRAPE_TIME_GAUGES or name in CERTIFICATE_GAUGES
+            if name not in seen and not scrape_time:
                 yield Metric(name, doc, kind)
 
 

@@ -227,15 +227,15 @@ def test_metrics_count_issued_and_revoked(client: Any, world: World) -> None:
                 return float(line.split()[1])
         raise AssertionError(f"{name} missing")
 
-    assert sample("eduflow_certificates_issued_total") == 2
-    assert sample("eduflow_certificates_revoked_total") == 0
+    assert sample("eduflow_certificates_issued") == 2
+    assert sample("eduflow_certificates_revoked") == 0
     client.post(
         f"{API}/certificates/{world.theirs.serial}/revoke/",
         json={"reason": "Account fraud"},
         headers=world.headers["admin"],
     )
-    assert sample("eduflow_certificates_issued_total") == 2
-    assert sample("eduflow_certificates_revoked_total") == 1
+    assert sample("eduflow_certificates_issued") == 2
+    assert sample("eduflow_certificates_revoked") == 1
 
 
 def test_openapi_documents_the_routes(client: Any) -> None:
