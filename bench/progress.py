@@ -56,6 +56,8 @@ from run import (  # noqa: E402  (the shared helpers of bench/run.py)
 )
 
 TABLES = ("progress_events", "lesson_progress", "enrollments", "outbox_jobs")
+# A backend that goes idle reports its table statistics within 10 s (PGSTAT_IDLE_INTERVAL).
+STATS_DELAY = 11.0
 
 # Each wrk thread reads its own request file: "<path>\t<token>\t<body>" per line.
 LUA_FILES = (
@@ -268,6 +270,7 @@ def phase(
     """One wrk run over the request files at ``prefix``, with what it cost and wrote."""
     script = prefix.with_suffix(".lua")
     script.write_text(f'PREFIX = "{prefix}"\n' + LUA_FILES)
+    time.sleep(STATS_DELAY)  # what came before is in the statistics by now
     before = (
         progress_metrics(base),
         table_writes(args.database_url),
@@ -281,7 +284,7 @@ def phase(
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     result = parse_result(out)
-    time.sleep(1.5)  # table statistics reach pg_stat_user_tables within a second
+    time.sleep(STATS_DELAY)
     after = (
         progress_metrics(base),
         table_writes(args.database_url),

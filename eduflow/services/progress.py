@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import case, exists, func, literal_column, select, true, update
@@ -256,30 +257,43 @@ def _write_changes(
     new_ids: list[uuid.UUID],
     now: datetime,
 ) -> None:
-    """Statements 4 and 5: the ids of the changing events, and one upsert of the rows."""
+    """Statements 4 and 5: the ids of the changing events, and one upsert of the rows
+    (each one statement: the rows go as one executemany of a statement compiled once)."""
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     connection = session.connection()
     connection.execute(
-        insert(ProgressEvent).on_conflict_do_nothing(),
+        _insert_events(dialect),
         [{"enrollment_id": enrollment_id, "event_id": i, "recorded_at": now} for i in new_ids],
     )
-    rows = [
-        {
-            "enrollment_id": enrollment_id,
-            "lesson_id": lesson_id,
-            "viewed_at": change.viewed_at,
-            "completed_at": change.completed_at,
-        }
-        for lesson_id, change in sorted(changes.items())
-    ]
-    stmt = insert(LessonProgress).values(rows)
     connection.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["enrollment_id", "lesson_id"],
-            set_={"completed_at": stmt.excluded.completed_at},
-            where=col(LessonProgress.completed_at).is_(None),
-        )
+        _upsert_rows(dialect),
+        [
+            {
+                "enrollment_id": enrollment_id,
+                "lesson_id": lesson_id,
+                "viewed_at": change.viewed_at,
+                "completed_at": change.completed_at,
+            }
+            for lesson_id, change in sorted(changes.items())
+        ],
+    )
+
+
+@cache
+def _insert_events(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(ProgressEvent).on_conflict_do_nothing()
+
+
+@cache
+def _upsert_rows(dialect: str) -> Any:
+    """A new row, or the completion of an existing one (never undone: ``WHERE ... IS NULL``)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(LessonProgress)
+    return stmt.on_conflict_do_update(
+        index_elements=["enrollment_id", "lesson_id"],
+        set_={"completed_at": stmt.excluded.completed_at},
+        where=col(LessonProgress.completed_at).is_(None),
     )
 
 
