@@ -42,12 +42,27 @@ class Settings(BaseSettings):
     auth_state_ttl: int = Field(
         default=300, ge=1, description="seconds a cached user/session auth state lives in Redis"
     )
+    register_max_per_ip: int = Field(default=20, ge=1, description="registrations per window")
+    register_window: int = Field(default=3600, ge=1, description="seconds")
+    password_reset_ttl: int = Field(default=3600, ge=60, description="seconds a reset link lives")
+    password_reset_max_per_email: int = Field(default=3, ge=1, description="requests per window")
+    password_reset_max_per_ip: int = Field(default=20, ge=1, description="requests per window")
+    password_reset_window: int = Field(default=3600, ge=1, description="seconds")
+    email_verification_ttl: int = Field(
+        default=7 * 24 * 3600, ge=60, description="seconds a verification link lives"
+    )
+    require_verified_email: bool = Field(
+        default=False, description="enrollment requires a verified email address"
+    )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     smtp_url: SecretStr | None = None
     mail_from: str = "EduFlow <no-reply@eduflow.local>"
     mail_dir: Path = Path("./mail")
     public_base_url: str = "http://localhost:8000"
+    mail_templates_dir: Path | None = Field(
+        default=None, description="Directory of email templates that replace the shipped ones"
+    )
 
     cache_ttl: int = Field(default=300, ge=1, description="seconds")
     certificate_pdf_ttl: int = Field(

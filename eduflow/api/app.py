@@ -85,6 +85,8 @@ def create_app() -> EduFlowAPI:
     """The EduFlow ASGI application."""
     from eduflow.api.problems import install_problem_handlers
     from eduflow.api.routes import (
+        account,
+        audit,
         auth,
         certificates,
         courses,
@@ -112,7 +114,8 @@ def create_app() -> EduFlowAPI:
     from eduflow.api import openapi
 
     openapi.install(app)
-    for module in (auth, users, courses, lessons, enrollments, progress, certificates):
+    routers = (auth, account, users, courses, lessons, enrollments, progress, certificates, audit)
+    for module in routers:
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
     if docs:

@@ -47,7 +47,12 @@ from eduflow.cache.health import CACHE_TIMEOUT, STATS_KEY, get_cache_store, heal
 from eduflow.config import get_settings, reveal
 from eduflow.models.users import Role
 from eduflow.security import decode_token
-from eduflow.services.auth import auth_state_keys, cached_principal, cached_profile, profile_key
+from eduflow.services.auth_state import (
+    auth_state_keys,
+    cached_principal,
+    cached_profile,
+    profile_key,
+)
 from eduflow.services.permissions import Principal
 from eduflow.tracing import name_span
 

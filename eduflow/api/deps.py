@@ -72,7 +72,7 @@ async def get_optional_principal(
     if cached_reads is not None:
         principal = await cached_reads.principal(token)
     if principal is None:
-        from eduflow.services.auth import principal_from_access_token
+        from eduflow.services.auth_state import principal_from_access_token
 
         principal = await run_in_threadpool(principal_from_access_token, token)
     request.state.user_id = principal.id
@@ -101,6 +101,12 @@ def require_role(*roles: Role) -> Any:
 
 
 AdminUser = Annotated[Principal, require_role(Role.admin)]
+
+
+def client_address(request: Request) -> str:
+    """The client's address: behind a trusted proxy (``EDUFLOW_FORWARDED_ALLOW_IPS``) the
+    server has already taken it from ``X-Forwarded-For``; else the peer's address."""
+    return request.client.host if request.client else "unknown"
 
 
 @dataclass(frozen=True, slots=True)

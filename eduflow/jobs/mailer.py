@@ -19,7 +19,6 @@ message), the job's retry and its marker decide instead.
 from __future__ import annotations
 
 import contextlib
-import html
 import os
 import smtplib
 import socket
@@ -32,7 +31,7 @@ from email.utils import formatdate, make_msgid
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from eduflow.config import get_settings
 
@@ -81,33 +80,44 @@ def enrollment_message(
     """The confirmation email for one enrollment: subject, plain text and HTML."""
     settings = get_settings()
     link = f"{settings.public_base_url.rstrip('/')}/courses/{course_id}/"
-    pending = status == "pending"
-    state_line = (
-        "Your seat is reserved; the enrollment becomes active once it is confirmed."
-        if pending
-        else "Your enrollment is active: you can start the lessons right away."
+    return _templated(
+        "enrollment",
+        to,
+        name=username,
+        course_title=course_title,
+        link=link,
+        pending=status == "pending",
     )
+
+
+def password_reset_message(*, to: str, name: str, token: str) -> EmailMessage:
+    """The password reset email: a single-use link to ``/reset-password``."""
+    settings = get_settings()
+    link = f"{settings.public_base_url.rstrip('/')}/reset-password?{urlencode({'token': token})}"
+    minutes = max(1, settings.password_reset_ttl // 60)
+    return _templated("password_reset", to, name=name, link=link, valid_minutes=minutes)
+
+
+def verification_message(*, to: str, name: str, token: str) -> EmailMessage:
+    """The email verification email: a link to ``/verify-email`` bound to address ``to``."""
+    settings = get_settings()
+    link = f"{settings.public_base_url.rstrip('/')}/verify-email?{urlencode({'token': token})}"
+    return _templated("email_verification", to, name=name, email=to, link=link)
+
+
+def _templated(template: str, to: str, **context: Any) -> EmailMessage:
+    from eduflow.jobs.emails import render
+
+    settings = get_settings()
+    body = render(template, **context)
     msg = EmailMessage()
-    msg["Subject"] = f"You are enrolled in {course_title}"
+    msg["Subject"] = body.subject
     msg["From"] = settings.mail_from
     msg["To"] = to
     msg["Date"] = formatdate(localtime=False, usegmt=True)
     msg["Message-ID"] = make_msgid(domain="eduflow.local")
-    msg.set_content(
-        f"Hello {username},\n\n"
-        f'You are enrolled in "{course_title}".\n{state_line}\n\n'
-        f"Course page: {link}\n\n"
-        "-- EduFlow\n"
-    )
-    esc = html.escape
-    msg.add_alternative(
-        "<!doctype html><html><body>"
-        f"<p>Hello {esc(username)},</p>"
-        f"<p>You are enrolled in <strong>{esc(course_title)}</strong>.<br>{esc(state_line)}</p>"
-        f'<p><a href="{esc(link, quote=True)}">Open the course</a></p>'
-        "<p>&mdash; EduFlow</p></body></html>",
-        subtype="html",
-    )
+    msg.set_content(body.text)
+    msg.add_alternative(body.html, subtype="html")
     return msg
 
 
@@ -125,35 +135,16 @@ def completion_message(
     public verification page and PDF: subject, plain text and HTML."""
     settings = get_settings()
     link = f"{settings.public_base_url.rstrip('/')}/courses/{course_id}/"
-    done_line = f"You completed all {lessons} lessons." if lessons != 1 else "You completed it."
-    msg = EmailMessage()
-    msg["Subject"] = f"Congratulations, you completed {course_title}"
-    msg["From"] = settings.mail_from
-    msg["To"] = to
-    msg["Date"] = formatdate(localtime=False, usegmt=True)
-    msg["Message-ID"] = make_msgid(domain="eduflow.local")
-    msg.set_content(
-        f"Hello {name},\n\n"
-        f'Congratulations: you completed "{course_title}".\n{done_line}\n\n'
-        f"Your certificate (anyone can verify it at this address): {certificate_url}\n"
-        f"Download it as a PDF: {certificate_pdf_url}\n\n"
-        f"Course page: {link}\n\n"
-        "-- EduFlow\n"
+    return _templated(
+        "course_completed",
+        to,
+        name=name,
+        course_title=course_title,
+        link=link,
+        lessons=lessons,
+        certificate_url=certificate_url,
+        certificate_pdf_url=certificate_pdf_url,
     )
-    esc = html.escape
-    msg.add_alternative(
-        "<!doctype html><html><body>"
-        f"<p>Hello {esc(name)},</p>"
-        f"<p>Congratulations: you completed <strong>{esc(course_title)}</strong>.<br>"
-        f"{esc(done_line)}</p>"
-        f'<p><a href="{esc(certificate_url, quote=True)}">Your certificate</a> '
-        "(anyone can verify it at this address) &middot; "
-        f'<a href="{esc(certificate_pdf_url, quote=True)}">Download it as a PDF</a></p>'
-        f'<p><a href="{esc(link, quote=True)}">Open the course</a></p>'
-        "<p>&mdash; EduFlow</p></body></html>",
-        subtype="html",
-    )
-    return msg
 
 
 def send_message(msg: EmailMessage) -> str:

@@ -38,6 +38,8 @@ TASKS: dict[str, str] = {
     "expire_abandoned_enrollments": "eduflow.jobs.tasks.expire_abandoned_enrollments",
     "daily_report": "eduflow.jobs.tasks.daily_report",
     "course_completed": "eduflow.jobs.completion.course_completed",
+    "send_password_reset": "eduflow.jobs.account_emails.send_password_reset",
+    "send_email_verification": "eduflow.jobs.account_emails.send_email_verification",
 }
 _PENDING_IDS = "eduflow_outbox_pending"
 _BREAKER_SECONDS = 5.0

@@ -11,6 +11,8 @@ from sqlmodel import Field, SQLModel
 
 from eduflow.models._base import UTCDateTime, created_field, optional_ts_field
 
+USER_AGENT_MAX_CHARS = 300
+
 
 class LoginSession(SQLModel, table=True):
     """A login. Refresh rotates ``refresh_jti``; a spent jti presented again revokes the row."""
@@ -25,6 +27,34 @@ class LoginSession(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     revoked_at: datetime | None = optional_ts_field()
     revoked_reason: str | None = Field(default=None, max_length=40)
+    user_agent: str | None = Field(default=None, max_length=USER_AGENT_MAX_CHARS)
+    ip: str | None = Field(default=None, max_length=64)
+
+
+class SessionPublic(BaseModel):
+    """One of the caller's live logins (``GET /auth/sessions/``)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "5f0c9a1d2b3e4f5a6b7c8d9e0f1a2b3c",
+                    "created_at": "2026-01-05T10:00:00Z",
+                    "last_used_at": "2026-01-05T10:14:00Z",
+                    "user_agent": "Mozilla/5.0",
+                    "ip": "203.0.113.7",
+                    "current": True,
+                }
+            ]
+        }
+    )
+
+    id: str
+    created_at: datetime
+    last_used_at: datetime
+    user_agent: str | None
+    ip: str | None
+    current: bool
 
 
 _JWT_EXAMPLE = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI3In0.c2lnbmF0dXJl"

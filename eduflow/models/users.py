@@ -19,12 +19,13 @@ from pydantic import Field as SchemaField
 from sqlalchemy import CheckConstraint
 from sqlmodel import Field, SQLModel
 
-from eduflow.models._base import created_field
+from eduflow.models._base import created_field, optional_ts_field
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.]{3,150}$"
 PASSWORD_MIN_CHARS = 8
 PASSWORD_MAX_BYTES = 72  # bcrypt's hard limit
 EMAIL_MAX_CHARS = 254
+FULL_NAME_MAX_CHARS = 150
 
 
 class Role(StrEnum):
@@ -38,8 +39,10 @@ class Role(StrEnum):
 class User(SQLModel, table=True):
     """An account. ``email`` is stored lower-cased so uniqueness is case-insensitive.
 
-    ``auth_version`` grows on every change of role, activity or password; the cached
-    auth state of the user is ordered by it (see ``services/auth.py``).
+    ``auth_version`` grows on every change of role, activity, password or profile; the
+    cached auth state of the user is ordered by it (see ``services/auth_state.py``).
+    A deleted account keeps its row (enrollments, certificates and audit records point
+    at it) with ``deleted_at`` set and its personal fields replaced by a tombstone.
     """
 
     __tablename__ = "users"
@@ -55,6 +58,14 @@ class User(SQLModel, table=True):
     is_active: bool = Field(default=True)
     auth_version: int = Field(default=1)
     date_joined: datetime = created_field()
+    full_name: str = Field(default="", max_length=FULL_NAME_MAX_CHARS)
+    email_verified: bool = Field(default=False)
+    deleted_at: datetime | None = optional_ts_field()
+
+    @property
+    def display_name(self) -> str:
+        """The full name when there is one, else the username (certificates, emails)."""
+        return self.full_name.strip() or self.username
 
 
 def password_problem(password: str, username: str | None = None) -> str | None:
@@ -85,6 +96,12 @@ class UserCreate(BaseModel):
     username: str = SchemaField(min_length=3, max_length=150, pattern=USERNAME_PATTERN)
     email: EmailStr = SchemaField(max_length=EMAIL_MAX_CHARS)
     password: str = SchemaField(min_length=PASSWORD_MIN_CHARS, max_length=PASSWORD_MAX_BYTES)
+    full_name: str = SchemaField(default="", max_length=FULL_NAME_MAX_CHARS)
+
+    @field_validator("full_name")
+    @classmethod
+    def _trim_name(cls, value: str) -> str:
+        return value.strip()
 
     @field_validator("email")
     @classmethod
@@ -112,6 +129,8 @@ class UserPublic(BaseModel):
                     "id": 7,
                     "username": "ada.l",
                     "email": "ada@example.com",
+                    "email_verified": True,
+                    "full_name": "Ada Lovelace",
                     "role": "student",
                     "date_joined": "2026-01-05T10:00:00Z",
                 }
@@ -122,8 +141,99 @@ class UserPublic(BaseModel):
     id: int
     username: str
     email: str
+    email_verified: bool
+    full_name: str
     role: Role
     date_joined: datetime
+
+
+class ProfileUpdate(BaseModel):
+    """``PATCH /auth/me/``: ``{full_name?, email?}``; a new email must be verified again."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"full_name": "Ada Lovelace", "email": "ada@example.org"}]},
+    )
+
+    full_name: str | None = SchemaField(default=None, max_length=FULL_NAME_MAX_CHARS)
+    email: EmailStr | None = SchemaField(default=None, max_length=EMAIL_MAX_CHARS)
+
+    @field_validator("full_name")
+    @classmethod
+    def _trim_name(cls, value: str | None) -> str | None:
+        return value.strip() if value is not None else None
+
+    @field_validator("email")
+    @classmethod
+    def _lower_email(cls, value: str | None) -> str | None:
+        return value.lower() if value is not None else None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in ("full_name", "email"):
+                if name in data and data[name] is None:
+                    raise ValueError(f"{name} may not be null")
+        return data
+
+
+class PasswordChange(BaseModel):
+    """``POST /auth/password/``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"current_password": "analytical-42", "new_password": "difference-1822"}]
+        },
+    )
+
+    current_password: str = SchemaField(min_length=1, max_length=1024)
+    new_password: str = SchemaField(min_length=1, max_length=1024)
+
+
+class PasswordConfirm(BaseModel):
+    """``DELETE /auth/me/``: the password confirms the deletion."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"password": "analytical-42"}]}
+    )
+
+    password: str = SchemaField(min_length=1, max_length=1024)
+
+
+class PasswordResetRequest(BaseModel):
+    """``POST /auth/password-reset/``."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"email": "ada@example.com"}]}
+    )
+
+    email: EmailStr = SchemaField(max_length=EMAIL_MAX_CHARS)
+
+
+class PasswordResetConfirm(BaseModel):
+    """``POST /auth/password-reset/confirm/``: the emailed token and the new password."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"token": "Zk3x…from-the-email", "password": "difference-1822"}]
+        },
+    )
+
+    token: str = SchemaField(min_length=1, max_length=200)
+    password: str = SchemaField(min_length=1, max_length=1024)
+
+
+class EmailVerification(BaseModel):
+    """``POST /auth/verify-email/``: the emailed token."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"token": "Zk3x…from-the-email"}]}
+    )
+
+    token: str = SchemaField(min_length=1, max_length=200)
 
 
 class UserAdminView(UserPublic):
@@ -137,6 +247,8 @@ class UserAdminView(UserPublic):
                     "id": 7,
                     "username": "ada.l",
                     "email": "ada@example.com",
+                    "email_verified": True,
+                    "full_name": "Ada Lovelace",
                     "role": "instructor",
                     "is_active": True,
                     "date_joined": "2026-01-05T10:00:00Z",

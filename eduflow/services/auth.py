@@ -1,46 +1,18 @@
-"""Authentication: login, refresh-token rotation, logout, and access token -> Principal.
+"""Authentication: login, refresh-token rotation, logout and login sessions.
 
-Tokens
-  Access and refresh tokens are HS256 JWTs (``eduflow.security``) carrying ``sub`` (user
-  id), ``type``, ``sid`` (the login session), ``jti``, ``iat`` and ``exp``; access tokens
-  also carry the ``role`` they were issued for. Each login is a ``LoginSession`` row
-  that remembers the jti of its one current refresh token. Refresh rotates that jti;
-  presenting an older (spent) jti again means the token was stolen or replayed, so the
-  whole session is revoked (reuse detection). Logout revokes the session.
-
-Auth state without a database query per request (Redis configured)
-  An access token is accepted only when (a) its session is not revoked and (b) the user
-  is active and still has the role the token names. Both facts live in Redis and are
-  read with one ``MGET``:
-    ``eduflow:auth:user:{id}``    -> ``"{auth_version}|{role}|{active}|{username}"``
-    ``eduflow:auth:session:{sid}`` -> ``"1"`` (live) or ``"0"`` (revoked)
-  On a miss both are read from the database and filled. Every change is written through
-  *after its commit*, by whichever process made it (API or CLI, they share Redis):
-    * user state: every change of role, activity or password bumps ``users.auth_version``
-      under a row lock; the cache is written with a compare-and-set script that keeps
-      the highest version. A request that read the old row before the commit and fills
-      the cache afterwards cannot overwrite the newer state, and two racing writers
-      converge on the newest one.
-    * session state only ever goes live -> revoked. Revocation is a plain ``SET "0"``;
-      fills from the database use ``SET NX``, so a stale "live" read never overwrites
-      a revocation.
-  Deactivation and password changes also revoke every session of the user.
-  If Redis does not answer, the state is read from the database (never fail open).
-  Entries expire after ``EDUFLOW_AUTH_STATE_TTL`` seconds, which also bounds the damage
-  of a write-through lost to a Redis outage.
-
-Embedded default (no Redis)
-  The CLI and the server are different processes that share only the SQLite file, so an
-  in-process cache could not be invalidated by ``eduflow admin users deactivate``.
-  Correctness wins: each authenticated request reads both facts with one indexed query
-  (a primary-key join, microseconds on SQLite).
+Access and refresh tokens are HS256 JWTs (``eduflow.security``) carrying ``sub`` (user
+id), ``type``, ``sid`` (the login session), ``jti``, ``iat`` and ``exp``; access tokens
+also carry the ``role`` they were issued for (informative: the current role comes from
+the auth state, see ``services/auth_state.py``). Each login is a ``LoginSession`` row
+that remembers the jti of its one current refresh token, the client's user agent and
+address, and when it was last refreshed. Refresh rotates that jti; presenting an older
+(spent) jti again means the token was stolen or replayed, so the whole session is
+revoked (reuse detection, audited). Logout revokes the session.
 """
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,257 +21,22 @@ from sqlalchemy import or_, select, update
 from sqlmodel import Session, col
 
 from eduflow.config import get_settings
-from eduflow.db import on_commit, session_scope
-from eduflow.errors import EduFlowError, Forbidden, Unauthorized
+from eduflow.db import on_commit
+from eduflow.errors import EduFlowError, Forbidden, NotFound, Unauthorized
 from eduflow.logging import get_logger
 from eduflow.metrics import LOGIN_ATTEMPTS
-from eduflow.models.sessions import LoginSession, TokenPair
+from eduflow.models.sessions import USER_AGENT_MAX_CHARS, LoginSession, SessionPublic, TokenPair
 from eduflow.models.users import Role, User
 from eduflow.security import burn_password_check, decode_token, encode_token, verify_password
-from eduflow.services import throttle
+from eduflow.services import audit, auth_state, throttle
+from eduflow.services.auth_state import INVALID_TOKEN
 from eduflow.services.permissions import Principal
 
-INVALID_TOKEN = "Invalid or expired token"
 INVALID_CREDENTIALS = "Invalid username or password"
-
-# Keep the cached user state with the highest auth_version (KEYS[1]; ARGV: version,
-# value, ttl). The value starts with "{version}|".
-_CAS_SCRIPT = """
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local v = tonumber(string.match(cur, '^(%d+)|'))
-  if v and v > tonumber(ARGV[1]) then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-return 1
-"""
-
-
-def _user_key(user_id: int) -> str:
-    from eduflow.cache.stores import key
-
-    return key("auth", "user", user_id)
-
-
-def _session_key(session_id: str) -> str:
-    from eduflow.cache.stores import key
-
-    return key("auth", "session", session_id)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class AuthState:
-    """What an access token is checked against."""
-
-    username: str
-    role: str
-    is_active: bool
-    version: int
-    session_live: bool
-
-
-# --------------------------------------------------------------------------- state cache
-
-
-def _redis() -> Any:
-    from eduflow.cache.stores import get_redis
-
-    return get_redis()
-
-
-def _encode_user_state(version: int, role: str, active: bool, username: str) -> bytes:
-    return f"{version}|{role}|{int(active)}|{username}".encode()
-
-
-def publish_user_state(user_id: int, version: int, role: str, active: bool, username: str) -> None:
-    """Write a user's auth state to the shared cache unless a newer version is there."""
-    from eduflow.cache.stores import fence
-
-    client = _redis()
-    if client is None:
-        return
-    value = _encode_user_state(version, role, active, username)
-    try:
-        client.eval(
-            _CAS_SCRIPT, 1, _user_key(user_id), version, value, get_settings().auth_state_ttl
-        )
-        fence(client)  # the change takes effect on the next request, in every process
-    except Exception:  # Redis down: readers fall back to the DB; the TTL bounds staleness
-        get_logger("eduflow.auth").warning("auth_state_publish_failed", user_id=user_id)
-
-
-def publish_user_after_commit(session: Session, user: User) -> None:
-    """Register the write-through of ``user``'s auth state for after the commit."""
-    assert user.id is not None
-    args = (user.id, user.auth_version, user.role, user.is_active, user.username)
-    on_commit(session, lambda: publish_user_state(*args))
-
-
-def _mark_sessions_revoked(session_ids: list[str]) -> None:
-    from eduflow.cache.stores import fence
-
-    client = _redis()
-    if client is None or not session_ids:
-        return
-    try:
-        pipe = client.pipeline(transaction=False)
-        for sid in session_ids:
-            pipe.set(_session_key(sid), b"0", ex=get_settings().auth_state_ttl)
-        pipe.execute()
-        fence(client)  # the logout takes effect on the next request, in every process
-    except Exception:
-        get_logger("eduflow.auth").warning("auth_state_publish_failed", sessions=len(session_ids))
-
-
-def _load_state_from_db(user_id: int, session_id: str) -> AuthState | None:
-    # The primary, never the read replica: a lagging replica could miss a revocation.
-    with session_scope() as session:
-        row = session.execute(
-            select(
-                col(User.username),
-                col(User.role),
-                col(User.is_active),
-                col(User.auth_version),
-                col(LoginSession.id),
-                col(LoginSession.revoked_at),
-            )
-            .select_from(User)
-            .outerjoin(
-                LoginSession,
-                (col(LoginSession.id) == session_id) & (col(LoginSession.user_id) == User.id),
-            )
-            .where(col(User.id) == user_id)
-        ).first()
-    if row is None:
-        return None
-    username, role, active, version, sid, revoked_at = row
-    return AuthState(username, role, bool(active), int(version), sid is not None and not revoked_at)
-
-
-def _parse_user_state(raw: bytes) -> tuple[int, str, bool, str] | None:
-    try:
-        version, role, active, username = raw.decode().split("|", 3)
-        return int(version), role, active == "1", username
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
-def load_auth_state(user_id: int, session_id: str) -> AuthState | None:
-    """The user's and session's state: from Redis when possible, else from the database."""
-    client = _redis()
-    if client is None:
-        return _load_state_from_db(user_id, session_id)
-    ukey, skey = _user_key(user_id), _session_key(session_id)
-    try:
-        raw_user, raw_session = client.mget(ukey, skey)
-    except Exception:
-        return _load_state_from_db(user_id, session_id)
-    parsed = _parse_user_state(raw_user) if raw_user is not None else None
-    if parsed is not None and raw_session is not None:
-        version, role, active, username = parsed
-        return AuthState(username, role, active, version, raw_session == b"1")
-    state = _load_state_from_db(user_id, session_id)
-    if state is None:
-        return None
-    ttl = get_settings().auth_state_ttl
-    try:
-        if parsed is None:
-            client.eval(
-                _CAS_SCRIPT,
-                1,
-                ukey,
-                state.version,
-                _encode_user_state(state.version, state.role, state.is_active, state.username),
-                ttl,
-            )
-        if raw_session is None:
-            client.set(skey, b"1" if state.session_live else b"0", ex=ttl, nx=True)
-    except Exception:
-        pass  # the answer came from the database; the next request tries the cache again
-    return state
-
-
-def principal_from_access_token(token: str) -> Principal:
-    """The caller behind ``token``; 401 when it is invalid, revoked, stale or the user inactive."""
-    try:
-        claims = decode_token(token, "access")
-        user_id = int(claims["sub"])
-        session_id = str(claims["sid"])
-        role = Role(claims["role"])
-    except (jwt.InvalidTokenError, ValueError, KeyError, TypeError) as exc:
-        raise Unauthorized(INVALID_TOKEN) from exc
-    state = load_auth_state(user_id, session_id)
-    if state is None or not state.is_active or not state.session_live or state.role != role:
-        raise Unauthorized(INVALID_TOKEN)
-    return Principal(id=user_id, username=state.username, role=role, session_id=session_id)
-
-
-def auth_state_keys(claims: dict[str, Any]) -> tuple[str, str]:
-    """The Redis keys of the user and session state an access token is checked against.
-
-    The catalogue cache's fast path reads them in the same round trip as the response.
-    """
-    return _user_key(int(claims["sub"])), _session_key(str(claims["sid"]))
-
-
-def profile_key(user_id: int) -> str:
-    """The Redis key of a user's encoded ``GET /auth/me/`` body.
-
-    Stored as ``"{auth_version}|{body}"`` and served only while that version is the one
-    of the cached auth state read in the same ``MGET``: every change of role, activity or
-    password bumps the version, so an older body is never answered. (Username, email and
-    join date never change; a future change of them must bump ``auth_version`` too.)
-    """
-    from eduflow.cache.stores import key
-
-    return key("auth", "me", user_id)
-
-
-def cached_profile(raw_user: bytes | None, raw_profile: bytes | None) -> bytes | None:
-    """The cached ``/auth/me/`` body when it was built from the current auth state."""
-    if raw_user is None or raw_profile is None:
-        return None
-    version, sep, body = raw_profile.partition(b"|")
-    if not sep or not body or raw_user.partition(b"|")[0] != version:
-        return None
-    return body
-
-
-def publish_profile(user_id: int, version: int, body: bytes) -> None:
-    """Store a ``/auth/me/`` body built from the row at ``version`` (best effort; the
-    compare-and-set keeps the newest version when requests race)."""
-    client = _redis()
-    if client is None:
-        return
-    ttl = get_settings().auth_state_ttl
-    with contextlib.suppress(Exception):  # Redis down: the next request reads the database
-        client.eval(_CAS_SCRIPT, 1, profile_key(user_id), version, b"%d|" % version + body, ttl)
-
-
-def cached_principal(
-    claims: dict[str, Any], raw_user: bytes | None, raw_session: bytes | None
-) -> Principal | None:
-    """The caller, from verified ``claims`` and the cached state already read; None when
-    the state is missing or does not admit the token (the full check then decides)."""
-    parsed = _parse_user_state(raw_user) if raw_user is not None else None
-    if parsed is None or raw_session != b"1":
-        return None
-    _version, role, active, username = parsed
-    if not active or role != claims.get("role"):
-        return None
-    try:
-        return Principal(
-            id=int(claims["sub"]), username=username, role=Role(role), session_id=str(claims["sid"])
-        )
-    except (ValueError, KeyError):
-        return None
-
-
-# --------------------------------------------------------------------------- login & tokens
 
 
 def find_login_user(session: Session, identifier: str) -> User | None:
@@ -312,7 +49,9 @@ def find_login_user(session: Session, identifier: str) -> User | None:
     ).scalar_one_or_none()
 
 
-def issue_tokens(session: Session, user: User) -> TokenPair:
+def issue_tokens(
+    session: Session, user: User, *, user_agent: str | None = None, ip: str | None = None
+) -> TokenPair:
     """Start a login session for ``user`` and return its first token pair."""
     assert user.id is not None
     settings = get_settings()
@@ -330,34 +69,25 @@ def issue_tokens(session: Session, user: User) -> TokenPair:
             created_at=now,
             last_used_at=now,
             expires_at=now + timedelta(seconds=settings.refresh_token_ttl),
+            user_agent=user_agent[:USER_AGENT_MAX_CHARS] if user_agent else None,
+            ip=ip[:64] if ip else None,
         )
     )
     session.flush()
     # Write-through after the commit: the first request with these tokens finds the state
     # in the cache instead of reading the database.
     args = (user.id, user.auth_version, user.role, user.is_active, user.username, session_id)
-    on_commit(session, lambda: _publish_new_session(*args))
+    on_commit(session, lambda: auth_state.publish_new_session(*args))
     return TokenPair(access=access, refresh=refresh, expires_in=settings.access_token_ttl)
 
 
-def _publish_new_session(
-    user_id: int, version: int, role: str, active: bool, username: str, session_id: str
-) -> None:
-    """Cache a new login session as live, and its user's state (best effort: a miss only
-    costs the first request a database read)."""
-    client = _redis()
-    if client is None:
-        return
-    ttl = get_settings().auth_state_ttl
-    value = _encode_user_state(version, role, active, username)
-    with contextlib.suppress(Exception):
-        pipe = client.pipeline(transaction=False)
-        pipe.eval(_CAS_SCRIPT, 1, _user_key(user_id), version, value, ttl)
-        pipe.set(_session_key(session_id), b"1", ex=ttl, nx=True)
-        pipe.execute()
-
-
-def login(session: Session, identifier: str, password: str, client_address: str) -> TokenPair:
+def login(
+    session: Session,
+    identifier: str,
+    password: str,
+    client_address: str,
+    user_agent: str | None = None,
+) -> TokenPair:
     """Check the credentials (throttled per account and address) and start a session."""
     user = find_login_user(session, identifier)
     account = f"user:{user.id}" if user is not None else f"name:{identifier.strip().lower()}"
@@ -375,13 +105,13 @@ def login(session: Session, identifier: str, password: str, client_address: str)
         throttle.record_login_failure(account, client_address)
         LOGIN_ATTEMPTS.labels("failed").inc()
         raise Unauthorized(INVALID_CREDENTIALS)
-    if not user.is_active:
+    if not user.is_active or user.deleted_at is not None:
         LOGIN_ATTEMPTS.labels("disabled").inc()
         raise Forbidden("This account is disabled", slug="account-disabled")
     throttle.clear_account_failures(account)
     LOGIN_ATTEMPTS.labels("success").inc()
     get_logger("eduflow.auth").info("login", user_id=user.id)
-    return issue_tokens(session, user)
+    return issue_tokens(session, user, user_agent=user_agent, ip=client_address)
 
 
 def _refresh_claims(token: str) -> dict[str, Any]:
@@ -420,6 +150,12 @@ def rotate_refresh_token(session: Session, token: str) -> TokenPair | RefreshReu
         raise Unauthorized(INVALID_TOKEN)
     if login_session.refresh_jti != claims["jti"]:
         revoke_login_session(session, login_session, "refresh-reuse")
+        owner = session.get(User, login_session.user_id)
+        if owner is not None:
+            holder = Principal(
+                id=login_session.user_id, username=owner.username, role=Role(owner.role)
+            )
+            audit.record(session, holder, "session.revoked_on_reuse", "session", login_session.id)
         get_logger("eduflow.auth").warning(
             "refresh_token_reuse", user_id=login_session.user_id, session_id=login_session.id
         )
@@ -459,23 +195,57 @@ def revoke_login_session(session: Session, login_session: LoginSession, reason: 
     session.add(login_session)
     session.flush()
     sid = login_session.id
-    on_commit(session, lambda: _mark_sessions_revoked([sid]))
+    on_commit(session, lambda: auth_state.publish_sessions_revoked([sid]))
 
 
-def revoke_user_sessions(session: Session, user_id: int, reason: str) -> int:
-    """Revoke every live login of a user (deactivation, password change); returns how many."""
-    ids = list(
-        session.execute(
-            select(col(LoginSession.id)).where(
-                col(LoginSession.user_id) == user_id, col(LoginSession.revoked_at).is_(None)
-            )
-        ).scalars()
-    )
+def revoke_user_sessions(
+    session: Session, user_id: int, reason: str, *, keep: str | None = None
+) -> int:
+    """Revoke every live login of a user (deactivation, password change, deletion) but
+    ``keep``; returns how many."""
+    conditions = [col(LoginSession.user_id) == user_id, col(LoginSession.revoked_at).is_(None)]
+    if keep is not None:
+        conditions.append(col(LoginSession.id) != keep)
+    ids = list(session.execute(select(col(LoginSession.id)).where(*conditions)).scalars())
     if ids:
         session.execute(
             update(LoginSession)
             .where(col(LoginSession.id).in_(ids))
             .values(revoked_at=_now(), revoked_reason=reason)
         )
-        on_commit(session, lambda: _mark_sessions_revoked(ids))
+        on_commit(session, lambda: auth_state.publish_sessions_revoked(ids))
     return len(ids)
+
+
+def list_sessions(session: Session, actor: Principal) -> list[SessionPublic]:
+    """The caller's live logins, newest first; ``current`` marks the one of this token."""
+    rows = session.execute(
+        select(LoginSession)
+        .where(
+            col(LoginSession.user_id) == actor.id,
+            col(LoginSession.revoked_at).is_(None),
+            col(LoginSession.expires_at) > _now(),
+        )
+        .order_by(col(LoginSession.created_at).desc(), col(LoginSession.id))
+    ).scalars()
+    return [
+        SessionPublic(
+            id=row.id,
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            user_agent=row.user_agent,
+            ip=row.ip,
+            current=row.id == actor.session_id,
+        )
+        for row in rows
+    ]
+
+
+def revoke_own_session(session: Session, actor: Principal, session_id: str) -> None:
+    """End one of the caller's logins (404 for anyone else's, or one already ended)."""
+    row: LoginSession | None = session.execute(
+        select(LoginSession).where(col(LoginSession.id) == session_id).with_for_update()
+    ).scalar_one_or_none()
+    if row is None or row.user_id != actor.id or row.revoked_at is not None:
+        raise NotFound("No such session")
+    revoke_login_session(session, row, "revoked-by-user")

@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, null, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -57,16 +57,6 @@ def pdf_url(serial: str) -> str:
     return verify_url(serial) + "pdf/"
 
 
-# ---------------------------------------------------------------- adapter
-# ``User.full_name`` is a column the accounts part of EduFlow owns; read it through this
-# function only.
-
-
-def _full_name_column() -> Any:
-    """``users.full_name``; None while this build has no such column."""
-    return getattr(User, "full_name", None)
-
-
 def student_name_of(username: str, full_name: str | None) -> str:
     """The name printed on a certificate: the full name when set, else the username."""
     name = (full_name or "").strip()
@@ -101,14 +91,13 @@ def issue_certificate(session: Session, enrollment_id: int) -> Issued:
     concurrency: the unique (student, course) pair makes the second insert a no-op, and the
     row read afterwards is the first one (the insert waits for a concurrent one to commit).
     """
-    full_name_col = _full_name_column()
     row = session.execute(
         select(
             col(Enrollment.student_id),
             col(Enrollment.course_id),
             col(Enrollment.completed_at),
             col(User.username),
-            full_name_col if full_name_col is not None else null(),
+            col(User.full_name),
             col(Course.title),
         )
         .join(User, col(User.id) == col(Enrollment.student_id))
@@ -319,11 +308,18 @@ def revoke_certificate(
 def _audit_revocation(
     session: Session, actor: Principal, certificate: Certificate, reason: str
 ) -> None:
-    """Seam for the audit trail: the revocation's record, in this transaction."""
-    log.info(
-        "audit_pending",
-        action="certificate.revoke",
-        target_type="certificate",
-        target_id=certificate.id,
-        actor=actor.username,
+    """The revocation's audit record, in this transaction (target: the serial)."""
+    from eduflow.services import audit
+
+    audit.record(
+        session,
+        actor,
+        "certificate.revoked",
+        "certificate",
+        certificate.serial,
+        {
+            "reason": reason,
+            "course_id": certificate.course_id,
+            "student_id": certificate.student_id,
+        },
     )

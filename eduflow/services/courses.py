@@ -21,6 +21,7 @@ from eduflow.models._base import utcnow
 from eduflow.models.courses import Course, CourseCreate, CoursePublic, CourseUpdate
 from eduflow.models.enrollments import Enrollment
 from eduflow.models.users import Role, User
+from eduflow.services import audit
 from eduflow.services.permissions import (
     Principal,
     is_owner_or_admin,
@@ -280,6 +281,8 @@ def transfer_course(
             raise Invalid.field("owner", f"no user matches {new_owner!r}") from exc
     _require_teacher(user)
     assert user.id is not None
+    details = {"from_owner_id": course.owner_id, "to_owner_id": user.id}
+    audit.record(session, actor, "course.transferred", "course", course_id, details)
     course.owner_id = user.id
     course.updated_at = utcnow()
     session.add(course)
@@ -310,6 +313,8 @@ def delete_course(session: Session, actor: Principal, course_id: int) -> Deleted
         lessons=course.lessons_count,
         enrollments=int(enrollments or 0),
     )
+    details = {"title": course.title, "enrollments": report.enrollments}
+    audit.record(session, actor, "course.deleted", "course", course_id, details)
     session.execute(delete(Course).where(col(Course.id) == course_id))
     session.expunge(course)
     invalidate_catalog(session, course_id)

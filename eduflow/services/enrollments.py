@@ -54,6 +54,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from eduflow.cache.catalog import bump_catalog_generations, invalidate_catalog
+from eduflow.config import get_settings
 from eduflow.db import autocommit_connection, get_engine, run_after_commit, session_scope
 from eduflow.errors import Conflict, Forbidden, NotFound
 from eduflow.jobs.outbox import InsertedJob, record_row, relay_after_commit
@@ -64,6 +65,7 @@ from eduflow.models.enrollments import Enrollment, EnrollmentPublic, EnrollmentS
 from eduflow.models.outbox import OutboxJob
 from eduflow.models.progress import progress_summary
 from eduflow.models.users import User
+from eduflow.services import audit, email_verification
 from eduflow.services.permissions import Principal, is_owner_or_admin, require_authenticated
 from eduflow.tracing import current_trace_context
 
@@ -139,6 +141,9 @@ def enroll(actor: Principal | None, course_id: int) -> EnrollmentPublic:
     """``enroll_student`` in units of work of its own, committed before it returns: on
     PostgreSQL one self-committing statement (``enroll_in_one_statement``), and the
     transaction only for what that statement leaves undecided."""
+    if get_settings().require_verified_email:
+        with session_scope(read_only=True) as session:
+            email_verification.require_verified(session, _require_student(actor))
     if get_engine().dialect.name == "postgresql":
         with autocommit_connection() as connection:
             enrollment = enroll_in_one_statement(connection, actor, course_id)
@@ -156,6 +161,7 @@ def enroll_student(session: Session, actor: Principal | None, course_id: int) ->
     on PostgreSQL when the caller can give it a statement of its own.
     """
     actor = _require_student(actor)
+    email_verification.require_verified(session, actor)  # a no-op unless the policy is on
     params = {"course_id": course_id, "student_id": actor.id}
     # Core statements on the session's connection (same transaction): the ORM execution
     # layer adds nothing for column selects and costs CPU on the hot path.
@@ -545,6 +551,7 @@ def confirm_enrollment(
             title="Enrollment not pending",
         )
     session.refresh(enrollment)
+    audit.record(session, actor, "enrollment.confirmed", "enrollment", enrollment_id)
     invalidate_catalog(session, enrollment.course_id)
     return _public(enrollment, title, student, total)
 
@@ -555,7 +562,7 @@ def cancel_enrollment(session: Session, actor: Principal | None, enrollment_id: 
     enrollment, _, _, _, _ = _load_visible(session, actor, enrollment_id)
     if not (actor.is_admin or actor.id == enrollment.student_id):
         raise Forbidden("Only the enrolled student or an admin may cancel an enrollment")
-    course_id = enrollment.course_id
+    course_id, student_id = enrollment.course_id, enrollment.student_id
     session.expunge(enrollment)
     if not _lock_course(session, course_id):  # the course (and this row) went meanwhile
         raise NotFound(f"No enrollment with id {enrollment_id}")
@@ -569,6 +576,9 @@ def cancel_enrollment(session: Session, actor: Principal | None, enrollment_id: 
         raise NotFound(f"No enrollment with id {enrollment_id}")
     if status in SEAT_HOLDING:
         _release_seats(session, course_id, 1)
+    if actor.id != student_id:  # an admin's (or operator's) cancellation is audited
+        details = {"course_id": course_id, "student_id": student_id, "status": status}
+        audit.record(session, actor, "enrollment.cancelled", "enrollment", enrollment_id, details)
     invalidate_catalog(session, course_id)
 
 

@@ -16,9 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from eduflow.errors import Conflict, Invalid, NotFound
+from eduflow.models.tokens import TokenPurpose
 from eduflow.models.users import Role, User, UserCreate, UserUpdate, password_problem
 from eduflow.security import hash_password
-from eduflow.services import auth
+from eduflow.services import account_tokens, audit, auth, auth_state
 from eduflow.services.permissions import Principal, require_role
 
 
@@ -50,11 +51,18 @@ def _ensure_unique(session: Session, username: str, email: str) -> None:
 
 
 def create_user(
-    session: Session, username: str, email: str, password: str, role: Role | str = Role.student
+    session: Session,
+    username: str,
+    email: str,
+    password: str,
+    role: Role | str = Role.student,
+    *,
+    full_name: str = "",
+    email_verified: bool = False,
 ) -> User:
     """Create an account after applying the registration rules (409 when taken)."""
     try:
-        data = UserCreate(username=username, email=email, password=password)
+        data = UserCreate(username=username, email=email, password=password, full_name=full_name)
     except ValidationError as exc:
         raise _invalid_from(exc) from exc
     try:
@@ -67,6 +75,8 @@ def create_user(
         email=data.email,
         password_hash=hash_password(data.password),
         role=role.value,
+        full_name=data.full_name,
+        email_verified=email_verified,
     )
     try:
         with session.begin_nested():  # a lost uniqueness race is a 409, not a 500
@@ -80,7 +90,9 @@ def create_user(
 
 def register_user(session: Session, data: UserCreate) -> User:
     """Self-registration: always a student."""
-    return create_user(session, data.username, data.email, data.password, Role.student)
+    return create_user(
+        session, data.username, data.email, data.password, Role.student, full_name=data.full_name
+    )
 
 
 def get_user(session: Session, user_id: int) -> User:
@@ -152,6 +164,14 @@ def _lock_for_change(session: Session, user: User, touches_admins: bool) -> None
     session.refresh(user, with_for_update=True)
 
 
+def lock_for_deletion(session: Session, user: User) -> None:
+    """Lock ``user`` for deletion (409 when it is the last active admin)."""
+    is_admin = user.role == Role.admin.value
+    _lock_for_change(session, user, touches_admins=is_admin)
+    if is_admin and user.is_active:
+        _ensure_not_last_admin(session, user)
+
+
 def _ensure_not_last_admin(session: Session, user: User) -> None:
     others = session.execute(
         select(func.count())
@@ -169,11 +189,19 @@ def _ensure_not_last_admin(session: Session, user: User) -> None:
         )
 
 
+def changed(session: Session, user: User) -> User:
+    """Bump ``auth_version`` and publish the user's new auth state after the commit.
+
+    Every change a cached answer depends on (role, activity, password, profile) ends here.
+    """
+    return _changed(session, user)
+
+
 def _changed(session: Session, user: User) -> User:
     user.auth_version += 1
     session.add(user)
     session.flush()
-    auth.publish_user_after_commit(session, user)
+    auth_state.publish_user_after_commit(session, user)
     return user
 
 
@@ -189,7 +217,9 @@ def set_role(session: Session, actor: Principal, user: User, role: Role | str) -
         return user
     if user.role == Role.admin.value and user.is_active:
         _ensure_not_last_admin(session, user)
+    details = {"from": user.role, "to": new_role.value}
     user.role = new_role.value
+    audit.record(session, actor, "user.role_changed", "user", user.id or 0, details)
     return _changed(session, user)
 
 
@@ -204,20 +234,44 @@ def set_active(session: Session, actor: Principal, user: User, active: bool) -> 
             _ensure_not_last_admin(session, user)
         auth.revoke_user_sessions(session, user.id, "deactivated")  # type: ignore[arg-type]
     user.is_active = active
+    action = "user.activated" if active else "user.deactivated"
+    audit.record(session, actor, action, "user", user.id or 0)
     return _changed(session, user)
 
 
 def set_password(session: Session, actor: Principal, user: User, password: str) -> User:
-    """Set a new password (rules of registration apply); every existing login ends."""
+    """An admin or operator sets a new password (registration rules); every login ends."""
     if not (actor.is_admin or actor.id == user.id):
         raise NotFound(f"No user with id {user.id}")
+    return apply_new_password(session, actor, user, password, "user.password_set")
+
+
+def apply_new_password(
+    session: Session,
+    actor: Principal,
+    user: User,
+    password: str,
+    action: str,
+    *,
+    keep_session: str | None = None,
+) -> User:
+    """The one way a password changes: check the rules, store the hash, end every login
+    (but ``keep_session``), spend outstanding reset links and leave an audit record."""
     problem = password_problem(password, user.username)
     if problem:
         raise Invalid.field("password", problem)
     _lock_for_change(session, user, touches_admins=False)
     user.password_hash = hash_password(password)
-    auth.revoke_user_sessions(session, user.id, "password-changed")  # type: ignore[arg-type]
+    assert user.id is not None
+    auth.revoke_user_sessions(session, user.id, "password-changed", keep=keep_session)
+    account_tokens.spend_all(session, user.id, TokenPurpose.password_reset)
+    audit.record(session, actor, action, "user", user.id)
     return _changed(session, user)
+
+
+def role_of(user: User) -> Role:
+    """The user's role as a ``Role``."""
+    return Role(user.role)
 
 
 def update_user(session: Session, actor: Principal, user_id: int, data: UserUpdate) -> User:

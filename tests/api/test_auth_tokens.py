@@ -92,7 +92,16 @@ def test_deactivation_and_role_change_take_effect_on_the_next_request(
 
     promoted = client.patch(f"{USERS}{student.id}/", json={"role": "instructor"}, headers=admin)
     assert promoted.status_code == 200 and promoted.json()["role"] == "instructor"
-    assert client.get(ME, headers=headers).status_code == 401  # token names the old role
+    # The same access token works at once, with the new role.
+    me = client.get(ME, headers=headers)
+    assert me.status_code == 200 and me.json()["role"] == "instructor"
+    course = {"title": "Promoted at once", "is_published": True}
+    assert client.post("/api/v1/courses/", json=course, headers=headers).status_code == 201
+    demoted = client.patch(f"{USERS}{student.id}/", json={"role": "student"}, headers=admin)
+    assert demoted.status_code == 200
+    assert client.post("/api/v1/courses/", json=course, headers=headers).status_code == 403
+    assert client.get(ME, headers=headers).json()["role"] == "student"
+    client.patch(f"{USERS}{student.id}/", json={"role": "instructor"}, headers=admin)
     # The refresh token still works and yields a token for the new role.
     renewed = client.post(REFRESH, json={"refresh": pair["refresh"]})
     assert renewed.status_code == 200

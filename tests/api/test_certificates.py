@@ -246,3 +246,31 @@ def test_openapi_documents_the_routes(client: Any) -> None:
         in paths["/api/v1/certificates/{serial}/pdf/"]["get"]["responses"]["200"]["content"]
     )
     assert paths["/api/v1/certificates/{serial}/revoke/"]["post"]
+
+
+def test_revoke_leaves_one_audit_record(client: Any, world: World) -> None:
+    from sqlmodel import select
+
+    from eduflow.db import session_scope
+    from eduflow.models import AuditRecord
+
+    serial = world.mine.serial
+    response = client.post(
+        f"{API}/certificates/{serial}/revoke/",
+        json={"reason": "Plagiarised final project"},
+        headers={**world.headers["admin"], "X-Request-ID": "2f1c7a9e-0c1b-4d35-9a55-6d2f8e1b7c40"},
+    )
+    assert response.status_code == 200
+    client.post(  # refused: no second record
+        f"{API}/certificates/{serial}/revoke/",
+        json={"reason": "again"},
+        headers=world.headers["admin"],
+    )
+    with session_scope() as s:
+        records = s.exec(
+            select(AuditRecord).where(AuditRecord.action == "certificate.revoked")
+        ).all()
+    [record] = records
+    assert (record.actor, record.target_type, record.target_id) == ("admin", "certificate", serial)
+    assert record.details["reason"] == "Plagiarised final project"
+    assert record.request_id == "2f1c7a9e-0c1b-4d35-9a55-6d2f8e1b7c40"

@@ -40,6 +40,8 @@ def test_list_users_paginates_and_filters(client: Any, session: Any, admin: Any)
         "id",
         "username",
         "email",
+        "email_verified",
+        "full_name",
         "role",
         "is_active",
         "date_joined",

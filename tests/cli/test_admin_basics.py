@@ -30,9 +30,19 @@ def test_shell_completion_knows_the_admin_commands() -> None:
 
 def test_help_lists_every_admin_command(cli: Any) -> None:
     for group, commands in {
-        "users": ("create", "list", "show", "set-role", "activate", "deactivate", "set-password"),
+        "users": (
+            "create",
+            "list",
+            "show",
+            "set-role",
+            "activate",
+            "deactivate",
+            "set-password",
+            "delete",
+        ),
         "courses": ("list", "show", "create", "publish", "unpublish", "transfer", "delete"),
         "enrollments": ("list", "confirm", "cancel"),
+        "audit": ("list",),
     }.items():
         result = cli("admin", group, "--help")
         assert result.exit_code == 0

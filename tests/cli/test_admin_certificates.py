@@ -87,6 +87,11 @@ def test_revoke_asks_then_revokes_once(cli: Any, session: Any) -> None:
     assert done.exit_code == 0, done.stderr
     body = json.loads(done.stdout)
     assert body["status"] == "revoked" and body["revoke_reason"] == "Fraud" and body["revoked_at"]
+    audit = json.loads(
+        cli("admin", "audit", "list", "--action", "certificate.revoked", "--json").stdout
+    )
+    [record] = audit["results"]
+    assert (record["actor"], record["target_id"]) == ("operator", serial)
     _one_line_error(
         cli("admin", "certificates", "revoke", serial, "--reason", "again", "--yes"),
         "already revoked",

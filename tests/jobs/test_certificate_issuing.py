@@ -21,12 +21,12 @@ from tests.factories import make_course, make_enrollment, make_lesson, make_user
 RUNS = 100
 
 
-def _complete(name: str = "eleni.s") -> tuple[int, str]:
+def _complete(full_name: str = "Ελένη Σταθοπούλου") -> tuple[int, str]:
     """An enrollment completed through the progress service (its last lesson)."""
     with session_scope() as s:
         course = make_course(s, title="Practical Databases")
         lesson = make_lesson(s, course)
-        student = make_user(s, Role.student, username=name)
+        student = make_user(s, Role.student, full_name=full_name)
         enrollment = make_enrollment(s, student, course)
         ids = (enrollment.id, student.email, lesson.id)
         actor = Principal(id=student.id, username=student.username, role=Role.student)
@@ -78,7 +78,7 @@ def test_concurrent_course_completed_runs_give_one_certificate_and_one_email(
     with session_scope() as s:
         [certificate] = s.exec(select(Certificate)).all()
     assert certificate.enrollment_id == enrollment_id
-    assert certificate.student_name == "eleni.s"
+    assert certificate.student_name == "Ελένη Σταθοπούλου"
     assert len(smtp_server.messages) == 1
 
     # The one email links to the public verification page and the PDF; both answer.
@@ -93,4 +93,4 @@ def test_concurrent_course_completed_runs_give_one_certificate_and_one_email(
     assert page.status_code == 200 and page.json()["status"] == "valid"
     pdf = client.get((verify + "pdf/").removeprefix("http://localhost:8000"))
     text = PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
-    assert "eleni.s" in text and certificate.serial in text
+    assert "Ελένη Σταθοπούλου" in text and certificate.serial in text

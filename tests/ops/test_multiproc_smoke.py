@@ -110,10 +110,13 @@ def test_three_api_processes_two_workers_end_to_end(
         )  # fmt: skip
         assert status == 0, (log_dir / "api.log").read_text()[-3000:]
 
-        # Email delivered over real SMTP, exactly once, to the smoke's student.
-        recipients = [str(m["To"]) for m in smtp_server.messages]
-        students = [r for r in recipients if "smoke_student_" in r]
-        assert len(students) == 1, recipients
+        # Emails delivered over real SMTP, exactly once each, to the smoke's student: the
+        # verification link of the registration and the enrollment's confirmation.
+        received = [(str(m["To"]), str(m["Subject"])) for m in smtp_server.messages]
+        students = sorted(s for to, s in received if "smoke_student_" in to)
+        assert len(students) == 2, received
+        assert students[0] == "Confirm your email address for EduFlow", received
+        assert students[1].startswith("You are enrolled in"), received
 
         # /metrics adds up every API process, whichever one answers.
         base = f"http://127.0.0.1:{port}"

@@ -54,12 +54,12 @@ def _completed_enrollment(session: Any, **user_fields: Any) -> Any:
 
 
 def test_a_completed_enrollment_gets_one_certificate(session: Any) -> None:
-    enrollment = _completed_enrollment(session, username="ada")
+    enrollment = _completed_enrollment(session, username="ada", full_name="Ада Лавлейс")
     first = issue_certificate(session, enrollment.id)
     again = issue_certificate(session, enrollment.id)
     assert first.created and not again.created
     assert again.certificate.serial == first.certificate.serial
-    assert first.certificate.student_name == "ada"
+    assert first.certificate.student_name == "Ада Лавлейс"
     assert first.certificate.course_title == "Practical Databases"
     assert first.username == "ada"
     assert session.exec(select(Certificate)).all() == [first.certificate]
@@ -70,23 +70,24 @@ def test_the_username_is_printed_without_a_full_name(session: Any) -> None:
     assert issue_certificate(session, enrollment.id).certificate.student_name == "bob.s"
 
 
-def test_titles_are_copied_at_issue_and_never_change(session: Any) -> None:
-    from eduflow.models import Course
+def test_names_and_titles_are_copied_at_issue_and_never_change(session: Any) -> None:
+    from eduflow.models import Course, User
 
-    enrollment = _completed_enrollment(session, username="carol")
+    enrollment = _completed_enrollment(session, full_name="Old Name")
     serial = issue_certificate(session, enrollment.id).certificate.serial
     course = session.get(Course, enrollment.course_id)
-    course.title = "Renamed Course"
-    session.add(course)
+    user = session.get(User, enrollment.student_id)
+    course.title, user.full_name = "Renamed Course", "New Name"
+    session.add_all([course, user])
     session.flush()
     again = issue_certificate(session, enrollment.id).certificate
     assert (again.serial, again.student_name, again.course_title) == (
         serial,
-        "carol",
+        "Old Name",
         "Practical Databases",
     )
     verified = certificates.verify_certificate(session, serial)
-    assert verified.course_title == "Practical Databases"
+    assert (verified.student_name, verified.course_title) == ("Old Name", "Practical Databases")
 
 
 def test_an_enrollment_that_is_not_completed_is_refused(session: Any) -> None:

@@ -1,36 +1,35 @@
-"""Auth routes: register, login, refresh, logout, me."""
+"""Auth routes: register, login, refresh, logout, password reset, email verification."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from eduflow.api.cached import ME_NAMESPACE
-from eduflow.api.deps import CurrentUser, SessionDep
-from eduflow.api.etag import encode
+from eduflow.api.deps import CurrentUser, SessionDep, client_address
 from eduflow.api.problems import problem_responses
-from eduflow.cache.health import stats
 from eduflow.db import session_scope
 from eduflow.models.sessions import LoginRequest, RefreshRequest, TokenPair
-from eduflow.models.users import UserCreate, UserPublic
-from eduflow.services import auth, users
+from eduflow.models.users import (
+    EmailVerification,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    UserCreate,
+    UserPublic,
+)
+from eduflow.services import accounts, auth, email_verification, password_reset
 
 router = APIRouter(tags=["auth"])
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-def _client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 @router.post(
     "/auth/register/",
     status_code=201,
     summary="Create a student account",
-    responses=problem_responses(400, 409, 413, 422),
+    responses=problem_responses(400, 409, 413, 422, 429),
 )
-def register(body: UserCreate, session: SessionDep) -> UserPublic:
-    """Self-registration always creates a student."""
-    return UserPublic.model_validate(users.register_user(session, body))
+def register(body: UserCreate, request: Request, session: SessionDep) -> UserPublic:
+    """Self-registration always creates a student and emails a verification link."""
+    return UserPublic.model_validate(accounts.register(session, body, client_address(request)))
 
 
 @router.post(
@@ -43,7 +42,13 @@ def login(
 ) -> TokenPair:
     """Exchange credentials for an access and a refresh token (throttled on failures)."""
     response.headers.update(NO_STORE)
-    return auth.login(session, body.username, body.password, _client_address(request))
+    return auth.login(
+        session,
+        body.username,
+        body.password,
+        client_address(request),
+        request.headers.get("user-agent"),
+    )
 
 
 @router.post(
@@ -75,21 +80,53 @@ def logout(body: RefreshRequest, session: SessionDep) -> Response:
     return Response(status_code=204)
 
 
-@router.get(
-    "/auth/me/",
-    summary="The current user",
-    response_model=UserPublic,
-    responses=problem_responses(401),
+@router.post(
+    "/auth/password-reset/",
+    status_code=202,
+    response_class=Response,
+    summary="Ask for a password reset email",
+    responses=problem_responses(400, 413, 422, 429),
 )
-def me(principal: CurrentUser, session: SessionDep) -> Response:
-    """The caller's own account.
+def request_password_reset(
+    body: PasswordResetRequest, request: Request, session: SessionDep
+) -> Response:
+    """202 whether or not the address has an account (an existing one gets one email)."""
+    password_reset.request_reset(session, body.email, client_address(request))
+    return Response(status_code=202)
 
-    Also stored for ``eduflow.api.cached``, which answers the next calls without a
-    database query while the caller's auth state is unchanged.
-    """
-    user = users.get_user(session, principal.id)
-    body = encode(UserPublic.model_validate(user))
-    assert user.id is not None
-    stats.record(ME_NAMESPACE, "misses")
-    auth.publish_profile(user.id, user.auth_version, body)
-    return Response(body, media_type="application/json", headers=NO_STORE)
+
+@router.post(
+    "/auth/password-reset/confirm/",
+    status_code=204,
+    summary="Set a new password with the emailed token",
+    responses=problem_responses(400, 413, 422),
+)
+def confirm_password_reset(body: PasswordResetConfirm, session: SessionDep) -> Response:
+    """The password changes and every login of the account ends; the token is spent."""
+    password_reset.confirm_reset(session, body.token, body.password)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/auth/verify-email/",
+    status_code=204,
+    summary="Verify an email address with the emailed token",
+    responses=problem_responses(400, 413, 422),
+)
+def verify_email(body: EmailVerification, session: SessionDep) -> Response:
+    """Marks the address verified, if the account still has the address it was sent to."""
+    email_verification.verify(session, body.token)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/auth/verify-email/resend/",
+    status_code=202,
+    response_class=Response,
+    summary="Send the verification email again",
+    responses=problem_responses(401, 429),
+)
+def resend_verification(principal: CurrentUser, session: SessionDep) -> Response:
+    """One more verification email to the caller's address (throttled)."""
+    email_verification.resend(session, principal)
+    return Response(status_code=202)

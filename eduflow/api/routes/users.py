@@ -1,15 +1,15 @@
-"""Users routes (admin only): list, show, change role or activity."""
+"""Users routes (admin only): list, show, change role or activity, delete."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from eduflow.api.deps import AdminUser, PageDep, SessionDep, page_body
 from eduflow.api.problems import problem_responses
 from eduflow.models.users import Role, UserAdminView, UserPage, UserUpdate
-from eduflow.services import users
+from eduflow.services import accounts, users
 
 router = APIRouter(tags=["users"])
 UserId = Annotated[int, Path(ge=1, le=2**31 - 1, description="User id.")]
@@ -52,3 +52,15 @@ def update_user(
 ) -> UserAdminView:
     """Apply ``{role?, is_active?}``; takes effect on the user's next request."""
     return UserAdminView.model_validate(users.update_user(session, admin, user_id, body))
+
+
+@router.delete(
+    "/users/{user_id}/",
+    status_code=204,
+    summary="Delete an account (admin)",
+    responses=problem_responses(401, 403, 404, 409),
+)
+def delete_user(user_id: UserId, admin: AdminUser, session: SessionDep) -> Response:
+    """Ends every login, erases username, email and name, cancels the enrollments."""
+    accounts.delete_account(session, admin, user_id)
+    return Response(status_code=204)
