@@ -1,20 +1,20 @@
 """Learning progress: recording event batches, completing courses, reading progress.
 
 Recording a batch (``record_progress``) is one transaction with a constant number of
-statements whatever the batch size (at most seven, fewer when nothing changes):
+statements whatever the batch size (at most six, fewer when nothing changes):
 
 1. read the enrollment, its course's figures and how many of the batch's lessons belong
    to the course, locking the enrollment row (``FOR NO KEY UPDATE``): batches of one
    enrollment take turns, so the counters and the completion are decided on fresh data;
-2. which of the batch's event ids are already recorded;
-3. the enrollment's progress rows for the batch's lessons;
-4. insert the ids of the events that change something, 5. upsert the progress rows they
-   change, 6. update the counters (and ``completed_at`` once), 7. the ``course_completed``
+2. which of the batch's event ids are already recorded, and the enrollment's progress
+   rows for the batch's lessons (one ``UNION ALL``);
+3. insert the ids of the events that change something, 4. upsert the progress rows they
+   change, 5. update the counters (and ``completed_at`` once), 6. the ``course_completed``
    outbox row.
 
 Events that change nothing (a duplicate, a second ``viewed``, anything on a completed
 lesson) write no row at all, their ids included: replaying them is harmless forever,
-because progress only moves forward. A resent batch therefore runs statements 1-3 only.
+because progress only moves forward. A resent batch therefore runs statements 1-2 only.
 
 Lock order: lesson deletion locks the course, then every enrollment of the course, then
 deletes the lesson (see ``before_lesson_deleted``); a batch locks its enrollment, then
@@ -30,7 +30,20 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import case, exists, func, literal_column, select, true, update
+from sqlalchemy import (
+    Integer,
+    Uuid,
+    case,
+    cast,
+    exists,
+    func,
+    literal_column,
+    null,
+    select,
+    true,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -38,7 +51,7 @@ from eduflow.cache.progress import invalidate_course_progress
 from eduflow.db import on_commit
 from eduflow.errors import Conflict, Forbidden, Invalid, NotFound
 from eduflow.jobs.outbox import record_job
-from eduflow.models._base import utcnow
+from eduflow.models._base import UTCDateTime, utcnow
 from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentStatus
 from eduflow.models.lessons import Lesson
@@ -106,24 +119,14 @@ def record_progress(
     if row.valid_lessons != len(lesson_ids):
         _refuse_foreign_lessons(session, batch, row.course_id)
 
-    event_ids = [event.event_id for event in batch.events]
-    recorded = set(
-        connection.execute(
-            select(col(ProgressEvent.event_id)).where(
-                col(ProgressEvent.enrollment_id) == enrollment_id,
-                col(ProgressEvent.event_id).in_(event_ids),
-            )
-        ).scalars()
-    )
-    done = {
-        lesson_id: completed_at is not None
-        for lesson_id, completed_at in connection.execute(
-            select(col(LessonProgress.lesson_id), col(LessonProgress.completed_at)).where(
-                col(LessonProgress.enrollment_id) == enrollment_id,
-                col(LessonProgress.lesson_id).in_(lesson_ids),
-            )
-        )
-    }
+    recorded: set[uuid.UUID] = set()
+    done: dict[int, bool] = {}  # lesson -> completed? (rows the enrollment has)
+    state = _recorded_and_rows(enrollment_id, [e.event_id for e in batch.events], lesson_ids)
+    for event_id, lesson_id, lesson_completed_at in connection.execute(state):
+        if event_id is not None:
+            recorded.add(event_id)
+        else:
+            done[lesson_id] = lesson_completed_at is not None
     changes, new_ids, accepted = _apply(batch, recorded, done, now)
 
     completed_lessons = int(row.completed_lessons)
@@ -220,6 +223,30 @@ def _locked_enrollment(enrollment_id: int, lesson_ids: list[int]) -> Any:
     )
 
 
+def _recorded_and_rows(
+    enrollment_id: int, event_ids: list[uuid.UUID], lesson_ids: list[int]
+) -> Any:
+    """Statement 2 (after the lock, so it sees every batch committed before ours): which
+    of the batch's event ids are recorded, and the enrollment's rows for its lessons."""
+    recorded = select(
+        col(ProgressEvent.event_id),
+        cast(null(), Integer).label("lesson_id"),
+        cast(null(), UTCDateTime).label("completed_at"),
+    ).where(
+        col(ProgressEvent.enrollment_id) == enrollment_id,
+        col(ProgressEvent.event_id).in_(event_ids),
+    )
+    rows = select(
+        cast(null(), Uuid).label("event_id"),
+        col(LessonProgress.lesson_id),
+        col(LessonProgress.completed_at),
+    ).where(
+        col(LessonProgress.enrollment_id) == enrollment_id,
+        col(LessonProgress.lesson_id).in_(lesson_ids),
+    )
+    return union_all(recorded, rows)
+
+
 def _apply(
     batch: ProgressBatch, recorded: set[uuid.UUID], done: dict[int, bool], now: datetime
 ) -> tuple[dict[int, _Change], list[uuid.UUID], int]:
@@ -257,7 +284,7 @@ def _write_changes(
     new_ids: list[uuid.UUID],
     now: datetime,
 ) -> None:
-    """Statements 4 and 5: the ids of the changing events, and one upsert of the rows
+    """Statements 3 and 4: the ids of the changing events, and one upsert of the rows
     (each one statement: the rows go as one executemany of a statement compiled once)."""
     dialect = session.get_bind().dialect.name
     connection = session.connection()

@@ -169,7 +169,7 @@ def test_batch_of_100_events_is_a_constant_number_of_statements() -> None:
         with counted_queries() as statements, session_scope() as s:
             progress.record_progress(s, world["student"], world["enrollment"], batch)
         counts.append(len(statements))
-    assert counts[1] <= 7  # lock+read, 2 reads, events, rows, counters, outbox
+    assert counts[1] <= 6  # lock+read, read, events, rows, counters, outbox
     assert counts[1] - counts[0] <= 2  # the counter update and the outbox row
 
 
