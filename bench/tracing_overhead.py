@@ -7,8 +7,10 @@
 The database and the Redis db given are **wiped**. The application is called directly as
 an ASGI callable (no sockets, no server), once as ``eduflow serve`` runs it with tracing
 off and once with tracing on (spans processed and dropped by an exporter that keeps
-nothing, so the figure is EduFlow's and the SDK's, not a collector's). Rounds alternate
-between the two and the medians of the paired rounds are compared: the machine is noisy.
+nothing, so the figure is EduFlow's and the SDK's, not a collector's). The SDK's sampler
+variables apply, e.g. ``OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.1``.
+Rounds alternate between the two and the medians of the paired rounds are compared: the
+machine is noisy.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ def _prepare(database_url: str, redis_url: str) -> int:
             "EDUFLOW_LOG_LEVEL": "WARNING",
         }
     )
-    for name in [n for n in os.environ if n.startswith("OTEL_")]:
+    # Off for the first app; the sampler variables (OTEL_TRACES_SAMPLER…) stay for the second.
+    for name in [n for n in os.environ if n.startswith(("OTEL_EXPORTER", "OTEL_TRACES_EXP"))]:
         os.environ.pop(name)
+    os.environ.pop("OTEL_SDK_DISABLED", None)
     from sqlalchemy import text
 
     from eduflow import schema

@@ -150,6 +150,13 @@ class JobsCollector:
     go quiet exactly while Redis is down (``eduflow_redis_up == 0`` says so instead).
     """
 
+    def describe(self) -> Any:
+        """The gauges' names, for registering without reading them (no I/O at import)."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        for name, doc in SCRAPE_TIME_GAUGES.items():
+            yield GaugeMetricFamily(name, doc)
+
     def collect(self) -> Any:
         """Yield every scrape-time gauge, NaN where its backend does not answer."""
         from prometheus_client.core import GaugeMetricFamily
@@ -254,13 +261,10 @@ _KNOWN_LABELS: dict[Any, list[tuple[str, ...]]] = {
 
 
 def _start_known_series() -> None:
-    from eduflow.jobs.outbox import TASKS
-
+    # (The job names of JOBS_ENQUEUED are started where they are defined: jobs/outbox.py.)
     for metric, label_sets in _KNOWN_LABELS.items():
         for labels in label_sets:
             metric.labels(*labels)
-    for job in TASKS:
-        JOBS_ENQUEUED.labels(job)
 
 
 def declared_metrics() -> dict[str, tuple[str, str]]:

@@ -86,10 +86,8 @@ def configure(service: str, exporter: SpanExporter | None = None) -> bool:
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     RedisInstrumentor().instrument(tracer_provider=provider)
-    from eduflow import db
-
-    for engine in list(db._engines.values()):
-        instrument_engine(engine)
+    # Engines are instrumented as eduflow.db builds them: a process configures tracing
+    # before its first statement (create_served_app, run_worker), and tests dispose theirs.
     return True
 
 

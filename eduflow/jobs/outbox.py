@@ -42,6 +42,17 @@ TASKS: dict[str, str] = {
     "send_email_verification": "eduflow.jobs.account_emails.send_email_verification",
 }
 _PENDING_IDS = "eduflow_outbox_pending"
+
+
+def _start_job_series() -> None:
+    """Every job's ``eduflow_jobs_enqueued_total`` series exists (at 0) from the start."""
+    from eduflow.metrics import JOBS_ENQUEUED
+
+    for job in TASKS:
+        JOBS_ENQUEUED.labels(job)
+
+
+_start_job_series()
 _BREAKER_SECONDS = 5.0
 _breaker_until = 0.0
 _MARK_DELAY = 0.5  # seconds the marking thread gathers ids before one UPDATE

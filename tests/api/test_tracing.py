@@ -27,6 +27,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
     from eduflow.db import dispose_engines
 
     exporter = InMemorySpanExporter()
+    dispose_engines()  # engines made from now on are instrumented
     assert tracing.configure("eduflow-test", exporter=exporter)
     yield exporter
     tracing.shutdown()
@@ -135,8 +136,22 @@ def test_cached_hit_routed_request_and_its_job_share_traces(
 
 
 def test_a_fast_pathed_enrollment_is_traced_with_its_job(
-    traced_client: TestClient, spans: InMemorySpanExporter, session: Any
+    traced_client: TestClient,
+    spans: InMemorySpanExporter,
+    session: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from fastapi import FastAPI
+
+    routed: list[str] = []
+    original = FastAPI.__call__
+
+    async def spy(self: Any, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            routed.append(f"{scope['method']} {scope['path']}")
+        await original(self, scope, receive, send)
+
+    monkeypatch.setattr(FastAPI, "__call__", spy)
     course = make_course(session, capacity=10)
     student = make_user(session, Role.student)
     bearer = {"Authorization": f"Bearer {issue_tokens(session, student).access}"}
@@ -145,11 +160,19 @@ def test_a_fast_pathed_enrollment_is_traced_with_its_job(
     spans.clear()
     created = traced_client.post(f"{API}/enrollments/", json={"course": course.id}, headers=bearer)
     assert created.status_code == 201, created.text
+    assert "POST /api/v1/enrollments/" not in routed  # answered in front of the framework
     (post_span,) = _server_spans(spans)
     assert post_span.name == "POST /api/v1/enrollments/"
     work_burst()
     (job_span,) = [s for s in spans.get_finished_spans() if s.name.startswith("job ")]
     assert job_span.context.trace_id == post_span.context.trace_id
+    # The spy does see what reaches the framework (a keyed POST is routed).
+    traced_client.post(
+        f"{API}/enrollments/",
+        json={"course": course.id},
+        headers={**bearer, "Idempotency-Key": "k"},
+    )
+    assert "POST /api/v1/enrollments/" in routed
 
 
 def test_an_incoming_traceparent_is_continued(

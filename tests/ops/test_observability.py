@@ -178,6 +178,8 @@ def test_the_dashboard_shows_what_operators_watch() -> None:
         "eduflow_cache_misses_total",
         "eduflow_outbox_backlog",
         "eduflow_jobs_failed",
+        "eduflow_progress_events_total",
+        "eduflow_course_completions_total",
     ):
         assert series in used, series
 
@@ -203,3 +205,30 @@ def test_promtool_accepts_the_prometheus_config_and_rules() -> None:
 
 def test_the_alerts_fire_on_what_eduflow_exports() -> None:
     _promtool("test", "rules", "alerts.test.yml")
+
+
+def test_grafana_provisioning_feeds_the_dashboard() -> None:
+    provisioning = ROOT / "deploy" / "grafana" / "provisioning"
+    sources = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
+    uids = {s["uid"] for s in sources["datasources"]}
+    used: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            source = node.get("datasource")
+            if isinstance(source, dict):
+                used.add(source["uid"])
+            for item in node.values():
+                walk(item)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for path in DASHBOARDS.glob("*.json"):
+        walk(json.loads(path.read_text()))
+    assert used and used <= uids
+    providers = yaml.safe_load((provisioning / "dashboards" / "eduflow.yml").read_text())
+    compose = yaml.safe_load((ROOT / "compose.yml").read_text())
+    mounts = dict(v.split(":")[:2] for v in compose["services"]["grafana"]["volumes"])
+    assert mounts["./deploy/grafana/dashboards"] == providers["providers"][0]["options"]["path"]
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
