@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import eduflow.models  # noqa: F401  (registers every table)
 from eduflow.db import get_engine
+from eduflow.schema import include_object_for
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -36,9 +38,10 @@ def run_migrations_online() -> None:
         conn.commit()
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
+        include_object=include_object_for(connection.dialect.name),
         target_metadata=target_metadata,
         render_as_batch=True,
         compare_type=True,

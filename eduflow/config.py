@@ -72,9 +72,15 @@ class Settings(BaseSettings):
     idempotency_ttl: int = Field(default=24 * 3600, ge=1, description="seconds")
     job_retry_intervals: list[int] = Field(default_factory=lambda: [10, 60, 300])
     job_timeout: int = Field(default=60, ge=1, description="seconds one job may run")
-    job_lock_ttl: int = Field(default=120, ge=1, description="seconds a task's Redis lock lives")
+    job_lock_ttl: int = Field(
+        default=10,
+        ge=1,
+        description="seconds a task's Redis lock outlives its holder (renewed while it runs)",
+    )
     smtp_timeout: float = Field(default=15, gt=0, description="seconds")
-    worker_maintenance_interval: int = Field(default=60, ge=1, description="seconds")
+    worker_maintenance_interval: int = Field(
+        default=5, ge=1, description="seconds between checks for jobs of dead workers"
+    )
     outbox_sweep_interval: float = Field(default=30, gt=0, description="seconds")
     outbox_retention_days: int = Field(default=7, ge=1)
     expiry_interval: int = Field(default=3600, ge=60, description="seconds between expiry runs")
@@ -83,7 +89,24 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
-    db_connect_timeout: int = Field(default=3, ge=1)
+    db_connect_timeout: int = Field(default=3, ge=1, description="seconds (libpq waits 2 at least)")
+    db_request_deadline: float = Field(
+        default=5.0,
+        gt=0,
+        description="seconds from a request's start after which its waits for the database "
+        "give up: the request gets a 503 (the client-side bound; see eduflow.deadline)",
+    )
+    db_tcp_user_timeout_ms: int = Field(
+        default=5000,
+        ge=0,
+        description="ms unacknowledged data may wait before the kernel "
+        "drops the connection (0: the system default)",
+    )
+    db_pgbouncer: bool = Field(
+        default=False,
+        description="connections go through PgBouncer in transaction pooling: no server-side "
+        "prepared statements, the statement timeout is set in each transaction",
+    )
     enroll_threads: int = Field(
         default=4, ge=1, description="threads per server process that run enrollments"
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from typing import Any
 
@@ -51,26 +53,57 @@ def _build_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    options = f"-c statement_timeout={settings.db_statement_timeout_ms}"
+    connect_args: dict[str, Any] = {
+        "connect_timeout": settings.db_connect_timeout,
+        # A vanished peer (network cut, host down) is noticed by the kernel: idle
+        # connections by keep-alives, unacknowledged writes by tcp_user_timeout. A
+        # server that runs but does not answer is bounded by eduflow.deadline.
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 2,
+        "tcp_user_timeout": settings.db_tcp_user_timeout_ms,
+    }
+    if settings.db_pgbouncer:
+        # Transaction pooling hands each transaction to any server connection: nothing
+        # may outlive a transaction -- no prepared statements, no session settings.
+        connect_args["prepare_threshold"] = None
+    else:
+        connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
     engine = create_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_connect_timeout,
+        pool_timeout=min(settings.db_connect_timeout, settings.db_request_deadline),
         pool_recycle=1800,
-        connect_args={
-            "connect_timeout": settings.db_connect_timeout,
-            "options": options,
-            # A vanished server (network cut, host down) is detected by TCP keep-alives
-            # instead of leaving a pooled connection waiting for minutes.
-            "keepalives": 1,
-            "keepalives_idle": 30,
-            "keepalives_interval": 10,
-            "keepalives_count": 3,
-        },
+        connect_args=connect_args,
     )
+    if settings.db_pgbouncer:
+        _timeout_per_transaction(engine, settings.db_statement_timeout_ms)
+    _bound_every_wait(engine)
     _ping_when_idle(engine)
     return engine
+
+
+def _bound_every_wait(engine: Engine) -> None:
+    """Connect with ``eduflow.deadline.BoundedConnection``: no wait for the server is
+    unbounded on the client side."""
+    from eduflow.deadline import bounded_connection_class
+
+    connection_class = bounded_connection_class()
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        return connection_class.connect(*cargs, **cparams)
+
+
+def _timeout_per_transaction(engine: Engine, timeout_ms: int) -> None:
+    """Behind PgBouncer: ``SET LOCAL statement_timeout`` at the start of every transaction
+    (a session setting would stay on a server connection other clients then get)."""
+
+    @event.listens_for(engine, "begin")
+    def _set_timeout(conn: Connection) -> None:
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
 
 
 def _ping_when_idle(engine: Engine) -> None:
@@ -151,6 +184,45 @@ def run_after_commit(callbacks: Iterable[Callable[[], None]]) -> None:
 
 
 _autocommit_engines: dict[Engine, Engine] = {}
+_probe_lock = threading.Lock()
+_probe: Future[bool] | None = None
+PROBE_BOUND_SECONDS = 3.0  # a probe still waiting then has its connection closed
+
+
+def start_probe() -> Future[bool]:
+    """A ``SELECT 1`` in a thread of its own, answered True/False; at most one in flight
+    per process, so probes of a server that does not answer never pile up."""
+    global _probe
+    with _probe_lock:
+        probe = _probe
+        if probe is None or probe.done():
+            probe = _probe = Future()
+            threading.Thread(
+                target=_run_probe, args=(probe,), name="eduflow-db-probe", daemon=True
+            ).start()
+    return probe
+
+
+def _run_probe(probe: Future[bool]) -> None:
+    from sqlalchemy import text
+
+    from eduflow.deadline import within
+
+    try:
+        with within(PROBE_BOUND_SECONDS), get_engine().connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception:
+        probe.set_result(False)
+    else:
+        probe.set_result(True)
+
+
+def answered(probe: Future[bool], within_seconds: float) -> bool:
+    """True when ``probe`` says the database answered, within ``within_seconds``."""
+    try:
+        return probe.result(timeout=max(0.0, within_seconds))
+    except FutureTimeout:
+        return False
 
 
 @contextmanager

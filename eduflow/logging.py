@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -128,9 +129,34 @@ def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    logging.captureWarnings(True)  # warnings become log lines too, not plain text
+    if fmt == "json":
+        _log_uncaught_exceptions()
     _access["enabled"] = fmt == "json" and logging.getLevelName(level) <= logging.INFO
     _access["pid"] = os.getpid()
     _configured = True
+
+
+def _log_uncaught_exceptions() -> None:
+    """A crash, in the main thread or any other, is one JSON line like every other line."""
+
+    def main_hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.__excepthook__(exc_type, exc, tb)
+            return
+        get_logger("eduflow.crash").critical("uncaught_exception", exc_info=(exc_type, exc, tb))
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit or args.exc_value is None:
+            return
+        get_logger("eduflow.crash").critical(
+            "uncaught_exception",
+            thread=args.thread.name if args.thread else None,
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        )
+
+    sys.excepthook = main_hook
+    threading.excepthook = thread_hook
 
 
 class _StderrLogger:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -58,3 +60,16 @@ def head_revision() -> str | None:
 def is_up_to_date(url: str | None = None) -> bool:
     """True when the database schema is at the shipped head."""
     return current_revision(url) == head_revision()
+
+
+def include_object_for(dialect: str) -> Callable[..., bool]:
+    """Alembic's ``include_object`` for one database: leaves out the model indexes that
+    exist only on another one (``Index.ddl_if``, e.g. PostgreSQL's trigram indexes)."""
+
+    def include(obj: Any, _name: Any, type_: str, _reflected: bool, _compare_to: Any) -> bool:
+        only = getattr(obj, "_ddl_if", None)
+        if type_ == "index" and only is not None and only.dialect is not None:
+            return bool(only.dialect == dialect)
+        return True
+
+    return include

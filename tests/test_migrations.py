@@ -16,7 +16,10 @@ from eduflow.db import get_engine
 
 def _diff(url: str | None = None) -> list[Any]:
     with get_engine(url).connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        include = schema.include_object_for(conn.dialect.name)
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": include}
+        )
         return list(compare_metadata(ctx, SQLModel.metadata))
 
 

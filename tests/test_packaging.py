@@ -88,6 +88,16 @@ def test_every_eduflow_variable_in_compose_is_a_setting(compose: dict[str, Any])
         assert not unknown, f"{name}: {unknown} are not EduFlow settings"
 
 
+def test_pgbouncer_pools_transactions_in_front_of_the_database(
+    services: dict[str, Any],
+) -> None:
+    bouncer = services["pgbouncer"]
+    assert bouncer["environment"]["DB_HOST"] == "db"
+    assert bouncer["environment"]["POOL_MODE"] == "transaction"
+    assert bouncer["environment"]["LISTEN_PORT"] == "6432"
+    assert bouncer["depends_on"]["db"]["condition"] == "service_healthy"
+
+
 def test_app_services_run_in_production_on_postgresql_and_redis(
     services: dict[str, Any],
 ) -> None:
@@ -97,7 +107,9 @@ def test_app_services_run_in_production_on_postgresql_and_redis(
         env = services[name]["environment"]
         assert env["EDUFLOW_ENV"] == "production", name
         assert env["EDUFLOW_DATABASE_URL"].startswith("postgresql://"), name
-        assert "@db:5432/" in env["EDUFLOW_DATABASE_URL"], name
+        # Through PgBouncer (transaction pooling), with psycopg configured for it.
+        assert "@pgbouncer:6432/" in env["EDUFLOW_DATABASE_URL"], name
+        assert env["EDUFLOW_DB_PGBOUNCER"] == "true", name
         assert env["EDUFLOW_REDIS_URL"].startswith("redis://redis:6379/"), name
         # The secret key is required (compose refuses to start without it).
         assert re.fullmatch(r"\$\{EDUFLOW_SECRET_KEY:\?[^}]+\}", env["EDUFLOW_SECRET_KEY"])
@@ -137,12 +149,13 @@ def test_env_example_names_only_real_settings() -> None:
 def test_startup_order_migrate_first(services: dict[str, Any]) -> None:
     assert services["db"]["healthcheck"]["test"]
     assert services["redis"]["healthcheck"]["test"]
-    assert services["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
+    assert services["pgbouncer"]["healthcheck"]["test"]
+    assert services["migrate"]["depends_on"]["pgbouncer"]["condition"] == "service_healthy"
     assert services["migrate"]["restart"] == "no"
     for name in ("api", "worker", "scheduler"):
         deps = services[name]["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully", name
-        assert deps["db"]["condition"] == "service_healthy", name
+        assert deps["pgbouncer"]["condition"] == "service_healthy", name
         assert deps["redis"]["condition"] == "service_healthy", name
     assert services["proxy"]["depends_on"]["api"]["condition"] == "service_healthy"
 
@@ -259,6 +272,12 @@ def test_proxy_config_points_at_the_api_service(services: dict[str, Any]) -> Non
     from eduflow.config import Settings
 
     assert Settings.model_fields["keep_alive_timeout"].default > upstream_keepalive
+    # Slow clients are stopped by the proxy (uvicorn has no header-read timeout).
+    for directive in ("client_header_timeout", "client_body_timeout", "send_timeout"):
+        seconds = int(re.search(rf"{directive}\s+(\d+)s;", conf).group(1))  # type: ignore[union-attr]
+        assert 0 < seconds <= 30, directive
+    zone = re.search(r"limit_conn_zone\s+\$binary_remote_addr\s+zone=(\w+):", conf)
+    assert zone and re.search(rf"limit_conn\s+{zone.group(1)}\s+\d+;", conf)
 
 
 # --- Dockerfile --------------------------------------------------------------------

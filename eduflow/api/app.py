@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from eduflow import __version__
+from eduflow.deadline import end_request_deadline, start_request_deadline
 
 if TYPE_CHECKING:
     from eduflow.api.cached import CachedReads
@@ -61,24 +62,34 @@ class EduFlowAPI(FastAPI):
     cors: CORS | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer a cache hit or a plain enrollment, or run the application."""
-        if self.cors is not None and scope["type"] == "http":  # outermost: fast paths too
+        """Answer a cache hit or a plain enrollment, or run the application.
+
+        Every HTTP request gets its database deadline here, whichever way it is answered.
+        """
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        if self.cors is not None:  # outermost: fast paths too
             if (admitted := await self.cors.admit(scope, receive, send)) is None:
                 return  # a preflight, answered
             send = admitted
-        fast = self.cached_reads
-        if fast is not None and scope["type"] == "http":
-            if scope["method"] == "GET":
-                if await fast.answer(scope, send):
-                    return
-            elif scope["method"] == "POST" and scope["path"] == ENROLL_PATH:
-                from eduflow.api.fast_writes import answer_enrollment
+        deadline = start_request_deadline()
+        try:
+            fast = self.cached_reads
+            if fast is not None:
+                if scope["method"] == "GET":
+                    if await fast.answer(scope, send):
+                        return
+                elif scope["method"] == "POST" and scope["path"] == ENROLL_PATH:
+                    from eduflow.api.fast_writes import answer_enrollment
 
-                answered_with = await answer_enrollment(fast, scope, receive, send)
-                if answered_with is None:
-                    return
-                receive = answered_with
-        await super().__call__(scope, receive, send)
+                    answered_with = await answer_enrollment(fast, scope, receive, send)
+                    if answered_with is None:
+                        return
+                    receive = answered_with
+            await super().__call__(scope, receive, send)
+        finally:
+            end_request_deadline(deadline)
 
 
 def create_app() -> EduFlowAPI:

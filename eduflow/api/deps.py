@@ -13,9 +13,10 @@ from starlette.concurrency import run_in_threadpool
 
 from eduflow.api.openapi import BEARER, OPTIONAL_BEARER
 from eduflow.db import session_scope
-from eduflow.errors import Unauthorized
+from eduflow.errors import Invalid, Unauthorized
 from eduflow.models.users import Role
-from eduflow.services import permissions
+from eduflow.services import paging, permissions
+from eduflow.services.paging import Page, PageRequest
 from eduflow.services.permissions import Principal
 
 
@@ -131,6 +132,64 @@ def get_page_params(
 
 
 PageDep = Annotated[PageParams, Depends(get_page_params)]
+
+
+@dataclass(frozen=True, slots=True)
+class ListingParams(PageParams):
+    """``PageParams`` plus ``?cursor=`` (keyset pages, see ``services.paging``)."""
+
+    cursor: str | None = None
+
+    @property
+    def request(self) -> PageRequest:
+        """What the service needs to know about the page."""
+        return PageRequest(offset=self.offset, limit=self.page_size, cursor=self.cursor)
+
+
+def get_listing_params(
+    page: Annotated[
+        int, Query(ge=1, le=1_000_000, description="Page number, from 1 (first 100,000 items).")
+    ] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100, description="Items per page (max 100).")] = 20,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=500,
+            description="Continue after the previous page (the `next` link); replaces page.",
+        ),
+    ] = None,
+) -> ListingParams:
+    """Validated pagination parameters of a listing with cursors."""
+    if cursor is not None and page != 1:
+        raise Invalid.field("cursor", "give either page or cursor, not both")
+    return ListingParams(page=page, page_size=page_size, cursor=cursor)
+
+
+ListingDep = Annotated[ListingParams, Depends(get_listing_params)]
+
+
+def listing_body(request: Request, params: ListingParams, page: Page[Any]) -> dict[str, Any]:
+    """``{count, count_exact, next, previous, results}``: ``next`` is a ``?page=`` link
+    while it stays within the offset limit, else (and on cursor pages) a ``?cursor=``
+    link; cursor pages have no ``previous``."""
+    nxt = prev = None
+    if page.next_cursor is not None:
+        if params.cursor is None and params.page * params.page_size <= paging.MAX_OFFSET:
+            nxt = str(request.url.include_query_params(page=params.page + 1))
+        else:
+            url = request.url.remove_query_params("page")
+            nxt = str(url.include_query_params(cursor=page.next_cursor))
+    if params.cursor is None and params.page > 1:
+        last_page = max(1, -(-page.count // params.page_size))
+        previous_page = min(params.page - 1, last_page) if page.count_exact else params.page - 1
+        prev = str(request.url.include_query_params(page=previous_page))
+    return {
+        "count": page.count,
+        "count_exact": page.count_exact,
+        "next": nxt,
+        "previous": prev,
+        "results": page.results,
+    }
 
 
 def page_body(

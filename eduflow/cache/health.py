@@ -30,13 +30,16 @@ def get_cache_store() -> Store:
         return memory_store
     import redis as redis_lib
 
+    from eduflow.cache.outage import guard
+
     return RedisStore(
-        redis_lib.Redis.from_url(
-            url,
-            socket_timeout=CACHE_TIMEOUT,
-            socket_connect_timeout=CACHE_TIMEOUT,
-            retry_on_timeout=False,
-            health_check_interval=30,
+        guard(
+            redis_lib.Redis.from_url(
+                url,
+                socket_timeout=CACHE_TIMEOUT,
+                socket_connect_timeout=CACHE_TIMEOUT,
+                health_check_interval=30,
+            )
         )
     )
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import redis
 
 PREFIX = "eduflow:"
+REDIS_TIMEOUT = 0.5  # seconds: a request-path Redis call that takes longer is an outage
 
 
 def key(*parts: object) -> str:
@@ -219,13 +220,14 @@ def get_redis() -> redis.Redis | None:
         return None
     import redis as redis_lib
 
-    return redis_lib.Redis.from_url(
-        url,
-        socket_timeout=0.5,
-        socket_connect_timeout=0.5,
-        health_check_interval=30,
-        retry_on_timeout=False,
-    )
+    from eduflow.cache.outage import guard
+
+    return guard(
+        redis_lib.Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT,
+            health_check_interval=30,
+        )
+    )  # fmt: skip
 
 
 def fence(client: redis.Redis) -> None:
@@ -254,7 +256,9 @@ def get_store() -> Store:
 def reset_store() -> None:
     """Forget clients (tests, and after a fork), and with them the response cache's state."""
     from eduflow.cache.health import get_cache_store, health, stats
+    from eduflow.cache.outage import outage
 
+    outage.reset()
     get_store.cache_clear()
     get_redis.cache_clear()
     get_cache_store.cache_clear()

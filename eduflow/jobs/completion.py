@@ -22,7 +22,7 @@ from eduflow.models._base import utcnow
 
 def course_completed(enrollment_id: int) -> str:
     """Issue the completed enrollment's certificate, then send its congratulation email once."""
-    from eduflow.jobs.mailer import completion_message, send_message
+    from eduflow.jobs.mailer import completion_message, job_message_id, send_message
     from eduflow.services.certificates import pdf_url, verify_url
     from eduflow.services.progress import issue_completion_certificate
 
@@ -65,7 +65,7 @@ def course_completed(enrollment_id: int) -> str:
                     certificate_url=verify_url(serial),
                     certificate_pdf_url=pdf_url(serial),
                 )
-                where = send_message(message)
+                where = send_message(message, job_message_id("completion", enrollment_id))
                 session.connection().execute(_mark_statement(enrollment_id))
         except Unavailable:
             if where is None:  # nothing was sent: the job is simply retried

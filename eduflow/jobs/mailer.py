@@ -27,7 +27,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, make_msgid, parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,14 @@ def _templated(template: str, to: str, **context: Any) -> EmailMessage:
     return msg
 
 
+def job_message_id(kind: str, object_id: int | str) -> str:
+    """The ``Message-ID`` of the one email a job sends about ``object_id``: the same on every
+    run of the job, so a copy resent after a crash is the same message to mail servers and
+    clients (they collapse duplicates by Message-ID). Ids never repeat within a database."""
+    domain = parseaddr(get_settings().mail_from)[1].rpartition("@")[2] or "eduflow.local"
+    return f"<eduflow.{kind}.{object_id}@{domain}>"
+
+
 def completion_message(
     *,
     to: str,
@@ -147,10 +155,13 @@ def completion_message(
     )
 
 
-def send_message(msg: EmailMessage) -> str:
+def send_message(msg: EmailMessage, message_id: str | None = None) -> str:
     """Deliver ``msg`` (SMTP or ``.eml`` file); returns where it went. Transient failures raise
-    ``MailUnavailable``."""
+    ``MailUnavailable``. ``message_id`` (a job's ``job_message_id``) replaces the header."""
     settings = get_settings()
+    if message_id is not None:
+        del msg["Message-ID"]
+        msg["Message-ID"] = message_id
     if not settings.smtp_url:
         return _write_eml(msg, settings.mail_dir)
     target = _parsed_smtp_url(settings.smtp_url.get_secret_value())

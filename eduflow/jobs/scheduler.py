@@ -10,6 +10,7 @@ day's report is idempotent per date, so a repeat is harmless).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 log = get_logger("eduflow.jobs.scheduler")
 CRON_GUARD_TTL = int(timedelta(days=8).total_seconds())
+RETRY_EVERY = 1.0  # seconds between ticks while Redis fails
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,17 +193,30 @@ def build_scheduler(client: redis.Redis) -> Any:
 def run_scheduler(client: redis.Redis, stop: threading.Event) -> None:
     """Run the guarded cron loop until ``stop`` is set (thread-safe: no signal handlers)."""
     scheduler = build_scheduler(client)
+    caught_up = False
     scheduler.register_birth()
     log.info("scheduler_started", name=scheduler.name, jobs=[p.name for p in periodic_jobs()])
+    down_since: float | None = None
     try:
-        scheduler.catch_up()
         while not stop.is_set():
             try:
+                if not caught_up:
+                    scheduler.catch_up()
+                    caught_up = True
                 if scheduler.enqueue_jobs():
                     scheduler.save()
                 scheduler.heartbeat()
-            except Exception:  # Redis blips must not kill the schedule
-                log.exception("scheduler_tick_failed")
+            except Exception as exc:  # Redis blips must not kill the schedule
+                if down_since is None:
+                    down_since = time.monotonic()
+                    log.warning("scheduler_tick_failed", error=f"{type(exc).__name__}: {exc}"[:200])
+                stop.wait(RETRY_EVERY)  # back within a second of Redis
+                continue
+            if down_since is not None:
+                log.warning(
+                    "scheduler_resumed", down_seconds=round(time.monotonic() - down_since, 2)
+                )
+                down_since = None
             stop.wait(max(0.5, min(scheduler.calculate_sleep_interval(), 10.0)))
     finally:
         try:

@@ -5,11 +5,13 @@ The same functions run under an RQ worker and in the embedded runner (no Redis).
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Update, select, update
 from sqlmodel import col
@@ -22,6 +24,9 @@ from eduflow.logging import get_logger
 from eduflow.models import Course, Enrollment, User
 from eduflow.models._base import utcnow
 
+if TYPE_CHECKING:
+    from redis import Redis
+
 log = get_logger("eduflow.jobs")
 
 _RELEASE_LUA = (
@@ -33,21 +38,47 @@ class JobBusy(Exception):
     """Another run holds this task's lock; the job is retried later (transient)."""
 
 
+_RENEW_LUA = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+)
+
+
 @contextmanager
 def task_lock(name: str, ttl: float) -> Iterator[None]:
-    """A Redis ``SET NX`` lock with expiry around a side effect; released only by its owner."""
+    """A Redis ``SET NX`` lock with expiry around a side effect; released only by its owner.
+
+    The expiry is short and renewed every third of it while the block runs: a killed worker's
+    lock lapses within ``ttl`` seconds (its job can be retried at once), however long a live
+    one's send takes.
+    """
     lock_key = key("jobs", "lock", name)
     token = uuid.uuid4().hex.encode()
     if not get_store().set_nx(lock_key, token, ttl):
         raise JobBusy(f"{name} is being processed by another worker")
+    client = get_redis()
+    done = threading.Event()
+    if client is not None:
+        renewer = threading.Thread(
+            target=_renew, args=(client, lock_key, token, ttl, done), daemon=True
+        )
+        renewer.start()
     try:
         yield
     finally:
-        client = get_redis()
+        done.set()
         if client is not None:
             client.eval(_RELEASE_LUA, 1, lock_key, token)  # type: ignore[no-untyped-call]
         elif get_store().get(lock_key) == token:
             get_store().delete(lock_key)
+
+
+def _renew(client: Redis, lock_key: str, token: bytes, ttl: float, done: threading.Event) -> None:
+    while not done.wait(ttl / 3):
+        try:
+            client.eval(_RENEW_LUA, 1, lock_key, token, int(ttl * 1000))  # type: ignore[no-untyped-call]
+        except Exception as exc:  # Redis away: the lock may lapse; the marker still decides
+            log.warning("task_lock_renew_failed", lock=lock_key, error=str(exc)[:200])
 
 
 def send_enrollment_email(enrollment_id: int) -> str:
@@ -57,14 +88,16 @@ def send_enrollment_email(enrollment_id: int) -> str:
     send together), read ``Enrollment.email_sent_at`` (the durable marker: set means done),
     send, then set the marker with ``UPDATE ... WHERE email_sent_at IS NULL``.
 
-    Remaining window, stated honestly: if the process dies (or the database stays
-    unreachable) after the SMTP server accepted the message but before the marker commits,
-    the retry sends a second copy. The window is one short UPDATE, retried in-process for a
-    few seconds; SMTP gives no way to close it completely. A lock that expires while a send
-    is still running (``EDUFLOW_JOB_LOCK_TTL`` must exceed ``EDUFLOW_SMTP_TIMEOUT``) is the
-    other way to lose the guarantee.
+    What "exactly once" means over SMTP, stated honestly: EduFlow hands a job's message to
+    the mail server at most once per successful run, and a retry after a completed run sends
+    nothing. If the process dies after the server stored the message but before it answered
+    250 (or before the marker commits), the retry sends it again: SMTP cannot tell whether a
+    message it did not acknowledge was kept. The resent copy carries the same ``Message-ID``
+    (``job_message_id``), by which mail servers and clients collapse duplicates; that is the
+    only way to make the resend idempotent. The lock is short and renewed while the job runs,
+    so a killed worker's job is retried within seconds.
     """
-    from eduflow.jobs.mailer import enrollment_message, send_message
+    from eduflow.jobs.mailer import enrollment_message, job_message_id, send_message
 
     settings = get_settings()
     where: str | None = None
@@ -103,7 +136,7 @@ def send_enrollment_email(enrollment_id: int) -> str:
                     course_id=course_id or 0,
                     status=status,
                 )
-                where = send_message(message)
+                where = send_message(message, job_message_id("enrollment", enrollment_id))
                 session.connection().execute(_mark_statement(enrollment_id))
         except Unavailable:
             if where is None:  # nothing was sent: the job is simply retried

@@ -12,6 +12,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.worker import SimpleWorker
 
 from eduflow.config import get_settings, reveal
@@ -26,6 +28,9 @@ log = get_logger("eduflow.jobs.worker")
 SWEEP_LOCK = "outbox-sweep"
 _PR_SET_PDEATHSIG = 1
 _IDLE_BEAT_EVERY = 1.0  # seconds; the worker key lives for worker_ttl + 60 s
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+JOB_BEAT_EVERY = 2.0  # seconds between heartbeats of a running job
+JOB_BEAT_TTL = 8  # seconds a running job's registry entry outlives its last heartbeat
 
 
 def worker_connection() -> redis.Redis:
@@ -55,6 +60,7 @@ class EduFlowWorker(SimpleWorker):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("maintenance_interval", get_settings().worker_maintenance_interval)
         self._last_idle_beat = float("-inf")
+        self._last_redis_warning = float("-inf")
         super().__init__(*args, **kwargs)
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
@@ -81,22 +87,75 @@ class EduFlowWorker(SimpleWorker):  # type: ignore[misc]
         if beat - self._last_idle_beat < _IDLE_BEAT_EVERY:
             return
         self._last_idle_beat = beat
-        with self.connection.pipeline(transaction=False) as pipe:
-            super().heartbeat(None, pipe)
-            pipe.execute()
+        try:
+            with self.connection.pipeline(transaction=False) as pipe:
+                super().heartbeat(None, pipe)
+                pipe.execute()
+        except _REDIS_DOWN as exc:
+            self._redis_down("heartbeat", exc)
 
-    def get_heartbeat_ttl(self, job: Any, working_time: float = 0.0) -> int:
-        """A job cannot outlive its timeout here, so a dead worker's job is reclaimed soon after
-        (RQ's default adds a fixed minute)."""
-        timeout = job.timeout if job.timeout and job.timeout > 0 else get_settings().job_timeout
-        return int(timeout) + 10
+    # RQ's loop quits the worker on any Redis error outside its dequeue (a heartbeat, the
+    # suspension check, maintenance, a job's bookkeeping). A worker must outlive a Redis
+    # outage instead: these steps are skipped while Redis is away. A job whose bookkeeping
+    # was lost is found abandoned later and retried; its task's marker makes that harmless.
+
+    def set_state(self, state: Any, pipeline: Any = None) -> None:
+        """RQ's state record, skipped while Redis is away."""
+        try:
+            super().set_state(state, pipeline)
+        except _REDIS_DOWN as exc:
+            self._redis_down("set_state", exc)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ's suspension check, skipped while Redis is away."""
+        try:
+            super().check_for_suspension(burst)
+        except _REDIS_DOWN as exc:
+            self._redis_down("suspension_check", exc)
+
+    def run_maintenance_tasks(self) -> None:
+        """RQ's registry clean-up, skipped while Redis is away."""
+        try:
+            super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+        except _REDIS_DOWN as exc:
+            self._redis_down("maintenance", exc)
+
+    def execute_job(self, job: Any, queue: Any) -> None:
+        """Run a job; Redis failing around it (bookkeeping) does not stop the worker."""
+        try:
+            super().execute_job(job, queue)
+        except _REDIS_DOWN as exc:
+            self._redis_down("job_bookkeeping", exc)
 
     def teardown(self) -> None:
-        """Leave politely: QUIT the SMTP session kept open across jobs."""
+        """Leave politely: QUIT the SMTP session kept open across jobs; unregister if Redis
+        answers."""
         from eduflow.jobs.mailer import close_connections
 
         close_connections()
-        super().teardown()  # type: ignore[no-untyped-call]
+        try:
+            super().teardown()  # type: ignore[no-untyped-call]
+        except _REDIS_DOWN as exc:
+            self._redis_down("teardown", exc)
+
+    def _redis_down(self, step: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last_redis_warning > 5.0:  # a line every few seconds of an outage
+            self._last_redis_warning = now
+            log.warning("worker_redis_unavailable", step=step, error=str(exc)[:200])
+        time.sleep(1.0)
+
+    # Redis gone: retry every second or two, not with RQ's backoff up to a minute.
+    max_connection_wait_time = 2.0
+
+    def get_heartbeat_ttl(self, job: Any, working_time: float = 0.0) -> int:
+        """Seconds the running job's entry in the started registry lives without a beat.
+
+        ``perform_job`` renews it every ``JOB_BEAT_EVERY`` seconds while the job runs, so a
+        killed worker's job is found abandoned (and retried) seconds after its death, not
+        after the job's whole timeout.
+        """
+        return JOB_BEAT_TTL
 
     def perform_job(self, job: Any, queue: Any, execution: Any) -> bool:
         """Run one job with ``job_id`` and the originating ``request_id`` bound to its logs."""
@@ -104,12 +163,30 @@ class EduFlowWorker(SimpleWorker):  # type: ignore[misc]
         bind_context(
             job_id=job.id, request_id=meta.get("request_id"), job_name=meta.get("job_name")
         )
+        beating = threading.Event()
+        beat = threading.Thread(
+            target=self._beat_while_running,
+            args=(job, execution, beating),
+            name="eduflow-job-heartbeat",
+            daemon=True,
+        )
+        beat.start()
         try:
             name = meta.get("job_name") or job.func_name
             with job_span(name, job.id, meta.get("trace_context")):
                 return bool(super().perform_job(job, queue, execution))
         finally:
+            beating.set()
+            beat.join(timeout=5)
             clear_context()
+
+    def _beat_while_running(self, job: Any, execution: Any, done: threading.Event) -> None:
+        """Keep the job's started-registry entry (and the worker's keys) alive while it runs."""
+        while not done.wait(JOB_BEAT_EVERY):
+            try:
+                self.maintain_heartbeats(job, execution)
+            except Exception as exc:  # Redis away: the job goes on; its entry may lapse
+                log.warning("job_heartbeat_failed", error=f"{type(exc).__name__}: {exc}"[:200])
 
 
 _forking_pid = 0
@@ -180,11 +257,18 @@ def sweep_outbox_once(client: redis.Redis, interval: float) -> None:
 
 def _sweep_loop(client: redis.Redis, stop: threading.Event) -> None:
     interval = get_settings().outbox_sweep_interval
+    redis_down = False
     while not stop.wait(interval):
         try:
             sweep_outbox_once(client, interval)
+        except _REDIS_DOWN as exc:  # one line per outage, not one traceback per sweep
+            if not redis_down:
+                log.warning("outbox_sweep_redis_unavailable", error=str(exc)[:200])
+            redis_down = True
         except Exception:
             log.exception("outbox_sweep_failed")
+        else:
+            redis_down = False
 
 
 def run_worker(
@@ -218,6 +302,21 @@ def run_worker(
                 target=_sweep_loop, args=(client, stop), name="outbox-sweep", daemon=True
             )
         )
+    from eduflow.jobs.retries import RetryMover, run_retry_scheduler
+
+    mover = RetryMover(client, queues)
+    try:  # due retries first: a burst worker runs them in this pass
+        mover.run_once()
+    except Exception:
+        log.exception("retry_scheduler_failed")
+    threads.append(
+        threading.Thread(
+            target=run_retry_scheduler,
+            args=(mover, stop),
+            name="retry-scheduler",
+            daemon=True,
+        )
+    )
     if with_scheduler:
         from eduflow.jobs.scheduler import run_scheduler
 
@@ -236,8 +335,13 @@ def run_worker(
             )
             pool.start(burst=burst, logging_level=get_settings().log_level)
         else:
+            # Retries and scheduled jobs are moved by the thread above, not by RQ's scheduler
+            # process (which dies with Redis and comes back a minute after it).
             worker = EduFlowWorker(queues, connection=client)
-            worker.work(burst=burst, with_scheduler=True, logging_level=get_settings().log_level)
+            worker.work(burst=burst, with_scheduler=False, logging_level=get_settings().log_level)
+    except Exception:  # the reason a worker stops is a log line like any other (JSON)
+        log.exception("worker_crashed")
+        raise SystemExit(1) from None
     finally:
         stop.set()
         for thread in threads:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, Index
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field
 
@@ -51,3 +51,11 @@ def optional_ts_field(index: bool = False) -> datetime | None:
     return Field(  # type: ignore[no-any-return]
         default=None, sa_type=UTCDateTime, nullable=True, index=index
     )
+
+
+def trigram_index(name: str, column: str) -> Index:
+    """A pg_trgm GIN index answering ``ILIKE '%text%'`` on ``column`` (PostgreSQL only;
+    SQLite scans, which is fine at the sizes an embedded install holds)."""
+    index = Index(name, column, postgresql_using="gin", postgresql_ops={column: "gin_trgm_ops"})
+    index.ddl_if(dialect="postgresql")
+    return index

@@ -19,7 +19,7 @@ from pydantic import Field as SchemaField
 from sqlalchemy import CheckConstraint, Column, Index, Numeric, Text
 from sqlmodel import Field, SQLModel
 
-from eduflow.models._base import created_field
+from eduflow.models._base import created_field, trigram_index
 
 
 class Course(SQLModel, table=True):
@@ -31,7 +31,14 @@ class Course(SQLModel, table=True):
         CheckConstraint("capacity IS NULL OR capacity >= 1", name="ck_courses_capacity"),
         CheckConstraint("seats_taken >= 0", name="ck_courses_seats_taken"),
         CheckConstraint("lessons_count >= 0", name="ck_courses_lessons_count"),
-        Index("ix_courses_published_created", "is_published", "created_at"),
+        # One index per ordering of the public catalogue (published first, id breaks ties),
+        # one for the admin's default ordering, and trigram indexes for ?search=.
+        Index("ix_courses_published_created_id", "is_published", "created_at", "id"),
+        Index("ix_courses_published_price_id", "is_published", "price", "id"),
+        Index("ix_courses_published_title_id", "is_published", "title", "id"),
+        Index("ix_courses_created_id", "created_at", "id"),
+        trigram_index("ix_courses_title_trgm", "title"),
+        trigram_index("ix_courses_description_trgm", "description"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -163,6 +170,10 @@ class CoursePage(BaseModel):
     """A page of courses."""
 
     count: int
+    count_exact: bool = SchemaField(
+        default=True,
+        description="False when `count` is an estimate (listings of more than 10,000 items).",
+    )
     next: str | None
     previous: str | None
     results: list[CoursePublic]

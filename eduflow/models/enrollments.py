@@ -29,13 +29,17 @@ class Enrollment(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("student_id", "course_id", name="uq_enrollments_student_course"),
         CheckConstraint("status IN ('pending', 'active', 'expired')", name="ck_enrollments_status"),
-        Index("ix_enrollments_status_created", "status", "created_at"),
+        # Every listing is newest first: one index per filter, ending in (created_at, id).
+        Index("ix_enrollments_created_id", "created_at", "id"),
+        Index("ix_enrollments_status_created_id", "status", "created_at", "id"),
+        Index("ix_enrollments_course_created_id", "course_id", "created_at", "id"),
+        Index("ix_enrollments_student_created_id", "student_id", "created_at", "id"),
         CheckConstraint("completed_lessons >= 0", name="ck_enrollments_completed_lessons"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    student_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
-    course_id: int = Field(foreign_key="courses.id", index=True, ondelete="CASCADE")
+    student_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    course_id: int = Field(foreign_key="courses.id", ondelete="CASCADE")
     status: str = Field(default=EnrollmentStatus.pending.value, max_length=20)
     created_at: datetime = created_field()
     updated_at: datetime = created_field()
@@ -101,6 +105,10 @@ class EnrollmentPage(BaseModel):
     """A page of enrollments."""
 
     count: int
+    count_exact: bool = SchemaField(
+        default=True,
+        description="False when `count` is an estimate (listings of more than 10,000 items).",
+    )
     next: str | None
     previous: str | None
     results: list[EnrollmentPublic]

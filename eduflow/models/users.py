@@ -16,10 +16,10 @@ from pydantic import (
     model_validator,
 )
 from pydantic import Field as SchemaField
-from sqlalchemy import CheckConstraint
+from sqlalchemy import CheckConstraint, Index
 from sqlmodel import Field, SQLModel
 
-from eduflow.models._base import created_field, optional_ts_field
+from eduflow.models._base import created_field, optional_ts_field, trigram_index
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.]{3,150}$"
 PASSWORD_MIN_CHARS = 8
@@ -48,13 +48,16 @@ class User(SQLModel, table=True):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint("role IN ('student', 'instructor', 'admin')", name="ck_users_role"),
+        Index("ix_users_role_id", "role", "id"),
+        trigram_index("ix_users_username_trgm", "username"),
+        trigram_index("ix_users_email_trgm", "email"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(max_length=150, unique=True, index=True)
     email: str = Field(max_length=254, unique=True, index=True)
     password_hash: str = Field(max_length=100)
-    role: str = Field(default=Role.student.value, max_length=20, index=True)
+    role: str = Field(default=Role.student.value, max_length=20)
     is_active: bool = Field(default=True)
     auth_version: int = Field(default=1)
     date_joined: datetime = created_field()
@@ -284,6 +287,10 @@ class UserPage(BaseModel):
     """A page of users."""
 
     count: int
+    count_exact: bool = SchemaField(
+        default=True,
+        description="False when `count` is an estimate (listings of more than 10,000 items).",
+    )
     next: str | None
     previous: str | None
     results: list[UserAdminView]

@@ -22,6 +22,14 @@ from eduflow.models.courses import Course, CourseCreate, CoursePublic, CourseUpd
 from eduflow.models.enrollments import Enrollment
 from eduflow.models.users import Role, User
 from eduflow.services import audit
+from eduflow.services.paging import (
+    Page,
+    PageRequest,
+    SortKey,
+    contains_text,
+    finish_page,
+    plan_page,
+)
 from eduflow.services.permissions import (
     Principal,
     is_owner_or_admin,
@@ -57,12 +65,6 @@ def parse_input(model: type[M], data: M | Mapping[str, Any]) -> M:
             errors.append({"field": field, "message": message})
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         raise Invalid(detail, errors=errors) from exc
-
-
-def like_pattern(text: str) -> str:
-    """A LIKE pattern matching ``text`` literally anywhere (escape character: backslash)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def to_public(course: Course, owner: str) -> CoursePublic:
@@ -148,13 +150,7 @@ class CourseFilters:
 def _filter_conditions(actor: Principal | None, filters: CourseFilters) -> list[Any]:
     conditions: list[Any] = [visible_courses(actor)]
     if filters.search and filters.search.strip():
-        pattern = like_pattern(filters.search.strip())
-        conditions.append(
-            or_(
-                col(Course.title).ilike(pattern, escape="\\"),
-                col(Course.description).ilike(pattern, escape="\\"),
-            )
-        )
+        conditions.append(contains_text(filters.search, col(Course.title), col(Course.description)))
     if filters.is_published is not None:
         conditions.append(col(Course.is_published) == filters.is_published)
     if filters.owner is not None:
@@ -163,13 +159,40 @@ def _filter_conditions(actor: Principal | None, filters: CourseFilters) -> list[
     return conditions
 
 
-def _ordered(stmt: Any, ordering: str) -> Any:
+def sort_key(ordering: str) -> SortKey:
+    """The sort key of an ordering; ``id`` breaks ties so pages never overlap."""
     column = _ORDER_COLUMNS.get(ordering.lstrip("-"))
     if column is None:
         raise Invalid.field("ordering", "unknown ordering")
-    if ordering.startswith("-"):  # id breaks ties so pages never overlap
-        return stmt.order_by(column.desc(), col(Course.id).desc())
-    return stmt.order_by(column.asc(), col(Course.id).asc())
+    return SortKey(ordering, (column, col(Course.id)), descending=ordering.startswith("-"))
+
+
+def courses_page(
+    session: Session,
+    actor: Principal | None,
+    filters: CourseFilters | None = None,
+    request: PageRequest | None = None,
+) -> Page[CoursePublic]:
+    """One page of the courses ``actor`` may see (see ``services.paging``): two queries,
+    a bounded count and the page joined with its owners' usernames."""
+    filters = filters or CourseFilters()
+    request = request or PageRequest()
+    key = sort_key(filters.ordering)
+    ids = select(col(Course.id)).where(*_filter_conditions(actor, filters))
+    plan = plan_page(
+        session, ids, key, request, narrow=bool(filters.search and filters.search.strip())
+    )
+    if plan.ids is None:
+        return Page(plan.count, plan.count_exact)
+    rows = session.execute(
+        select(Course, col(User.username))
+        .join(User, col(User.id) == col(Course.owner_id))
+        .where(col(Course.id).in_(plan.ids))
+        .order_by(*key.order_by())
+    ).all()
+    kept, cursor = finish_page(plan, key, rows, lambda r: r[0])
+    results = [to_public(course, owner) for course, owner in kept]
+    return Page(plan.count, plan.count_exact, results, cursor)
 
 
 def list_courses(
@@ -180,20 +203,9 @@ def list_courses(
     offset: int = 0,
     limit: int | None = 20,
 ) -> tuple[int, list[CoursePublic]]:
-    """``(total, page)`` of the courses ``actor`` may see: two queries whatever the page size."""
-    filters = filters or CourseFilters()
-    conditions = _filter_conditions(actor, filters)
-    total = session.execute(select(func.count()).select_from(Course).where(*conditions)).scalar()
-    stmt = (
-        select(Course, col(User.username))
-        .join(User, col(User.id) == col(Course.owner_id))
-        .where(*conditions)
-    )
-    stmt = _ordered(stmt, filters.ordering).offset(offset)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    rows = session.execute(stmt).all()
-    return int(total or 0), [to_public(course, owner) for course, owner in rows]
+    """``(count, page)`` of the courses ``actor`` may see (``courses_page`` by offset)."""
+    page = courses_page(session, actor, filters, PageRequest(offset=offset, limit=limit))
+    return page.count, page.results
 
 
 def create_course(

@@ -66,6 +66,7 @@ from eduflow.models.outbox import OutboxJob
 from eduflow.models.progress import progress_summary
 from eduflow.models.users import User
 from eduflow.services import audit, email_verification
+from eduflow.services.paging import Page, PageRequest, SortKey, finish_page, plan_page
 from eduflow.services.permissions import Principal, is_owner_or_admin, require_authenticated
 from eduflow.tracing import current_trace_context
 
@@ -456,6 +457,47 @@ def _select_enrollments() -> Any:
     )
 
 
+ENROLLMENT_ORDER = SortKey(
+    "-created_at", (col(Enrollment.created_at), col(Enrollment.id)), descending=True
+)
+
+
+def enrollments_page(
+    session: Session,
+    actor: Principal | None,
+    *,
+    course_id: int | None = None,
+    student_id: int | None = None,
+    status: EnrollmentStatus | str | None = None,
+    request: PageRequest | None = None,
+) -> Page[EnrollmentPublic]:
+    """One page, newest first (see ``services.paging``): students see their own,
+    instructors those in their courses, admins all; two queries whatever the page."""
+    actor = require_authenticated(actor)
+    request = request or PageRequest()
+    conditions = _visible_enrollments(actor)
+    ids = select(col(Enrollment.id))
+    if conditions:  # an instructor's: through the courses they own
+        ids = ids.join(Course, col(Course.id) == col(Enrollment.course_id))
+    if course_id is not None:
+        conditions.append(col(Enrollment.course_id) == course_id)
+    if student_id is not None:
+        conditions.append(col(Enrollment.student_id) == student_id)
+    if status is not None:
+        conditions.append(col(Enrollment.status) == EnrollmentStatus(status).value)
+    plan = plan_page(session, ids.where(*conditions), ENROLLMENT_ORDER, request)
+    if plan.ids is None:
+        return Page(plan.count, plan.count_exact)
+    rows = session.execute(
+        _select_enrollments()
+        .where(col(Enrollment.id).in_(plan.ids))
+        .order_by(*ENROLLMENT_ORDER.order_by())
+    ).all()
+    kept, cursor = finish_page(plan, ENROLLMENT_ORDER, rows, lambda r: r[0])
+    results = [_public(e, title, student, n) for e, title, student, _, n in kept]
+    return Page(plan.count, plan.count_exact, results, cursor)
+
+
 def list_enrollments(
     session: Session,
     actor: Principal | None,
@@ -466,32 +508,16 @@ def list_enrollments(
     offset: int = 0,
     limit: int | None = 20,
 ) -> tuple[int, list[EnrollmentPublic]]:
-    """``(total, page)``, newest first: students see their own, instructors those in their
-    courses, admins all; two queries whatever the page size."""
-    actor = require_authenticated(actor)
-    conditions = _visible_enrollments(actor)
-    if course_id is not None:
-        conditions.append(col(Enrollment.course_id) == course_id)
-    if student_id is not None:
-        conditions.append(col(Enrollment.student_id) == student_id)
-    if status is not None:
-        conditions.append(col(Enrollment.status) == EnrollmentStatus(status).value)
-    total = session.execute(
-        select(func.count())
-        .select_from(Enrollment)
-        .join(Course, col(Course.id) == col(Enrollment.course_id))
-        .where(*conditions)
-    ).scalar()
-    stmt = (
-        _select_enrollments()
-        .where(*conditions)
-        .order_by(col(Enrollment.created_at).desc(), col(Enrollment.id).desc())
-        .offset(offset)
+    """``(count, page)`` by offset (``enrollments_page``)."""
+    page = enrollments_page(
+        session,
+        actor,
+        course_id=course_id,
+        student_id=student_id,
+        status=status,
+        request=PageRequest(offset=offset, limit=limit),
     )
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    rows = session.execute(stmt).all()
-    return int(total or 0), [_public(e, title, student, n) for e, title, student, _, n in rows]
+    return page.count, page.results
 
 
 def _load_visible(

@@ -20,6 +20,14 @@ from eduflow.models.tokens import TokenPurpose
 from eduflow.models.users import Role, User, UserCreate, UserUpdate, password_problem
 from eduflow.security import hash_password
 from eduflow.services import account_tokens, audit, auth, auth_state
+from eduflow.services.paging import (
+    Page,
+    PageRequest,
+    SortKey,
+    contains_text,
+    finish_page,
+    plan_page,
+)
 from eduflow.services.permissions import Principal, require_role
 
 
@@ -121,6 +129,42 @@ def get_user_by_ref(session: Session, ref: str) -> User:
     return user
 
 
+USER_ORDER = SortKey("id", (col(User.id),), descending=False)
+
+
+def users_page(
+    session: Session,
+    *,
+    role: Role | str | None = None,
+    search: str | None = None,
+    is_active: bool | None = None,
+    request: PageRequest | None = None,
+) -> Page[User]:
+    """One page of users ordered by id, optionally filtered (see ``services.paging``)."""
+    request = request or PageRequest()
+    conditions: list[Any] = []
+    if role is not None:
+        conditions.append(col(User.role) == Role(role).value)
+    if is_active is not None:
+        conditions.append(col(User.is_active) == is_active)
+    if search and search.strip():
+        conditions.append(contains_text(search, col(User.username), col(User.email)))
+    ids = select(col(User.id)).where(*conditions)
+    narrow = bool(search and search.strip())
+    plan = plan_page(session, ids, USER_ORDER, request, narrow=narrow)
+    if plan.ids is None:
+        return Page(plan.count, plan.count_exact)
+    rows = (
+        session.execute(
+            select(User).where(col(User.id).in_(plan.ids)).order_by(*USER_ORDER.order_by())
+        )
+        .scalars()
+        .all()
+    )
+    kept, cursor = finish_page(plan, USER_ORDER, rows, lambda user: user)
+    return Page(plan.count, plan.count_exact, kept, cursor)
+
+
 def list_users(
     session: Session,
     *,
@@ -130,25 +174,15 @@ def list_users(
     offset: int = 0,
     limit: int | None = 20,
 ) -> tuple[int, list[User]]:
-    """``(total count, one page)`` of users ordered by id, optionally filtered."""
-    conditions: list[Any] = []
-    if role is not None:
-        conditions.append(col(User.role) == Role(role).value)
-    if is_active is not None:
-        conditions.append(col(User.is_active) == is_active)
-    if search:
-        term = search.strip()
-        conditions.append(
-            or_(
-                col(User.username).icontains(term, autoescape=True),
-                col(User.email).icontains(term, autoescape=True),
-            )
-        )
-    count = session.execute(select(func.count()).select_from(User).where(*conditions)).scalar_one()
-    query = select(User).where(*conditions).order_by(col(User.id)).offset(offset)
-    if limit is not None:
-        query = query.limit(limit)
-    return int(count), list(session.execute(query).scalars())
+    """``(count, page)`` by offset (``users_page``)."""
+    page = users_page(
+        session,
+        role=role,
+        search=search,
+        is_active=is_active,
+        request=PageRequest(offset=offset, limit=limit),
+    )
+    return page.count, page.results
 
 
 def _lock_for_change(session: Session, user: User, touches_admins: bool) -> None:

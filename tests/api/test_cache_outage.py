@@ -279,3 +279,30 @@ def test_a_stopped_redis_is_bypassed_and_a_restarted_one_is_used_again(
     assert client.get(detail).json()["title"] == "Title 4"
     hit = client.get(detail)
     assert hit.headers["x-cache"] == "hit" and hit.json()["title"] == "Title 4"
+
+
+def test_a_frozen_redis_costs_its_timeout_once_then_fails_fast_until_it_answers(
+    private_redis: PrivateRedis,
+) -> None:
+    from eduflow.cache.outage import outage
+    from eduflow.cache.stores import REDIS_TIMEOUT, StoreUnavailable, get_store
+
+    store = get_store()
+    store.set("eduflow:drill", b"1")
+    private_redis.pause()
+    try:
+        durations = []
+        for _ in range(20):
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                store.get("eduflow:drill")
+            durations.append(time.monotonic() - started)
+        assert outage.down
+    finally:
+        private_redis.resume()
+    # The first call waits for the timeout (once: no retries), the others fail at once.
+    assert REDIS_TIMEOUT * 0.9 <= durations[0] < REDIS_TIMEOUT * 2 + 0.2, durations[0]
+    assert max(durations[1:]) < 0.05, durations
+    # The background probe notices Redis is back; no caller waited for it.
+    _wait_until(lambda: not outage.down, timeout=5.0)
+    assert store.get("eduflow:drill") == b"1"

@@ -1,4 +1,5 @@
-"""The worker process: heartbeats that cost one round trip, no orphans after a SIGKILL."""
+"""The worker process: heartbeats that cost one round trip, no orphans after a SIGKILL, retries
+moved by a thread."""
 
 from __future__ import annotations
 
@@ -48,14 +49,33 @@ def _running(pid: int) -> bool:
 
 
 # Linux only (PR_SET_PDEATHSIG), as are the machines EduFlow runs and is tested on.
-def test_a_worker_killed_with_sigkill_takes_its_scheduler_process_along() -> None:
-    worker = spawn_worker()
+def test_a_worker_killed_with_sigkill_takes_its_pool_processes_along() -> None:
+    worker = spawn_worker("--concurrency", "2")
     try:
-        wait_for(lambda: bool(_children(worker.pid)), timeout=30, what="RQ's scheduler process")
-        [scheduler] = _children(worker.pid)
+        wait_for(lambda: len(_children(worker.pid)) >= 2, timeout=60, what="the pool workers")
+        children = _children(worker.pid)
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
-        wait_for(lambda: not _running(scheduler), timeout=15, what="the orphan to exit")
+        for child in children:
+            wait_for(lambda c=child: not _running(c), timeout=15, what="the orphans to exit")
     finally:
         worker.kill()
         worker.communicate(timeout=10)
+
+
+def test_a_worker_moves_retries_in_a_thread_not_in_a_child_process() -> None:
+    from rq import Worker
+
+    from eduflow.cache.stores import get_redis
+
+    worker = spawn_worker()
+    try:
+        wait_for(lambda: bool(Worker.all(connection=get_redis())), timeout=60, what="the worker")
+        # RQ's scheduler process died with Redis and came back a minute after it.
+        assert _children(worker.pid) == []
+        locks = get_redis().keys("rq:scheduler-lock:*")
+        assert locks, "nobody moves due retries"
+        assert 0 < get_redis().ttl(locks[0]) <= 5  # a killed worker's lock passes on quickly
+    finally:
+        worker.terminate()
+        worker.communicate(timeout=30)

@@ -11,6 +11,8 @@ import pytest
 
 from tests.ops.stack import LocalPostgres, LocalRedis, ServeProcess, run_eduflow
 
+DB_DEADLINE_S = 3.0  # EDUFLOW_DB_REQUEST_DEADLINE of the drills
+
 
 def drill_env(pg: LocalPostgres, redis: LocalRedis, tmp: Path) -> dict[str, str]:
     """The environment of EduFlow processes that use the drill's own servers."""
@@ -22,6 +24,8 @@ def drill_env(pg: LocalPostgres, redis: LocalRedis, tmp: Path) -> dict[str, str]
             "EDUFLOW_REDIS_URL": redis.url,
             "EDUFLOW_DB_STATEMENT_TIMEOUT_MS": "2000",
             "EDUFLOW_DB_CONNECT_TIMEOUT": "2",
+            "EDUFLOW_DB_REQUEST_DEADLINE": str(DB_DEADLINE_S),
+            "EDUFLOW_BCRYPT_ROUNDS": "4",
             "EDUFLOW_DB_POOL_SIZE": "4",
             "EDUFLOW_DB_MAX_OVERFLOW": "4",
             "EDUFLOW_MAIL_DIR": str(tmp / "mail"),

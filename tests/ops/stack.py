@@ -6,6 +6,7 @@ temporary directories); the shared PostgreSQL and Redis of the test run are neve
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -27,6 +28,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def children_of(pid: int) -> set[int]:
+    """PIDs of the direct child processes of ``pid``."""
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
 
 
 def _pg_bin(name: str) -> str:
@@ -79,8 +93,26 @@ class LocalPostgres:
         )
         return result.returncode == 0
 
+    def pids(self) -> list[int]:
+        """The postmaster first, then its children (backends, checkpointer, ...)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        return [postmaster, *sorted(children_of(postmaster))]
+
+    def freeze(self) -> None:
+        """SIGSTOP every process of the cluster: connections stay open, nothing answers
+        (a stalled disk, a failover in progress, a partition)."""
+        for pid in self.pids():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT every process of the cluster."""
+        for pid in reversed(self.pids()):
+            os.kill(pid, signal.SIGCONT)
+
     def destroy(self) -> None:
         """Stop (if running) and delete the cluster."""
+        with contextlib.suppress(Exception):
+            self.thaw()
         if self.is_running():
             self.stop("immediate")
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -132,8 +164,20 @@ class LocalRedis:
         """True while its process runs."""
         return self.process is not None and self.process.poll() is None
 
+    def freeze(self) -> None:
+        """SIGSTOP the server: connections stay open, nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT the server."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def destroy(self) -> None:
         """Stop and delete its files."""
+        if self.is_running():
+            self.thaw()
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -169,15 +213,7 @@ class EduflowProcess:
 
     def children(self) -> set[int]:
         """PIDs of its direct child processes (uvicorn's worker processes)."""
-        out = set()
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.pid:
-                out.add(int(stat.parent.name))
-        return out
+        return children_of(self.pid)
 
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM, then wait (SIGKILL the group after ``timeout``); the exit status."""

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from eduflow.api import response_cache
-from eduflow.api.deps import CurrentUser, OptionalUser, PageDep, SessionDep, page_body
+from eduflow.api.deps import CurrentUser, ListingDep, OptionalUser, SessionDep, listing_body
 from eduflow.api.etag import ETAG_RESPONSES, encode, json_response
 from eduflow.api.idempotency import IdempotencyDep
 from eduflow.api.problems import problem_responses
@@ -24,13 +24,13 @@ CourseId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Course id.")]
     "/courses/",
     summary="List courses",
     response_model=CoursePage,
-    responses={**ETAG_RESPONSES, **problem_responses(401, 422)},
+    responses={**ETAG_RESPONSES, **problem_responses(400, 401, 422)},
 )
 def list_courses(
     request: Request,
     actor: OptionalUser,
     session: SessionDep,
-    page: PageDep,
+    page: ListingDep,
     search: Annotated[
         str | None, Query(max_length=200, description="Part of the title or description.")
     ] = None,
@@ -44,10 +44,8 @@ def list_courses(
     )
 
     def build() -> tuple[bytes, bytes]:
-        count, rows = courses.list_courses(
-            session, actor, filters, offset=page.offset, limit=page.page_size
-        )
-        return encode(CoursePage.model_validate(page_body(request, page, count, rows))), b""
+        found = courses.courses_page(session, actor, filters, page.request)
+        return encode(CoursePage.model_validate(listing_body(request, page, found))), b""
 
     audience = response_cache.course_list_audience(actor)
     plan = response_cache.course_list_plan(request.scope, audience)

@@ -9,7 +9,7 @@ import anyio
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
-from eduflow.api.deps import CurrentUser, PageDep, SessionDep, page_body
+from eduflow.api.deps import CurrentUser, ListingDep, SessionDep, listing_body
 from eduflow.api.etag import encode, json_response
 from eduflow.api.idempotency import IdempotencyDep
 from eduflow.api.problems import problem_responses
@@ -76,21 +76,21 @@ def _enroll_limiter() -> anyio.CapacityLimiter:
     "/enrollments/",
     summary="List enrollments",
     response_model=EnrollmentPage,
-    responses=problem_responses(401, 422),
+    responses=problem_responses(400, 401, 422),
 )
 def list_enrollments(
     request: Request,
     actor: CurrentUser,
     session: SessionDep,
-    page: PageDep,
+    page: ListingDep,
     course: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Course id.")] = None,
     status: Annotated[EnrollmentStatus | None, Query(description="Only this status.")] = None,
 ) -> Response:
     """Students: their own; instructors: those in their courses; admins: all."""
-    count, rows = enrollments.list_enrollments(
-        session, actor, course_id=course, status=status, offset=page.offset, limit=page.page_size
+    found = enrollments.enrollments_page(
+        session, actor, course_id=course, status=status, request=page.request
     )
-    body = EnrollmentPage.model_validate(page_body(request, page, count, rows))
+    body = EnrollmentPage.model_validate(listing_body(request, page, found))
     return json_response(body)
 
 

@@ -6,32 +6,36 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from eduflow.api.deps import AdminUser, PageDep, SessionDep, page_body
+from eduflow.api.deps import AdminUser, ListingDep, SessionDep, listing_body
 from eduflow.api.problems import problem_responses
 from eduflow.models.users import Role, UserAdminView, UserPage, UserUpdate
 from eduflow.services import accounts, users
+from eduflow.services.paging import Page
 
 router = APIRouter(tags=["users"])
 UserId = Annotated[int, Path(ge=1, le=2**31 - 1, description="User id.")]
 
 
-@router.get("/users/", summary="List users (admin)", responses=problem_responses(401, 403, 422))
+@router.get(
+    "/users/",
+    summary="List users (admin)",
+    responses=problem_responses(400, 401, 403, 422),
+)
 def list_users(
     request: Request,
     admin: AdminUser,
     session: SessionDep,
-    page: PageDep,
+    page: ListingDep,
     role: Annotated[Role | None, Query(description="Only users with this role.")] = None,
     search: Annotated[
         str | None, Query(max_length=200, description="Part of the username or email.")
     ] = None,
 ) -> UserPage:
     """Paginated accounts, filtered by role and a username/email search."""
-    count, rows = users.list_users(
-        session, role=role, search=search, offset=page.offset, limit=page.page_size
-    )
-    results = [UserAdminView.model_validate(u) for u in rows]
-    return UserPage.model_validate(page_body(request, page, count, results))
+    found = users.users_page(session, role=role, search=search, request=page.request)
+    views = [UserAdminView.model_validate(u) for u in found.results]
+    shown = Page(found.count, found.count_exact, views, found.next_cursor)
+    return UserPage.model_validate(listing_body(request, page, shown))
 
 
 @router.get(
