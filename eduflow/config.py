@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     )
 
     cache_ttl: int = Field(default=300, ge=1, description="seconds")
+    certificate_pdf_ttl: int = Field(
+        default=24 * 3600, ge=1, description="seconds a rendered certificate PDF stays cached"
+    )
     pending_ttl: int = Field(default=24 * 3600, ge=1, description="seconds")
     idempotency_ttl: int = Field(default=24 * 3600, ge=1, description="seconds")
     job_retry_intervals: list[int] = Field(default_factory=lambda: [10, 60, 300])

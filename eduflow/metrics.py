@@ -110,6 +110,13 @@ SCRAPE_TIME_GAUGES = {
 }
 
 
+CERTIFICATE_GAUGES = {
+    "eduflow_certificates_issued": "Certificates ever issued, revoked ones included "
+    "(NaN: database down).",
+    "eduflow_certificates_revoked": "Certificates revoked (NaN: database down).",
+}
+
+
 # Cache (eduflow/cache/, eduflow/cache/responses.py): per namespace (bounded:
 # courses, course, lessons, auth).
 CACHE_HITS = Counter("eduflow_cache_hits_total", "Cache hits by namespace.", ["namespace"])
@@ -167,7 +174,8 @@ def declared_metrics() -> dict[str, tuple[str, str]]:
         for metric in globals().values()
         if isinstance(metric, MetricWrapperBase)
     }
-    declared.update({name: ("gauge", doc) for name, doc in SCRAPE_TIME_GAUGES.items()})
+    scrape_time = {**SCRAPE_TIME_GAUGES, **CERTIFICATE_GAUGES}
+    declared.update({name: ("gauge", doc) for name, doc in scrape_time.items()})
     return declared
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from eduflow.models import Course, Enrollment, Lesson, User
+from eduflow.models import Certificate, Course, Enrollment, Lesson, User
 from eduflow.models.users import Role
 
 DEFAULT_PASSWORD = "correct-horse-42"
@@ -101,3 +101,20 @@ def make_enrollment(
     session.add_all([course, enrollment])
     session.flush()
     return enrollment
+
+
+def make_certificate(session: Session, student: User, course: Course, **fields: Any) -> Certificate:
+    """A certificate as the issuer writes it (student_name/course_title copied now)."""
+    from eduflow.services.certificates import new_serial
+
+    certificate = Certificate(
+        serial=fields.pop("serial", new_serial()),
+        student_id=student.id,
+        course_id=course.id,
+        student_name=fields.pop("student_name", student.username),
+        course_title=fields.pop("course_title", course.title),
+        **fields,
+    )
+    session.add(certificate)
+    session.flush()
+    return certificate

@@ -105,6 +105,7 @@ def create_app() -> EduFlowAPI:
         account,
         audit,
         auth,
+        certificates,
         courses,
         enrollments,
         lessons,
@@ -131,7 +132,8 @@ def create_app() -> EduFlowAPI:
     from eduflow.api import openapi
 
     openapi.install(app)
-    for module in (auth, account, users, courses, lessons, enrollments, progress, audit, waitlist):
+    routers = (auth, account, users, courses, lessons, enrollments, progress, certificates, audit)
+    for module in (*routers, waitlist):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
     if docs:

@@ -23,15 +23,18 @@ from eduflow.models._base import utcnow
 def course_completed(enrollment_id: int) -> str:
     """Issue the completed enrollment's certificate, then send its congratulation email once."""
     from eduflow.jobs.mailer import completion_message, job_message_id, send_message
+    from eduflow.services.certificates import pdf_url, verify_url
     from eduflow.services.progress import issue_completion_certificate
 
     settings = get_settings()
     where: str | None = None
     with task_lock(f"completed:{enrollment_id}", settings.job_lock_ttl):
         with session_scope() as session:
-            if not issue_completion_certificate(session, enrollment_id):
+            issued = issue_completion_certificate(session, enrollment_id)
+            if issued is None:
                 log.info("course_completed_skipped", enrollment_id=enrollment_id, reason="missing")
                 return "missing"
+            serial = issued.certificate.serial
         try:
             with session_scope() as session:
                 row = session.execute(
@@ -59,6 +62,8 @@ def course_completed(enrollment_id: int) -> str:
                     course_title=course_title,
                     course_id=course_id,
                     lessons=lessons,
+                    certificate_url=verify_url(serial),
+                    certificate_pdf_url=pdf_url(serial),
                 )
                 where = send_message(message, job_message_id("completion", enrollment_id))
                 session.connection().execute(_mark_statement(enrollment_id))

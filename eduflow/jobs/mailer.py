@@ -131,13 +131,28 @@ def job_message_id(kind: str, object_id: int | str) -> str:
 
 
 def completion_message(
-    *, to: str, name: str, course_title: str, course_id: int, lessons: int
+    *,
+    to: str,
+    name: str,
+    course_title: str,
+    course_id: int,
+    lessons: int,
+    certificate_url: str,
+    certificate_pdf_url: str,
 ) -> EmailMessage:
-    """The congratulation email of a completed course: subject, plain text and HTML."""
+    """The congratulation email of a completed course, with the links to its certificate's
+    public verification page and PDF: subject, plain text and HTML."""
     settings = get_settings()
     link = f"{settings.public_base_url.rstrip('/')}/courses/{course_id}/"
     return _templated(
-        "course_completed", to, name=name, course_title=course_title, link=link, lessons=lessons
+        "course_completed",
+        to,
+        name=name,
+        course_title=course_title,
+        link=link,
+        lessons=lessons,
+        certificate_url=certificate_url,
+        certificate_pdf_url=certificate_pdf_url,
     )
 
 

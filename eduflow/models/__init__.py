@@ -1,6 +1,7 @@
 """SQLModel tables, one module per domain; importing this registers them all."""
 
 from eduflow.models.audit import AuditRecord
+from eduflow.models.certificates import Certificate
 from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentStatus
 from eduflow.models.lessons import Lesson
@@ -15,6 +16,7 @@ from eduflow.models.waitlist import WaitlistEntry, WaitlistStatus
 __all__ = [
     "AccountToken",
     "AuditRecord",
+    "Certificate",
     "Course",
     "DailyReport",
     "Enrollment",

@@ -49,7 +49,7 @@ from sqlmodel import Session, col
 
 from eduflow.cache.progress import invalidate_course_progress
 from eduflow.db import on_commit
-from eduflow.errors import Forbidden, Invalid, NotFound
+from eduflow.errors import Conflict, Forbidden, Invalid, NotFound
 from eduflow.models._base import UTCDateTime, utcnow
 from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentStatus
@@ -66,6 +66,7 @@ from eduflow.models.progress import (
     progress_summary,
 )
 from eduflow.outbox import record_job
+from eduflow.services.certificates import Issued, issue_certificate
 from eduflow.services.courses import get_visible_course, parse_input
 from eduflow.services.permissions import Principal, is_owner_or_admin, require_authenticated
 
@@ -523,15 +524,16 @@ def course_progress_with_owner(
 # --------------------------------------------------------------------------- completion
 
 
-def issue_completion_certificate(session: Session, enrollment_id: int) -> bool:
-    """The certificate issuer that the ``course_completed`` job calls first; False when the
-    enrollment is gone or not completed (nothing to issue).
+def issue_completion_certificate(session: Session, enrollment_id: int) -> Issued | None:
+    """The certificate issuer that the ``course_completed`` job calls first: the
+    enrollment's certificate (issued now or before), None when the enrollment is gone or
+    not completed (nothing to issue).
 
-    This is the one place where a completion becomes a certificate: the certificates
-    service plugs in here (one certificate per student and course, ever; idempotent, so a
-    job that runs twice issues one). Until certificates exist there is nothing to issue.
+    This is the one place where a completion becomes a certificate; the rule itself (one
+    per student and course, ever, whatever runs concurrently) is
+    ``services.certificates.issue_certificate``.
     """
-    completed_at = session.execute(
-        select(col(Enrollment.completed_at)).where(col(Enrollment.id) == enrollment_id)
-    ).scalar()
-    return completed_at is not None
+    try:
+        return issue_certificate(session, enrollment_id)
+    except (NotFound, Conflict):  # gone, or not completed: there is nothing to certify
+        return None
