@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from eduflow.models.waitlist import WaitlistStatus
+from eduflow.waitlist_status import WaitlistStatus
 
 if TYPE_CHECKING:
     from eduflow.models.waitlist import WaitlistEntryPublic

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, StrictInt
 from pydantic import Field as SchemaField
@@ -11,18 +10,9 @@ from sqlalchemy import CheckConstraint, Index, text
 from sqlmodel import Field, SQLModel
 
 from eduflow.models._base import created_field, optional_ts_field
+from eduflow.waitlist_status import WaitlistStatus
 
-
-class WaitlistStatus(StrEnum):
-    """waiting -> offered -> accepted | declined | expired; waiting or offered -> left."""
-
-    waiting = "waiting"
-    offered = "offered"
-    accepted = "accepted"
-    declined = "declined"
-    expired = "expired"
-    left = "left"
-
+__all__ = ["OPEN_STATUSES", "WaitlistEntry", "WaitlistStatus"]
 
 OPEN_STATUSES = (WaitlistStatus.waiting.value, WaitlistStatus.offered.value)
 

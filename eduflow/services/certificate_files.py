@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from eduflow.cache.stores import StoreUnavailable, key
-from eduflow.models.certificates import Certificate, CertificateStatus
-
-NAMESPACE = "certificates"
+from eduflow.cache.stores import StoreUnavailable
+from eduflow.models.certificates import Certificate
+from eduflow.services.certificate_cache import NAMESPACE, pdf_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +30,6 @@ class CertificateFile:
     etag: str
     cached: bool
     not_modified: bool = False
-
-
-def pdf_key(serial: str, status: CertificateStatus) -> str:
-    """The cache key of one rendering."""
-    return key("certs", "pdf", serial, status.value)
 
 
 def pdf_etag(certificate: Certificate) -> str:
@@ -99,20 +93,3 @@ def render_pdf(certificate: Certificate) -> bytes:
             revoked_at=certificate.revoked_at,
         )
     )
-
-
-def forget_cached_pdfs(session: Session, serial: str) -> None:
-    """After the commit, drop the cached "valid" rendering of a revoked certificate."""
-    from eduflow.db import on_commit
-
-    def _drop() -> None:
-        from eduflow.cache.health import get_cache_store, health
-
-        if not health.usable(NAMESPACE):
-            return
-        try:
-            get_cache_store().delete(pdf_key(serial, CertificateStatus.valid))
-        except StoreUnavailable as exc:
-            health.failed(NAMESPACE, exc)
-
-    on_commit(session, _drop)

@@ -293,7 +293,7 @@ def revoke_certificate(
     session.add(certificate)
     session.flush()
     _audit_revocation(session, actor, certificate, text)
-    from eduflow.services.certificate_files import forget_cached_pdfs
+    from eduflow.services.certificate_cache import forget_cached_pdfs
 
     forget_cached_pdfs(session, certificate.serial)
     log.info("certificate_revoked", certificate_id=certificate.id, actor=actor.username)

@@ -14,7 +14,7 @@ from tests.factories import make_course, make_enrollment, make_lesson, make_user
 
 COURSE_KEYS = {
     "id", "title", "description", "price", "is_published", "capacity", "seats_taken",
-    "owner", "lessons_count", "created_at", "updated_at",
+    "waitlist_count", "owner", "lessons_count", "created_at", "updated_at",
 }  # fmt: skip
 
 

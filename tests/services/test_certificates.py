@@ -101,16 +101,21 @@ def test_an_enrollment_that_is_not_completed_is_refused(session: Any) -> None:
     assert session.exec(select(Certificate)).all() == []
 
 
-def test_certificates_outlive_their_course(session: Any) -> None:
+def test_certificates_outlive_their_course() -> None:
+    """Issued and deleted in separate transactions, as in production (PostgreSQL re-checks
+    every foreign key of a row inserted in the same transaction when the cascade updates it)."""
     from sqlalchemy import delete
 
     from eduflow.models import Course
 
-    enrollment = _completed_enrollment(session)
-    serial = issue_certificate(session, enrollment.id).certificate.serial
-    session.execute(delete(Course).where(Course.id == enrollment.course_id))
-    session.flush()
-    verified = certificates.verify_certificate(session, serial)
+    with session_scope() as s:
+        enrollment = _completed_enrollment(s)
+        serial = issue_certificate(s, enrollment.id).certificate.serial
+        course_id = enrollment.course_id
+    with session_scope() as s:
+        s.execute(delete(Course).where(Course.id == course_id))
+    with session_scope() as s:
+        verified = certificates.verify_certificate(s, serial)
     assert verified.course_title == "Practical Databases" and verified.status == "valid"
 
 
