@@ -272,16 +272,7 @@ def expire_abandoned_enrollments(
     )
     candidates = select(col(Enrollment.course_id)).where(*abandoned)
     # Courses first, locked in id order (see "Lock order"); one deleted meanwhile drops out.
-    locked = (
-        session.execute(
-            select(col(Course.id))
-            .where(col(Course.id).in_(candidates))
-            .order_by(col(Course.id))
-            .with_for_update(key_share=True)
-        )
-        .scalars()
-        .all()
-    )
+    locked = seats.lock_courses(session, candidates)
     if not locked:
         return 0
     course_ids = (

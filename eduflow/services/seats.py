@@ -183,6 +183,19 @@ def lock_course(session: Session, course_id: int) -> bool:
     return locked is not None
 
 
+def lock_courses(session: Session, course_ids: Any) -> list[int]:
+    """Lock the courses among ``course_ids`` (ids or a subquery of them) in id order, the
+    order every job that touches several courses uses; those deleted meanwhile drop out."""
+    return list(
+        session.execute(
+            select(col(Course.id))
+            .where(col(Course.id).in_(course_ids))
+            .order_by(col(Course.id))
+            .with_for_update(key_share=True)
+        ).scalars()
+    )
+
+
 def give_back_seat(session: Session, course_id: int) -> None:
     """Undo a seat this transaction took but did not use (a duplicate raced in)."""
     _change_seats(session, course_id, -1)

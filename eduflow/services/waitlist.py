@@ -318,16 +318,7 @@ def expire_offers(session: Session, *, now: datetime | None = None) -> int:
         col(WaitlistEntry.offer_expires_at) <= now,
     )
     candidates = select(col(WaitlistEntry.course_id)).where(*due)
-    locked = (
-        session.execute(
-            select(col(Course.id))
-            .where(col(Course.id).in_(candidates))
-            .order_by(col(Course.id))
-            .with_for_update(key_share=True)
-        )
-        .scalars()
-        .all()
-    )
+    locked = seats.lock_courses(session, candidates)
     if not locked:
         return 0
     course_ids = (
@@ -365,22 +356,12 @@ def promote(session: Session, actor: Principal | None, course_id: int) -> list[i
 def leave_every_line(session: Session, student_id: int) -> int:
     """End every open entry of a student (an account being deleted): each held seat goes
     to the next in line. Courses are locked in id order, like the expiry jobs."""
-    course_ids = (
-        session.execute(
-            select(col(Course.id))
-            .where(
-                col(Course.id).in_(
-                    select(col(WaitlistEntry.course_id)).where(
-                        col(WaitlistEntry.student_id) == student_id,
-                        col(WaitlistEntry.status).in_(OPEN_STATUSES),
-                    )
-                )
-            )
-            .order_by(col(Course.id))
-            .with_for_update(key_share=True)
-        )
-        .scalars()
-        .all()
+    course_ids = seats.lock_courses(
+        session,
+        select(col(WaitlistEntry.course_id)).where(
+            col(WaitlistEntry.student_id) == student_id,
+            col(WaitlistEntry.status).in_(OPEN_STATUSES),
+        ),
     )
     entries = (
         session.execute(
