@@ -72,7 +72,7 @@ class CertificatePublic(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "serial": "q3Yb9Z0cJmYl2T1sWq4f8w6dXk0",
+                    "serial": "MZXW6YTBOI4DSNBTGQ2TMNZYHE3DIMZV",
                     "course": 12,
                     "course_title": "Intro to Python",
                     "student": "ada.l",
@@ -80,7 +80,7 @@ class CertificatePublic(BaseModel):
                     "issued_at": "2026-02-01T10:00:00Z",
                     "revoked_at": None,
                     "status": "valid",
-                    "verify_url": "https://eduflow.example/api/v1/certificates/q3Yb9Z0cJmYl2T1sWq4f8w6dXk0/",
+                    "verify_url": "https://eduflow.example/api/v1/certificates/MZXW6YTBOI4DSNBTGQ2TMNZYHE3DIMZV/",
                 }
             ]
         }
@@ -110,7 +110,7 @@ class CertificateVerification(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "serial": "q3Yb9Z0cJmYl2T1sWq4f8w6dXk0",
+                    "serial": "MZXW6YTBOI4DSNBTGQ2TMNZYHE3DIMZV",
                     "student_name": "Ada Lovelace",
                     "course_title": "Intro to Python",
                     "issued_at": "2026-02-01T10:00:00Z",

@@ -12,6 +12,7 @@ from a cached "valid" rendering (see ``services/certificate_files.py``).
 
 from __future__ import annotations
 
+import base64
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -38,13 +39,17 @@ from eduflow.services.permissions import Principal, require_authenticated, requi
 
 log = get_logger("eduflow.certificates")
 
-SERIAL_BYTES = 20  # 160 bits from the OS's CSPRNG, 27 URL-safe characters
+SERIAL_BYTES = 20  # 160 bits from the OS's CSPRNG, 32 base32 characters
 REASON_MIN_CHARS = 3
 
 
 def new_serial() -> str:
-    """An unguessable, URL-safe serial (``secrets``: the operating system's CSPRNG)."""
-    return secrets.token_urlsafe(SERIAL_BYTES)
+    """An unguessable serial (``secrets``: the operating system's CSPRNG) in base32.
+
+    Letters A-Z and digits 2-7 only: URL-safe, readable off a printed page, and never
+    starting with ``-`` (which a command line would take for an option).
+    """
+    return base64.b32encode(secrets.token_bytes(SERIAL_BYTES)).decode("ascii").rstrip("=")
 
 
 def verify_url(serial: str) -> str:
