@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     read_database_url: SecretStr | None = Field(
         default=None, description="Optional read replica used for cached catalogue reads."
     )
+    read_your_writes_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="seconds a writer's catalogue reads wait for the replica to replay its write",
+    )
     redis_url: SecretStr | None = None
     secret_key: SecretStr | None = None
 

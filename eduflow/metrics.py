@@ -136,6 +136,16 @@ CACHE_OUTAGES = Counter(
 )
 
 
+# Read replica (eduflow/db_routing.py): where the catalogue's lag-tolerant reads went.
+REPLICA_READS = Counter(
+    "eduflow_replica_reads_total",
+    "Catalogue reads with a replica configured, by outcome (replica: served by it; behind: "
+    "by the primary, the replica had not replayed a write the read must see; down: by the "
+    "primary, the replica failed).",
+    ["outcome"],
+)
+
+
 # Learning progress (services/progress.py): counted after the commit of the batch.
 PROGRESS_EVENTS = Counter(
     "eduflow_progress_events_total",
@@ -155,6 +165,7 @@ _KNOWN_LABELS: dict[Any, list[tuple[str, ...]]] = {
     CACHE_REBUILDS: [("courses",), ("course",), ("lessons",), ("progress",)],
     CACHE_ERRORS: [("courses",), ("course",), ("lessons",), ("me",), ("progress",)],
     PROGRESS_EVENTS: [("accepted",), ("duplicate",)],
+    REPLICA_READS: [("replica",), ("behind",), ("down",)],
 }
 
 

@@ -63,10 +63,12 @@ def reset_process_state() -> None:
     from eduflow.cache.health import reset_store
     from eduflow.config import reset_settings
     from eduflow.db import dispose_engines
+    from eduflow.db_routing import replica
 
     reset_settings()
     dispose_engines()
     reset_store()
+    replica.reset()
 
 
 @pytest.fixture(scope="session", autouse=True)

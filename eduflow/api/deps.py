@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from eduflow import db_routing
 from eduflow.api.credentials import bearer_token
 from eduflow.api.openapi import BEARER, OPTIONAL_BEARER
 from eduflow.db import session_scope
@@ -68,6 +69,7 @@ async def get_optional_principal(
 
         principal = await run_in_threadpool(principal_from_access_token, token)
     request.state.user_id = principal.id
+    db_routing.act_as(principal.id)  # its catalogue writes are kept for its next reads
     return principal
 
 

@@ -1,14 +1,22 @@
-"""Cached GET responses of the routes: the cache policy (``eduflow.cache.responses``) as
-Starlette responses, with the visibility of drafts decided by the permission rule."""
+"""Cached GET responses of the catalogue routes: the cache policy
+(``eduflow.cache.responses``) as Starlette responses, with the visibility of drafts decided
+by the permission rule, built from the read replica when ``eduflow.db_routing`` allows."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
+from eduflow import db_routing
 from eduflow.api.etag import etag_matches, if_none_match
-from eduflow.cache.responses import Builder, Entry, Plan, get_or_build, response_headers, uncached
+from eduflow.cache.responses import Entry, Plan, get_or_build, response_headers, uncached
 from eduflow.services.permissions import Principal, may_see_course
+
+# Reads ``(body, meta)`` of a catalogue response in the session it is given.
+Reader = Callable[[Session], tuple[bytes, bytes]]
 
 
 def visible_to(entry: Entry, actor: Principal | None) -> bool:
@@ -30,13 +38,20 @@ class CachedResponse(Response):
 
 
 def cached_response(
-    request: Request, plan: Plan | None, build: Builder, actor: Principal | None = None
+    request: Request, plan: Plan | None, read: Reader, actor: Principal | None = None
 ) -> CachedResponse:
-    """The response of a cacheable GET: from the cache, else built and stored.
+    """The response of a cacheable catalogue GET: from the cache, else built and stored.
 
-    A cached draft that ``actor`` may not see is never sent: ``build`` (the service,
-    under the caller's identity) decides instead, which answers 404.
+    ``read`` runs on the replica when it has replayed the writes the entry and ``actor``
+    must see, else on the primary (``db_routing.read``). A cached draft that ``actor`` may
+    not see is never sent: ``read`` (the service, under the caller's identity) decides
+    instead, which answers 404.
     """
+    reader = actor.id if actor is not None else None
+
+    def build(since: int | None) -> tuple[bytes, bytes]:
+        return db_routing.read(read, reader=reader, since=since)
+
     entry, hit = get_or_build(plan, build)
     if hit and not visible_to(entry, actor):
         entry, hit = uncached(plan, build), False

@@ -42,10 +42,13 @@ def bump_catalog_generations(*course_ids: int | None) -> None:
     if not course_ids or None in course_ids:
         keys_to_bump.append(GEN_EPOCH)
     keys_to_bump += [course_gen_key(c) for c in course_ids if c is not None]
+    from eduflow.db_routing import write_position
+
+    position = write_position()  # with a read replica: what fills must have replayed
     if not health.usable("catalog"):
         health.pending_bump = True
         return
     try:
-        replace_generations(get_cache_store(), *keys_to_bump)
+        replace_generations(get_cache_store(), *keys_to_bump, position=position)
     except StoreUnavailable as exc:
         health.failed("catalog", exc)

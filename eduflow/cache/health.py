@@ -88,8 +88,15 @@ class CacheHealth:
         return False
 
     def _recover(self) -> bool:
+        from eduflow.db_routing import configured, current_position
+
         try:
-            replace_generations(get_cache_store(), GEN_EPOCH, GEN_CATALOG)
+            position = None
+            if configured():  # the primary is asked once Redis answers again
+                get_cache_store().get(GEN_EPOCH)
+                # Past every write whose invalidation the outage lost (see ``db_routing``).
+                position = current_position()
+            replace_generations(get_cache_store(), GEN_EPOCH, GEN_CATALOG, position=position)
         except StoreUnavailable:
             return False
         with self._lock:

@@ -27,7 +27,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from eduflow.cache.generations import GEN_CATALOG, GEN_EPOCH, course_gen_key, new_generation
+from eduflow.cache.generations import (
+    GEN_CATALOG,
+    GEN_EPOCH,
+    course_gen_key,
+    new_generation,
+    position_of,
+)
 from eduflow.cache.health import get_cache_store, health, stats
 from eduflow.cache.stores import StoreUnavailable, key
 from eduflow.models.users import Role
@@ -196,14 +202,22 @@ def _lookup(plan: Plan) -> tuple[Entry | None, bytes]:
     values = store.mget(*plan.deps, plan.key)
     gens = values[:-1]
     if any(g is None for g in gens):
+        from eduflow.db_routing import current_position
+
+        # A lost token may have named a write a replica has not replayed: the new one
+        # names the primary's position now (None without a replica).
+        position = current_position()
         for dep, gen in zip(plan.deps, gens, strict=True):
             if gen is None:
-                store.set_nx(dep, new_generation(), GEN_TTL)
+                store.set_nx(dep, new_generation(position), GEN_TTL)
         return None, tag_of(store.mget(*plan.deps))
     return current_entry(plan, gens, values[-1]), tag_of(gens)
 
 
-Builder = Callable[[], tuple[bytes, bytes]]
+# Builds ``(body, meta)`` from the database, given the WAL position the data must include
+# (named by the entry's generation tokens; None when unknown): a read replica may serve it
+# only once it has replayed that far (``eduflow.db_routing``).
+Builder = Callable[[int | None], tuple[bytes, bytes]]
 
 
 def etag_of(body: bytes) -> str:
@@ -211,14 +225,15 @@ def etag_of(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
 
 
-def _build(plan: Plan, tag: bytes, build: Builder) -> Entry:
-    body, meta = build()
+def _build(plan: Plan, tag: bytes, build: Builder, since: bytes | None = None) -> Entry:
+    body, meta = build(position_of(tag if since is None else since))
     return Entry(plan.deps, tag, etag_of(body).encode(), meta, body)
 
 
-def uncached(plan: Plan | None, build: Builder) -> Entry:
-    """An entry built now and not stored (uncacheable request, or not to be shared)."""
-    return _build(entry_plan(plan), b"", build)
+def uncached(plan: Plan | None, build: Builder, since: bytes = b"") -> Entry:
+    """An entry built now and not stored (uncacheable request, or not to be shared); the
+    data must include the writes the generation tag ``since`` names."""
+    return _build(entry_plan(plan), b"", build, since)
 
 
 def _store_entry(plan: Plan, entry: Entry) -> None:
@@ -273,7 +288,7 @@ def get_or_build(plan: Plan | None, build: Builder) -> tuple[Entry, bool]:
                 stats.flush()
                 return entry, False
             if time.monotonic() >= deadline:
-                return uncached(plan, build), False
+                return uncached(plan, build, tag), False
             time.sleep(POLL_EVERY)
             entry, tag = _lookup(plan)
             if entry is not None:

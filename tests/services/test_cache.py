@@ -27,7 +27,7 @@ def plan(course_id: int = 1) -> Plan:
 def builder(body: bytes = b'{"id":1}', calls: list[int] | None = None, delay: float = 0.0) -> Any:
     """A build function that counts its calls."""
 
-    def build() -> tuple[bytes, bytes]:
+    def build(_since: int | None) -> tuple[bytes, bytes]:
         if calls is not None:
             calls.append(1)
         time.sleep(delay)
@@ -127,7 +127,7 @@ def test_concurrent_misses_rebuild_once_and_the_others_wait_for_it() -> None:
 
 
 def test_a_failed_build_releases_the_lock_and_caches_nothing() -> None:
-    def broken() -> tuple[bytes, bytes]:
+    def broken(_since: int | None) -> tuple[bytes, bytes]:
         raise LookupError("no such course")
 
     with pytest.raises(LookupError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
+from sqlmodel import Session
 from starlette.responses import Response
 
 from eduflow.api.deps import CurrentUser, ListingDep, OptionalUser, SessionDep, listing_body
@@ -31,7 +32,6 @@ CourseId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Course id.")]
 def list_courses(
     request: Request,
     actor: OptionalUser,
-    session: SessionDep,
     page: ListingDep,
     search: Annotated[
         str | None, Query(max_length=200, description="Part of the title or description.")
@@ -45,13 +45,13 @@ def list_courses(
         search=search, ordering=ordering, is_published=is_published, owner=owner
     )
 
-    def build() -> tuple[bytes, bytes]:
+    def read(session: Session) -> tuple[bytes, bytes]:
         found = courses.courses_page(session, actor, filters, page.request)
         return encode(CoursePage.model_validate(listing_body(request, page, found))), b""
 
     audience = cache_policy.course_list_audience(actor)
     plan = cache_policy.course_list_plan(request.scope, audience)
-    return cached_response(request, plan, build, actor)
+    return cached_response(request, plan, read, actor)
 
 
 @router.post(
@@ -82,17 +82,15 @@ def request_path(course_id: int) -> str:
     response_model=CoursePublic,
     responses={**ETAG_RESPONSES, **problem_responses(401, 404, 422)},
 )
-def get_course(
-    request: Request, course_id: CourseId, actor: OptionalUser, session: SessionDep
-) -> Response:
+def get_course(request: Request, course_id: CourseId, actor: OptionalUser) -> Response:
     """One course (404 for a draft the caller may not see); sends an ETag."""
 
-    def build() -> tuple[bytes, bytes]:
+    def read(session: Session) -> tuple[bytes, bytes]:
         course, owner_id = courses.course_detail_and_owner(session, actor, course_id)
         return encode(course), cache_policy.course_meta(course.is_published, owner_id)
 
     plan = cache_policy.course_detail_plan(course_id)
-    return cached_response(request, plan, build, actor)
+    return cached_response(request, plan, read, actor)
 
 
 _WRITE_ERRORS = problem_responses(400, 401, 403, 404, 413, 422)

@@ -9,6 +9,7 @@ import anyio
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
+from eduflow import db_routing
 from eduflow.api.deps import CurrentUser, ListingDep, SessionDep, listing_body
 from eduflow.api.etag import encode, json_response
 from eduflow.api.idempotency import IdempotencyDep
@@ -50,6 +51,7 @@ async def enroll(idem: IdempotencyDep, body: EnrollmentCreate) -> Response:
 async def enroll_as(actor: Principal, course_id: int) -> EnrollmentPublic:
     """Enroll ``actor`` in ``course_id`` off the event loop, in the enrollments' own threads:
     the route and the write fast path (``eduflow.api.fast_writes``) both come here."""
+    db_routing.act_as(actor.id)
     return await anyio.to_thread.run_sync(
         enrollments.enroll, actor, course_id, limiter=seat_writes_limiter()
     )

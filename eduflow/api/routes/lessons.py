@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
+from sqlmodel import Session
 from starlette.responses import Response
 
 from eduflow.api.deps import CurrentUser, OptionalUser, PageDep, SessionDep, page_body
@@ -30,7 +31,6 @@ LessonId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Lesson id.")]
 def list_lessons(
     request: Request,
     actor: OptionalUser,
-    session: SessionDep,
     page: PageDep,
     course: Annotated[
         int | None, Query(ge=1, le=2**31 - 1, description="Only this course's lessons.")
@@ -39,7 +39,7 @@ def list_lessons(
     """Lessons of the visible courses by ``order_index``; ``content`` is null unless the
     caller owns the course, is an admin or is actively enrolled."""
 
-    def build() -> tuple[bytes, bytes]:
+    def read(session: Session) -> tuple[bytes, bytes]:
         count, rows = lessons.list_lessons(
             session, actor, course, offset=page.offset, limit=page.page_size
         )
@@ -47,7 +47,7 @@ def list_lessons(
 
     audience = cache_policy.lesson_list_audience(actor)
     plan = cache_policy.lesson_list_plan(request.scope, audience, course)
-    return cached_response(request, plan, build, actor)
+    return cached_response(request, plan, read, actor)
 
 
 @router.post(
