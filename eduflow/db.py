@@ -149,7 +149,8 @@ def get_engine(url: str | None = None) -> Engine:
 
 
 def get_read_engine() -> Engine:
-    """The engine for cached catalogue reads: the replica when configured, else the primary."""
+    """The engine for lag-tolerant reads: the replica when configured, else the primary
+    (``eduflow.db_routing`` decides which reads may use it)."""
     replica = reveal(get_settings().read_database_url)
     return get_engine(replica) if replica else get_engine()
 
@@ -253,9 +254,10 @@ def session_scope(*, read_only: bool = False, replica: bool = False) -> Iterator
 
     ``read_only`` rolls back instead of committing (on the primary: it sees every
     committed write, e.g. a login or a logout). ``replica`` (implies read-only) reads
-    from ``EDUFLOW_READ_DATABASE_URL`` when set: only for reads that tolerate replication
-    lag, such as filling the catalogue cache. Database connection failures become
-    ``Unavailable`` (503) so callers fail fast.
+    from ``EDUFLOW_READ_DATABASE_URL`` when set, as it is: reads go there through
+    ``eduflow.db_routing.read``, which checks how far the replica has replayed and falls
+    back to the primary. Database connection failures become ``Unavailable`` (503) so
+    callers fail fast.
     """
     read_only = read_only or replica
     engine = get_read_engine() if replica else get_engine()

@@ -48,6 +48,9 @@ RETRY_AFTER = 5.0  # seconds a failed replica is left alone before it is tried a
 UNKNOWN = 2**63  # a position no replica reaches: "what this reader wrote is not known"
 _WRITERS_KEPT = 10_000  # writers remembered per process (when the shared store is down)
 
+_POSITION = "SELECT pg_current_wal_insert_lsn() - '0/0', current_setting('wal_block_size')::int"
+_LONG_PAGE_HEADER = 40  # bytes: SizeOfXLogLongPHD (a segment's first page; others have 24)
+
 _caller: ContextVar[int | None] = ContextVar("eduflow_db_caller", default=None)
 
 
@@ -92,8 +95,11 @@ class _Replica:
         if first:
             from eduflow.logging import get_logger
 
+            cause = exc.__cause__ or exc  # the driver's error behind ``Unavailable``
             get_logger("eduflow.db").warning(
-                "replica_unavailable", error=f"{type(exc).__name__}: {exc}"[:200]
+                "replica_unavailable",
+                error=f"{type(cause).__name__}: {cause}"[:200],
+                retry_after_seconds=RETRY_AFTER,
             )
 
     def reset(self) -> None:
@@ -118,10 +124,14 @@ def current_position() -> int | None:
         return None
     try:
         with autocommit_connection() as connection:
-            found = connection.execute(text("SELECT pg_current_wal_insert_lsn() - '0/0'"))
-            return int(found.scalar_one())
+            position, page = connection.execute(text(_POSITION)).one()
     except (Unavailable, DBAPIError):
         return None
+    # Right after a page header the insert position is past the end of the last record
+    # (what a replica reports having replayed): step back over the header. Any position
+    # in (page start, page start + header] has the same records up to it.
+    offset = int(position) % int(page)
+    return int(position) - (offset if offset <= _LONG_PAGE_HEADER else 0)
 
 
 def write_position() -> int | None:

@@ -17,12 +17,10 @@ ENROLL_PATH = f"{API_PREFIX}/enrollments/"
 # them too, and ``tests/api/test_fast_path_guard.py`` fails until it is.
 FAST_PATHED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", COURSES_PATH): frozenset(
-        {"HTTPBearer", "get_optional_principal", "get_listing_params", "get_session"}
+        {"HTTPBearer", "get_optional_principal", "get_listing_params"}
     ),
-    ("GET", COURSE_ROUTE): frozenset({"HTTPBearer", "get_optional_principal", "get_session"}),
-    ("GET", LESSONS_PATH): frozenset(
-        {"HTTPBearer", "get_optional_principal", "get_page_params", "get_session"}
-    ),
+    ("GET", COURSE_ROUTE): frozenset({"HTTPBearer", "get_optional_principal"}),
+    ("GET", LESSONS_PATH): frozenset({"HTTPBearer", "get_optional_principal", "get_page_params"}),
     ("GET", ME_PATH): frozenset(
         {"HTTPBearer", "get_optional_principal", "get_principal", "get_session"}
     ),

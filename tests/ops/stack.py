@@ -58,10 +58,15 @@ class LocalPostgres:
         self.dir = Path(tempfile.mkdtemp(prefix="eduflow-pg-"))
         self.data = self.dir / "data"
         self.port = free_port()
+        self.options = ""  # more server options (``-c name=value ...``) for ``start``
         # PostgreSQL refuses to run as root: run its tools as the `postgres` account then.
         self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if self._as:
             shutil.chown(self.dir, "postgres", "postgres")
+        self.create()
+
+    def create(self) -> None:
+        """Make the cluster's data directory (initdb)."""
         self._run(_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
                   "-E", "UTF8", "--no-sync")  # fmt: skip
 
@@ -77,7 +82,7 @@ class LocalPostgres:
         """Start and wait until it accepts connections."""
         options = (
             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c full_page_writes=off -c max_connections=60"
+            f"-c fsync=off -c full_page_writes=off -c max_connections=60 {self.options}"
         )
         self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"),
                   "-o", options, "-w", "-t", "30", "start")  # fmt: skip

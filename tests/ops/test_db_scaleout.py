@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from eduflow.errors import Unavailable
+from tests.conftest import TEST_DATABASE_URL
 from tests.ops.stack import free_port
 
 
@@ -109,8 +110,37 @@ def test_replica_reads_use_the_read_url_and_everything_else_the_primary(
 
 
 def test_replica_reads_fall_back_to_the_primary_without_a_read_url() -> None:
+    from eduflow import db_routing
     from eduflow.db import get_engine, get_read_engine, session_scope
 
     assert get_read_engine() is get_engine()
     with session_scope(replica=True) as session:
         assert session.execute(text("SELECT 1")).scalar() == 1
+    assert not db_routing.configured()
+    assert db_routing.current_position() is None  # nothing asked of the primary
+    assert db_routing.read(lambda s: s.execute(text("SELECT 1")).scalar(), reader=1) == 1
+
+
+def test_routed_reads_survive_a_replica_that_refuses_connections(
+    settings_env: pytest.MonkeyPatch,
+) -> None:
+    from eduflow import db_routing
+    from eduflow.metrics import REPLICA_READS
+
+    settings_env.setenv(
+        "EDUFLOW_READ_DATABASE_URL", f"postgresql://postgres@127.0.0.1:{free_port()}/x"
+    )
+    rebuild()
+    db_routing.replica.reset()
+    down = REPLICA_READS.labels("down")._value.get()
+    started = time.monotonic()
+    for _ in range(3):  # the first fails over; the next two skip the replica at once
+        assert db_routing.read(lambda s: s.execute(text("SELECT 2")).scalar()) == 2
+    assert time.monotonic() - started < 2.0
+    assert REPLICA_READS.labels("down")._value.get() == down + 1
+    # A replica that is a primary (not in recovery) has everything: the position rule holds.
+    settings_env.setenv("EDUFLOW_READ_DATABASE_URL", TEST_DATABASE_URL)
+    rebuild()
+    position = db_routing.current_position()
+    assert position is not None and position > 0
+    assert db_routing.read(lambda s: s.execute(text("SELECT 3")).scalar(), since=position) == 3
