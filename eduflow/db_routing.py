@@ -13,7 +13,8 @@ The rule (``docs/operations.md``, "Read replica"):
   kept for the request's caller (``act_as``) for ``EDUFLOW_READ_YOUR_WRITES_SECONDS``.
 - A read must reflect the position named by the tokens of the entry it fills and the
   reader's own latest write. The replica serves it only when its
-  ``pg_last_wal_replay_lsn()`` has reached that position; otherwise the primary does. So
+  ``pg_last_wal_replay_lsn()`` has reached that position (waiting ``WAIT_FOR_REPLAY`` at
+  most); otherwise the primary does. So
   writers always see their own writes, and no entry is filled with what a lagging replica
   still holds from before the write that invalidated the previous one. Anonymous callers
   reading past the cache (no cache, uncacheable URL) may see data as old as the lag.
@@ -45,6 +46,10 @@ from eduflow.errors import Unavailable
 
 T = TypeVar("T")
 RETRY_AFTER = 5.0  # seconds a failed replica is left alone before it is tried again
+# A replica a moment behind (streaming takes a millisecond or two after a commit) is
+# waited for this long, then the primary answers.
+WAIT_FOR_REPLAY = 0.02
+POLL_REPLAY = 0.002
 UNKNOWN = 2**63  # a position no replica reaches: "what this reader wrote is not known"
 _WRITERS_KEPT = 10_000  # writers remembered per process (when the shared store is down)
 
@@ -182,15 +187,20 @@ def _written_by(user_id: int | None) -> int:
 
 
 def _replayed_at_least(session: Session, position: int) -> bool:
-    """True when the replica behind ``session`` has replayed ``position`` (a server that is
-    not in recovery is a primary: it has everything it has)."""
-    if position <= replica.replayed:
-        return True
-    found = session.execute(text("SELECT pg_last_wal_replay_lsn() - '0/0'")).scalar()
-    replayed = UNKNOWN if found is None else int(found)
-    with replica._lock:
-        replica.replayed = max(replica.replayed, replayed)
-    return replayed >= position
+    """True when the replica behind ``session`` has replayed ``position``, within
+    ``WAIT_FOR_REPLAY`` (a server that is not in recovery is a primary: it has all it has)."""
+    deadline = time.monotonic() + WAIT_FOR_REPLAY
+    while position > replica.replayed:
+        found = session.execute(text("SELECT pg_last_wal_replay_lsn() - '0/0'")).scalar()
+        replayed = UNKNOWN if found is None else int(found)
+        with replica._lock:
+            replica.replayed = max(replica.replayed, replayed)
+        if replayed >= position:
+            break
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_REPLAY)
+    return True
 
 
 def _count(outcome: str) -> None:

@@ -106,7 +106,7 @@ def catalogue(title: str = "Old title") -> dict[str, int]:
     with session_scope() as session:
         owner = make_user(session, Role.instructor, username="grace")
         course = make_course(session, owner, title=title)
-        make_lesson(session, course, title="Lesson one")
+        make_lesson(session, course, title="Lesson one", content="Lesson one's text")
         assert course.id is not None and owner.id is not None
         return {"course": course.id, "owner": owner.id}
 
@@ -197,6 +197,32 @@ def test_a_lagging_replica_never_shows_a_writer_stale_data_nor_fills_the_cache_w
     replica.resume_replay()
     replica.wait_replayed()
     assert titles(api.get(f"{API}/courses/?ordering=title{UNCACHEABLE}")) == ["New title"]
+
+
+def test_a_student_reads_what_their_enrollment_opened_despite_a_lagging_replica(
+    api: Any, pair: tuple[LocalPostgres, LocalReplica]
+) -> None:
+    from eduflow.db import session_scope
+
+    _, replica = pair
+    ids = catalogue()
+    with session_scope() as session:
+        make_user(session, Role.student, username="ada")
+    ada = login(api, "ada")
+    lessons = f"{API}/lessons/?course={ids['course']}"
+    replica.wait_replayed()
+    assert api.get(lessons, headers=ada).json()["results"][0]["content"] is None  # cached
+
+    replica.pause_replay()
+    enrolled = api.post(f"{API}/enrollments/", json={"course": ids["course"]}, headers=ada)
+    assert enrolled.status_code == 201, enrolled.text
+    behind = reads("behind")
+    mine = api.get(lessons, headers=ada)
+    assert mine.json()["results"][0]["content"] == "Lesson one's text"
+    course = api.get(f"{API}/courses/{ids['course']}/")
+    assert course.json()["seats_taken"] == 1  # the seat it took, not the replica's 0
+    assert reads("behind") == behind + 2
+    assert replica.query(f"SELECT seats_taken FROM courses WHERE id = {ids['course']}") == 0
 
 
 def test_a_replica_that_is_down_sends_reads_to_the_primary(
