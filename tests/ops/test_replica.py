@@ -64,11 +64,18 @@ def pair() -> Iterator[tuple[LocalPostgres, LocalReplica]]:
 
 
 @pytest.fixture
-def api(pair: tuple[LocalPostgres, LocalReplica], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The application in process on the pair (empty tables), with an HTTP client."""
+def api(
+    pair: tuple[LocalPostgres, LocalReplica],
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> Iterator[Any]:
+    """The application in process on the pair (empty tables), with an HTTP client; more
+    settings may come as the fixture's parameter."""
     from fastapi.testclient import TestClient
 
     primary, replica = pair
+    for name, value in getattr(request, "param", {}).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("EDUFLOW_DATABASE_URL", f"{primary.url}?application_name={PRIMARY_APP}")
     monkeypatch.setenv(
         "EDUFLOW_READ_DATABASE_URL",
@@ -86,6 +93,7 @@ def api(pair: tuple[LocalPostgres, LocalReplica], monkeypatch: pytest.MonkeyPatc
             yield client
     finally:
         if replica.is_running():
+            replica.thaw()
             replica.resume_replay()
         monkeypatch.undo()
         reset_process_state()
@@ -253,3 +261,25 @@ def test_a_replica_that_is_down_sends_reads_to_the_primary(
     served = reads("replica")
     assert titles(api.get(f"{API}/courses/?page_size=9")) == ["Still here"]
     assert reads("replica") == served + 1
+
+
+@pytest.mark.parametrize("api", [{"EDUFLOW_DB_REQUEST_DEADLINE": "4"}], indirect=True)
+def test_a_replica_that_does_not_answer_costs_a_public_read_half_its_deadline(
+    api: Any, pair: tuple[LocalPostgres, LocalReplica]
+) -> None:
+    _, replica = pair
+    catalogue("Still here")
+    replica.wait_replayed()
+    assert titles(api.get(f"{API}/courses/?page_size=5")) == ["Still here"]  # a pooled one
+    replica.freeze()  # connections stay open, nothing answers
+    try:
+        started = time.monotonic()
+        assert titles(api.get(f"{API}/courses/?page_size=6")) == ["Still here"]
+        waited = time.monotonic() - started
+        assert 1.5 < waited < 3.5, waited  # half of the 4 s deadline, then the primary
+        started = time.monotonic()
+        assert titles(api.get(f"{API}/courses/?page_size=7")) == ["Still here"]
+        assert time.monotonic() - started < 1.0  # the replica is left alone meanwhile
+    finally:
+        replica.thaw()
+    replica.wait_streaming()
