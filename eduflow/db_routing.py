@@ -31,7 +31,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext, suppress
+from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from typing import TypeVar
 
@@ -46,6 +46,7 @@ from eduflow.errors import Unavailable
 
 T = TypeVar("T")
 RETRY_AFTER = 5.0  # seconds a failed replica is left alone before it is tried again
+STORE_RETRY_AFTER = 1.0  # seconds writers' positions are not asked of a store that failed
 # A replica a moment behind (streaming takes a millisecond or two after a commit) is
 # waited for this long, then the primary answers.
 WAIT_FOR_REPLAY = 0.02
@@ -74,6 +75,7 @@ class _Replica:
         self.url: str | None = None
         self.replayed = 0  # the newest replay position seen (replay only moves forward)
         self.down_until = 0.0
+        self.store_down_until = 0.0
         self.writers: dict[int, tuple[int, float]] = {}  # user id -> (position, expires)
 
     def configured(self) -> str | None:
@@ -111,6 +113,7 @@ class _Replica:
         """Forget everything (tests)."""
         with self._lock:
             self._settings, self.url, self.replayed, self.down_until = None, None, 0, 0.0
+            self.store_down_until = 0.0
             self.writers.clear()
 
 
@@ -165,8 +168,11 @@ def _remember(user_id: int, position: int) -> None:
         replica.writers[user_id] = (position, time.monotonic() + window)
     # When the store is down it stays kept in this process; the others, unable to read it,
     # send this writer to the primary.
-    with suppress(StoreUnavailable):
-        get_store().set(_writer_key(user_id), str(position).encode(), window)
+    if time.monotonic() >= replica.store_down_until:
+        try:
+            get_store().set(_writer_key(user_id), str(position).encode(), window)
+        except StoreUnavailable:
+            replica.store_down_until = time.monotonic() + STORE_RETRY_AFTER
 
 
 def _written_by(user_id: int | None) -> int:
@@ -179,9 +185,12 @@ def _written_by(user_id: int | None) -> int:
     position, expires = replica.writers.get(user_id, (0, 0.0))
     if expires <= time.monotonic():
         position = 0
+    if time.monotonic() < replica.store_down_until:
+        return UNKNOWN  # not asked again for a moment: no wait on every read
     try:
         shared = get_store().get(_writer_key(user_id))
     except StoreUnavailable:
+        replica.store_down_until = time.monotonic() + STORE_RETRY_AFTER
         return UNKNOWN
     return max(position, int(shared) if shared and shared.isdigit() else 0)
 
@@ -218,11 +227,12 @@ def read(fn: Callable[[Session], T], *, reader: int | None = None, since: int | 
             return fn(session)
     needed = max(since or 0, _written_by(reader))
     try:
-        with _bounded(), session_scope(replica=True) as session:
-            if _replayed_at_least(session, needed):
-                result = fn(session)
-                _count("replica")
-                return result
+        if needed < UNKNOWN:
+            with _bounded(), session_scope(replica=True) as session:
+                if _replayed_at_least(session, needed):
+                    result = fn(session)
+                    _count("replica")
+                    return result
         _count("behind")
     except (Unavailable, DBAPIError) as exc:
         replica.failed(exc)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from eduflow.errors import Unavailable
-from tests.conftest import TEST_DATABASE_URL
+from tests.conftest import TEST_DATABASE_URL, reset_process_state
 from tests.ops.stack import free_port
 
 
@@ -144,3 +144,23 @@ def test_routed_reads_survive_a_replica_that_refuses_connections(
     position = db_routing.current_position()
     assert position is not None and position > 0
     assert db_routing.read(lambda s: s.execute(text("SELECT 3")).scalar(), since=position) == 3
+
+
+def test_a_signed_in_reader_reads_the_primary_while_redis_cannot_say_what_it_wrote(
+    settings_env: pytest.MonkeyPatch,
+) -> None:
+    from eduflow import db_routing
+    from eduflow.metrics import REPLICA_READS
+
+    settings_env.setenv("EDUFLOW_READ_DATABASE_URL", TEST_DATABASE_URL)  # a "replica"
+    settings_env.setenv("EDUFLOW_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    reset_process_state()
+    behind, served = (REPLICA_READS.labels(o)._value.get() for o in ("behind", "replica"))
+    one = lambda s: s.execute(text("SELECT 1")).scalar()  # noqa: E731
+    started = time.monotonic()
+    for _ in range(3):
+        assert db_routing.read(one, reader=7) == 1  # on the primary
+    assert db_routing.read(one) == 1  # anonymous: on the replica
+    assert time.monotonic() - started < 1.5  # the store is not asked on every read
+    assert REPLICA_READS.labels("behind")._value.get() == behind + 3
+    assert REPLICA_READS.labels("replica")._value.get() == served + 1
