@@ -94,7 +94,10 @@ async def idempotency(
         Header(
             alias="Idempotency-Key",
             max_length=255,
-            description="Optional. The same key and body replay the first response for 24 h.",
+            # What services.idempotency.validate_key admits (else a 400): visible ASCII.
+            json_schema_extra={"pattern": r"^[ -~]*[!-~][ -~]*$"},
+            description="Optional: 1-255 visible ASCII characters. The same key and body "
+            "replay the first response for 24 h; the same key with another body is a 422.",
         ),
     ] = None,
 ) -> AsyncIterator[IdempotencyScope]:

@@ -1,5 +1,6 @@
 """The OpenAPI document as the server behaves: readable operation ids, described tags,
-and authentication declared optional where anonymous calls are served.
+authentication declared optional where anonymous calls are served, and parameters that
+are never ``null``.
 
 Applied to the generated document as a whole, so routes added later follow the same rules
 without naming anything here: ids come from the path and method (``courses-list``,
@@ -70,6 +71,18 @@ def _security(declared: list[dict[str, list[str]]] | None) -> list[dict[str, lis
     return declared
 
 
+def _parameter_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A parameter's schema without FastAPI's ``anyOf [X, null]``: a query, header or path
+    value is a string on the wire, never JSON ``null`` (left out, it takes its default)."""
+    variants = [v for v in schema.get("anyOf", ()) if v != {"type": "null"}]
+    if "anyOf" not in schema or len(variants) != 1:
+        return schema
+    rest = {k: v for k, v in schema.items() if k != "anyOf"}
+    if rest.get("default", "") is None:
+        del rest["default"]
+    return {**variants[0], **rest}
+
+
 def refine(document: dict[str, Any]) -> dict[str, Any]:
     """Rewrite ids, tags and security of ``document`` (FastAPI's output) in place."""
     paths = set(document.get("paths", {}))
@@ -84,6 +97,9 @@ def refine(document: dict[str, Any]) -> dict[str, Any]:
                 name = f"{name}-{method}"
             seen[name] = path
             op["operationId"] = name
+            for parameter in op.get("parameters", []):
+                if "schema" in parameter:
+                    parameter["schema"] = _parameter_schema(parameter["schema"])
             if "security" in op:
                 op["security"] = _security(op["security"])
             for tag in op.get("tags", []):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -9,17 +10,19 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     StrictBool,
     StrictInt,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic import Field as SchemaField
 from sqlalchemy import CheckConstraint, Column, Index, Numeric, Text
 from sqlmodel import Field, SQLModel
 
-from eduflow.models._base import created_field, trigram_index
+from eduflow.models._base import WHOLE, PatchBody, created_field, trigram_index
 
 
 class Course(SQLModel, table=True):
@@ -80,22 +83,37 @@ CourseTitle = Annotated[
     SchemaField(description="Trimmed, 3-200 characters.", examples=["Intro to Python"]),
 ]
 CourseDescription = Annotated[str, SchemaField(max_length=20_000)]
+# A price string is plain digits: "19.90", "5", never "1E+2", " 5" or "".
+PRICE_PATTERN = r"^[0-9]{1,8}(\.[0-9]{1,2})?$"
+_PRICE_DESCRIPTION = 'A decimal >= 0 with at most 2 decimals (a string such as "19.90").'
+
+
+def _plain_price_string(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(PRICE_PATTERN, value):
+        raise ValueError('a price is a number or a string of digits such as "19.90"')
+    return value
+
+
 CoursePrice = Annotated[
     Decimal,
-    SchemaField(
-        ge=0,
-        le=PRICE_MAX,
-        max_digits=10,
-        decimal_places=2,
-        allow_inf_nan=False,
-        description='A decimal >= 0 with at most 2 decimals (a string such as "19.90").',
-    ),
+    SchemaField(ge=0, le=PRICE_MAX, max_digits=10, decimal_places=2, allow_inf_nan=False),
     AfterValidator(_to_cents),
+    BeforeValidator(_plain_price_string),
+    # What the validators above admit, as JSON Schema says it.
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": PRICE_MAX, "multipleOf": 0.01},
+                {"type": "string", "pattern": PRICE_PATTERN},
+            ],
+            "description": _PRICE_DESCRIPTION,
+        }
+    ),
 ]
 # Strict: JSON true or "5" is a wrong type (422), not a capacity of 1 or 5.
 CourseCapacity = Annotated[
-    StrictInt | None,
-    SchemaField(ge=1, le=CAPACITY_MAX, description="Seats; null means unlimited."),
+    Annotated[StrictInt, SchemaField(ge=1, le=CAPACITY_MAX), WHOLE] | None,
+    SchemaField(description="Seats; null means unlimited."),
 ]
 
 _COURSE_EXAMPLE: dict[str, Any] = {
@@ -119,25 +137,27 @@ class CourseCreate(BaseModel):
     capacity: CourseCapacity = None
 
 
-class CourseUpdate(BaseModel):
-    """``PATCH /courses/{id}/``: only the fields sent change; ``capacity: null`` = unlimited."""
+class CourseUpdate(PatchBody):
+    """``PATCH /courses/{id}/``: only the fields sent change; ``capacity: null`` = unlimited,
+    ``description: null`` clears the description."""
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"price": "24.50", "capacity": 80}]}
     )
+    not_null = ("title", "price", "is_published")
 
     title: CourseTitle | None = None
-    description: CourseDescription | None = None
+    description: CourseDescription | None = SchemaField(
+        default=None, description="null clears the description (same as an empty string)."
+    )
     price: CoursePrice | None = None
     is_published: StrictBool | None = None
     capacity: CourseCapacity = None
 
-    @field_validator("title", "description", "price", "is_published", mode="before")
+    @field_validator("description")
     @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("may not be null")
-        return value
+    def _cleared(cls, value: str | None) -> str:
+        return value or ""
 
 
 class CoursePublic(BaseModel):

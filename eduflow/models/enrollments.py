@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, StrictInt
+from pydantic import BaseModel, ConfigDict
 from pydantic import Field as SchemaField
 from sqlalchemy import CheckConstraint, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from eduflow.models._base import created_field, optional_ts_field
+from eduflow.models._base import Id, created_field, optional_ts_field
 from eduflow.models.progress import ProgressSummary
 
 
@@ -62,7 +62,7 @@ class EnrollmentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"course": 12}]})
 
-    course: StrictInt = SchemaField(ge=1, le=2**31 - 1, description="The course id.")
+    course: Id = SchemaField(description="The course id.")
 
 
 class EnrollmentPublic(BaseModel):

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StrictInt, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, StrictInt, StringConstraints
 from pydantic import Field as SchemaField
 from sqlalchemy import CheckConstraint, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
-from eduflow.models._base import created_field
+from eduflow.models._base import WHOLE, Id, PatchBody, created_field
 
 
 class Lesson(SQLModel, table=True):
@@ -35,7 +35,6 @@ class Lesson(SQLModel, table=True):
 
 # ---------------------------------------------------------------- schemas
 
-INT_MAX = 2**31 - 1
 
 LessonTitle = Annotated[
     str,
@@ -44,8 +43,13 @@ LessonTitle = Annotated[
 ]
 LessonContent = Annotated[str | None, SchemaField(max_length=200_000)]
 # Strict ints: JSON true, 2.0 or "2" is a wrong type (422).
-DurationMin = Annotated[StrictInt | None, SchemaField(ge=1, le=100_000, description="Minutes.")]
-OrderIndex = Annotated[StrictInt, SchemaField(ge=1, le=1_000_000, description="Position, from 1.")]
+DurationMin = Annotated[
+    Annotated[StrictInt, SchemaField(ge=1, le=100_000), WHOLE] | None,
+    SchemaField(description="Minutes."),
+]
+OrderIndex = Annotated[
+    StrictInt, SchemaField(ge=1, le=1_000_000, description="Position, from 1."), WHOLE
+]
 
 _LESSON_EXAMPLE: dict[str, Any] = {
     "course": 12,
@@ -61,31 +65,26 @@ class LessonCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_LESSON_EXAMPLE]})
 
-    course: StrictInt = SchemaField(ge=1, le=INT_MAX, description="The course id.")
+    course: Id = SchemaField(description="The course id.")
     title: LessonTitle
     content: LessonContent = None
     duration_min: DurationMin = None
     order_index: OrderIndex | None = None
 
 
-class LessonUpdate(BaseModel):
-    """``PATCH /lessons/{id}/``: only the fields sent change (a lesson never changes course)."""
+class LessonUpdate(PatchBody):
+    """``PATCH /lessons/{id}/``: only the fields sent change (a lesson never changes course);
+    ``content: null`` and ``duration_min: null`` clear them."""
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"title": "Loops and ranges"}]}
     )
+    not_null = ("title", "order_index")
 
     title: LessonTitle | None = None
     content: LessonContent = None
     duration_min: DurationMin = None
     order_index: OrderIndex | None = None
-
-    @field_validator("title", "order_index", mode="before")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("may not be null")
-        return value
 
 
 class LessonPublic(BaseModel):

@@ -10,14 +10,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictInt
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict
 from pydantic import Field as SchemaField
 from sqlalchemy import CheckConstraint, Index, Uuid
 from sqlmodel import Field, SQLModel
 
-from eduflow.models._base import UTCDateTime, created_field, optional_ts_field
+from eduflow.models._base import Id, UTCDateTime, created_field, optional_ts_field
 
 MAX_EVENTS = 100
 
@@ -59,6 +59,13 @@ class EventKind(StrEnum):
     completed = "completed"
 
 
+def _date_time_text(value: Any) -> Any:
+    # The document says an RFC 3339 string: a number is not a Unix timestamp here.
+    if not isinstance(value, str | None):
+        raise ValueError("must be an RFC 3339 date-time string")
+    return value
+
+
 class ProgressEventIn(BaseModel):
     """One event of a batch."""
 
@@ -67,9 +74,9 @@ class ProgressEventIn(BaseModel):
     event_id: uuid.UUID = SchemaField(
         description="Chosen by the client; a resent id is a duplicate."
     )
-    lesson: StrictInt = SchemaField(ge=1, le=2**31 - 1, description="A lesson of the course.")
+    lesson: Id = SchemaField(description="A lesson of the course.")
     kind: EventKind
-    at: AwareDatetime | None = SchemaField(
+    at: Annotated[AwareDatetime | None, BeforeValidator(_date_time_text)] = SchemaField(
         default=None, description="When it happened on the client (never in the future)."
     )
 

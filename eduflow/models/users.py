@@ -13,19 +13,27 @@ from pydantic import (
     StrictBool,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic import Field as SchemaField
 from sqlalchemy import CheckConstraint, Index
 from sqlmodel import Field, SQLModel
 
-from eduflow.models._base import created_field, optional_ts_field, trigram_index
+from eduflow.models._base import PatchBody, created_field, optional_ts_field, trigram_index
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.]{3,150}$"
 PASSWORD_MIN_CHARS = 8
 PASSWORD_MAX_BYTES = 72  # bcrypt's hard limit
 EMAIL_MAX_CHARS = 254
 FULL_NAME_MAX_CHARS = 150
+# What the OpenAPI document says of a new password: the rules of ``password_problem`` that
+# JSON Schema can state (``\D``: not all digits); the description gives the others.
+NEW_PASSWORD_SCHEMA: dict[str, Any] = {
+    "minLength": PASSWORD_MIN_CHARS,
+    "maxLength": PASSWORD_MAX_BYTES,
+    "pattern": r"\D",
+    "description": f"{PASSWORD_MIN_CHARS}-{PASSWORD_MAX_BYTES} characters, at most "
+    f"{PASSWORD_MAX_BYTES} bytes in UTF-8, not all digits, not the username.",
+}
 
 
 class Role(StrEnum):
@@ -98,7 +106,11 @@ class UserCreate(BaseModel):
 
     username: str = SchemaField(min_length=3, max_length=150, pattern=USERNAME_PATTERN)
     email: EmailStr = SchemaField(max_length=EMAIL_MAX_CHARS)
-    password: str = SchemaField(min_length=PASSWORD_MIN_CHARS, max_length=PASSWORD_MAX_BYTES)
+    password: str = SchemaField(
+        min_length=PASSWORD_MIN_CHARS,
+        max_length=PASSWORD_MAX_BYTES,
+        json_schema_extra=NEW_PASSWORD_SCHEMA,
+    )
     full_name: str = SchemaField(default="", max_length=FULL_NAME_MAX_CHARS)
 
     @field_validator("full_name")
@@ -150,13 +162,14 @@ class UserPublic(BaseModel):
     date_joined: datetime
 
 
-class ProfileUpdate(BaseModel):
+class ProfileUpdate(PatchBody):
     """``PATCH /auth/me/``: ``{full_name?, email?}``; a new email must be verified again."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"full_name": "Ada Lovelace", "email": "ada@example.org"}]},
     )
+    not_null = ("full_name", "email")
 
     full_name: str | None = SchemaField(default=None, max_length=FULL_NAME_MAX_CHARS)
     email: EmailStr | None = SchemaField(default=None, max_length=EMAIL_MAX_CHARS)
@@ -171,15 +184,6 @@ class ProfileUpdate(BaseModel):
     def _lower_email(cls, value: str | None) -> str | None:
         return value.lower() if value is not None else None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nulls(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for name in ("full_name", "email"):
-                if name in data and data[name] is None:
-                    raise ValueError(f"{name} may not be null")
-        return data
-
 
 class PasswordChange(BaseModel):
     """``POST /auth/password/``."""
@@ -192,7 +196,9 @@ class PasswordChange(BaseModel):
     )
 
     current_password: str = SchemaField(min_length=1, max_length=1024)
-    new_password: str = SchemaField(min_length=1, max_length=1024)
+    new_password: str = SchemaField(
+        min_length=1, max_length=1024, json_schema_extra=NEW_PASSWORD_SCHEMA
+    )
 
 
 class PasswordConfirm(BaseModel):
@@ -226,7 +232,9 @@ class PasswordResetConfirm(BaseModel):
     )
 
     token: str = SchemaField(min_length=1, max_length=200)
-    password: str = SchemaField(min_length=1, max_length=1024)
+    password: str = SchemaField(
+        min_length=1, max_length=1024, json_schema_extra=NEW_PASSWORD_SCHEMA
+    )
 
 
 class EmailVerification(BaseModel):
@@ -263,24 +271,16 @@ class UserAdminView(UserPublic):
     is_active: bool
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(PatchBody):
     """Admin change of an account: ``{role?, is_active?}``; nothing else."""
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"role": "instructor"}]}
     )
+    not_null = ("role", "is_active")
 
     role: Role | None = None
     is_active: StrictBool | None = None  # "yes" or 1 is a wrong type, not True
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nulls(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for name in ("role", "is_active"):
-                if name in data and data[name] is None:
-                    raise ValueError(f"{name} may not be null")
-        return data
 
 
 class UserPage(BaseModel):

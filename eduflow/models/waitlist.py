@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, StrictInt
+from pydantic import BaseModel, ConfigDict
 from pydantic import Field as SchemaField
 from sqlalchemy import CheckConstraint, Index, text
 from sqlmodel import Field, SQLModel
 
-from eduflow.models._base import created_field, optional_ts_field
+from eduflow.models._base import Id, created_field, optional_ts_field
 from eduflow.waitlist_status import WaitlistStatus
 
 __all__ = ["OPEN_STATUSES", "WaitlistEntry", "WaitlistStatus"]
@@ -66,7 +66,7 @@ class WaitlistJoin(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"course": 12}]})
 
-    course: StrictInt = SchemaField(ge=1, le=2**31 - 1, description="The course id.")
+    course: Id = SchemaField(description="The course id.")
 
 
 class WaitlistEntryPublic(BaseModel):

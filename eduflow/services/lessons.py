@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, exists, false, func, select, true
 from sqlmodel import Session, col
 
 from eduflow.cache.catalog import invalidate_catalog
-from eduflow.errors import Invalid, NotFound
+from eduflow.errors import Conflict, Invalid, NotFound
 from eduflow.models._base import utcnow
 from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentStatus
@@ -166,7 +166,11 @@ def update_lesson(
         changes = parse_input(LessonUpdate, data).model_dump(exclude_unset=True)
     lesson, course = _lesson_for_change(session, actor, lesson_id)
     if isinstance(data, LessonCreate) and data.course != lesson.course_id:
-        raise Invalid.field("course", "a lesson cannot move to another course")
+        # A well-formed body that contradicts the stored lesson: a conflict (RFC 9110, 409).
+        raise Conflict(
+            f"Lesson {lesson_id} belongs to course {lesson.course_id}; a lesson never moves",
+            errors=[{"field": "course", "message": "a lesson cannot move to another course"}],
+        )
     for name, value in changes.items():
         setattr(lesson, name, value)
     lesson.updated_at = utcnow()

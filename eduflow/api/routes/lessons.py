@@ -87,12 +87,12 @@ _WRITE_ERRORS = problem_responses(400, 401, 403, 404, 413, 422)
     "/lessons/{lesson_id}/",
     summary="Replace a lesson (course owner/admin)",
     response_model=LessonPublic,
-    responses=_WRITE_ERRORS,
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
 )
 def replace_lesson(
     lesson_id: LessonId, body: LessonCreate, actor: CurrentUser, session: SessionDep
 ) -> Response:
-    """Replace the lesson's fields (``course`` must stay the same)."""
+    """Replace the lesson's fields; ``course`` must stay the same (409 otherwise)."""
     return json_response(lessons.update_lesson(session, actor, lesson_id, body))
 
 

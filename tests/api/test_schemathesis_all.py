@@ -1,0 +1,105 @@
+"""schemathesis ``--checks all`` over every operation of the OpenAPI document, all phases
+(examples, coverage, fuzzing and the stateful phase that follows links), against a live
+server on loopback backed by the real PostgreSQL and Redis.
+
+The run is seeded (reproducible in CI) and bounded (``--max-examples``). Who authenticates
+for which operation, and the one case left out, are in ``tests/api/schemathesis_hooks.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eduflow.models.users import Role
+from eduflow.services.auth import issue_tokens
+from tests.conftest import LiveServer, reset_process_state
+from tests.factories import make_certificate, make_course, make_enrollment, make_lesson, make_user
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = 20261202
+MAX_EXAMPLES = 8
+# Rate limits stay in force, set high enough that the run exercises the routes behind them.
+SERVER_ENV = {
+    "EDUFLOW_ACCESS_TOKEN_TTL": "3600",
+    "EDUFLOW_REGISTER_MAX_PER_IP": "100000",
+    "EDUFLOW_LOGIN_MAX_FAILURES": "100000",
+    "EDUFLOW_LOGIN_MAX_FAILURES_PER_IP": "100000",
+    "EDUFLOW_PASSWORD_RESET_MAX_PER_EMAIL": "100000",
+    "EDUFLOW_PASSWORD_RESET_MAX_PER_IP": "100000",
+}
+
+
+def _seed(session: Any) -> dict[str, Any]:
+    """Three actors and a little of everything for generated ids (1, 2, 3...) to find."""
+    admin = make_user(session, Role.admin, username="st_admin")
+    instructor = make_user(session, Role.instructor, username="st_instructor")
+    student = make_user(session, Role.student, username="st_student")
+    other = make_user(session, Role.student, username="st_other")
+    free = make_course(session, owner=instructor, capacity=5)
+    paid = make_course(session, owner=instructor, price="12.50", capacity=5)
+    full = make_course(session, owner=instructor, capacity=1)
+    for course in (free, paid, full):
+        make_lesson(session, course)
+    make_enrollment(session, student, free)
+    make_enrollment(session, student, paid, status="pending")
+    make_enrollment(session, other, full)
+    make_certificate(session, student, free)
+    actors = {
+        name: {"id": user.id, "token": issue_tokens(session, user).access}
+        for name, user in (("admin", admin), ("instructor", instructor), ("student", student))
+    }
+    session.commit()
+    return actors
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Any:
+    for name, value in SERVER_ENV.items():
+        monkeypatch.setenv(name, value)
+    reset_process_state()
+    with LiveServer() as live:
+        yield live
+    reset_process_state()
+
+
+@pytest.mark.timeout(240)
+def test_every_operation_passes_every_check(server: Any, session: Any, tmp_path: Path) -> None:
+    actors = _seed(session)
+    env = {
+        **os.environ,
+        "SCHEMATHESIS_HOOKS": "tests.api.schemathesis_hooks",
+        "EDUFLOW_SCHEMATHESIS_ACTORS": json.dumps(actors),
+        "PYTHONPATH": str(ROOT),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "--config-file=tests/api/schemathesis.toml",
+        "run",
+        f"{server.url}/api/schema/",
+        "--checks=all",
+        f"--seed={SEED}",
+        f"--max-examples={MAX_EXAMPLES}",
+        "--workers=1",
+        "--request-timeout=30",
+        f"--report-dir={tmp_path}",
+        "--report=ndjson",
+    ]
+    started = time.monotonic()
+    run = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=220, check=False
+    )
+    elapsed = time.monotonic() - started
+    output = run.stdout + run.stderr
+    (tmp_path / "schemathesis.txt").write_text(output)
+    assert run.returncode == 0, f"full output in {tmp_path}/schemathesis.txt\n{output[-20000:]}"
+    print(f"schemathesis --checks all: {elapsed:.1f}s\n{output[-3000:]}")
