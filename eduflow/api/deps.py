@@ -141,7 +141,13 @@ class ListingParams(PageParams):
 
 def get_listing_params(
     page: Annotated[
-        int, Query(ge=1, le=1_000_000, description="Page number, from 1 (first 100,000 items).")
+        int,
+        Query(
+            ge=1,
+            le=1_000_000,
+            description="Page number, from 1; page x page_size may not pass the first 100,000 "
+            "items (400 page-too-deep: follow the `next` links, which carry cursors).",
+        ),
     ] = 1,
     page_size: Annotated[int, Query(ge=1, le=100, description="Items per page (max 100).")] = 20,
     cursor: Annotated[

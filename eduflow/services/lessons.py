@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, exists, false, func, select, true
 from sqlmodel import Session, col
 
 from eduflow.cache.catalog import invalidate_catalog
-from eduflow.errors import Conflict, Invalid, NotFound
+from eduflow.errors import Conflict, NotFound
 from eduflow.models._base import utcnow
 from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentStatus

@@ -116,9 +116,7 @@ def _breaks_a_rule_beyond_json_schema(case: Any) -> bool:
     # not be the username.
     for name in ("password", "new_password"):
         value = body.get(name)
-        if isinstance(value, str) and (
-            len(value.encode()) > 72 or value == body.get("username")
-        ):
+        if isinstance(value, str) and (len(value.encode()) > 72 or value == body.get("username")):
             return True
     # An email address must be deliverable: special-use domains (.test, .local, ...) are not.
     email = body.get("email")

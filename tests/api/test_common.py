@@ -253,7 +253,8 @@ def test_nul_character_in_input_is_a_4xx_not_a_500(client: Any) -> None:
 
 
 def test_wrong_json_types_are_422_not_coerced(client: Any, session: Any, login: Any) -> None:
-    """``true`` is not a capacity of 1, ``"yes"`` is not a boolean, ``2.0`` is not an id."""
+    """``true`` is not a capacity of 1, ``"yes"`` is not a boolean, ``2.5`` is not an id;
+    ``2.0`` is the integer 2, as JSON Schema (and the OpenAPI document) counts it."""
     from eduflow.models.users import Role
     from tests.factories import make_course
 
@@ -272,8 +273,8 @@ def test_wrong_json_types_are_422_not_coerced(client: Any, session: Any, login: 
         ("PATCH", f"{courses}{course.id}/", {"is_published": 1}, teach, "is_published"),
         ("POST", lessons, {**lesson, "course": str(course.id)}, teach, "course"),
         ("POST", lessons, {**lesson, "order_index": True}, teach, "order_index"),
-        ("POST", lessons, {**lesson, "duration_min": 2.0}, teach, "duration_min"),
-        ("POST", "/api/v1/enrollments/", {"course": float(course.id)}, stud, "course"),
+        ("POST", lessons, {**lesson, "duration_min": 2.5}, teach, "duration_min"),
+        ("POST", "/api/v1/enrollments/", {"course": course.id + 0.5}, stud, "course"),
         ("POST", "/api/v1/enrollments/", {"course": True}, stud, "course"),
         ("PATCH", f"/api/v1/users/{student.id}/", {"is_active": "no"}, root, "is_active"),
     ]
@@ -286,3 +287,5 @@ def test_wrong_json_types_are_422_not_coerced(client: Any, session: Any, login: 
     assert client.get("/api/v1/enrollments/", headers=stud).json()["count"] == 0
     ok = client.post("/api/v1/courses/", json={"title": "Typed", "capacity": 5}, headers=teach)
     assert ok.status_code == 201 and ok.json()["capacity"] == 5
+    whole = client.post(lessons, json={**lesson, "duration_min": 2.0}, headers=teach)
+    assert whole.status_code == 201 and whole.json()["duration_min"] == 2

@@ -80,7 +80,8 @@ def test_patch_and_put_rules(client: Any, owner: Any, session: Any) -> None:
     other = make_course(session)
     session.commit()
     moved = client.put(url, json={"course": other.id, "title": "Moved"}, headers=headers)
-    assert moved.status_code == 422 and moved.json()["errors"][0]["field"] == "course"
+    # A well-formed body that contradicts the stored lesson: a conflict, not invalid input.
+    assert moved.status_code == 409 and moved.json()["errors"][0]["field"] == "course"
     put = client.put(
         url, json={"course": course.id, "title": "Loops 2", "duration_min": 9}, headers=headers
     )

@@ -81,7 +81,10 @@ def verify_certificate(request: Request, serial: Serial, session: SessionDep) ->
     summary="Download a certificate as PDF (public)",
     response_class=Response,
     responses={
-        200: {"content": {"application/pdf": {}}, "description": "A one-page PDF."},
+        200: {
+            "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "A one-page PDF.",
+        },
         304: {"description": "Not modified: If-None-Match named the current ETag."},
         **problem_responses(404, 422),
     },
