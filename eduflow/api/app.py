@@ -50,8 +50,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 class EduFlowAPI(FastAPI):
-    """FastAPI with the catalogue's cache hits and plain enrollment POSTs answered in
-    front of it.
+    """FastAPI with the catalogue's cache hits and plain write POSTs (enrollments,
+    progress batches) answered in front of it.
 
     Neither needs the framework (middleware stack, routing, dependencies): answering them
     here costs a fraction of a routed request. Everything else, misses included, goes
@@ -64,7 +64,8 @@ class EduFlowAPI(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The outermost entry point of every request: CORS first, then the request's
         context (``eduflow.api.context``) and its database deadline (``eduflow.deadline``)
-        begin, then a cache hit or a plain enrollment is answered, or the application runs.
+        begin, then a cache hit or a plain write (enrollment, progress batch) is answered, or
+        the application runs.
         Whatever must see every request (tracing) goes here too."""
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
@@ -86,10 +87,10 @@ class EduFlowAPI(FastAPI):
                     finally:
                         fast.rebuilt(scope)
                     return
-                if scope["method"] == "POST" and scope["path"] == ENROLL_PATH:
-                    from eduflow.api.fast_writes import answer_enrollment
+                if scope["method"] == "POST" and scope["path"].startswith(ENROLL_PATH):
+                    from eduflow.api.fast_writes import answer_write
 
-                    answered_with = await answer_enrollment(fast, scope, receive, send)
+                    answered_with = await answer_write(fast, scope, receive, send)
                     if answered_with is None:
                         return
                     receive = answered_with

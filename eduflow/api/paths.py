@@ -8,6 +8,7 @@ COURSE_ROUTE = COURSES_PATH + "{course_id}/"
 LESSONS_PATH = f"{API_PREFIX}/lessons/"
 ME_PATH = f"{API_PREFIX}/auth/me/"
 ENROLL_PATH = f"{API_PREFIX}/enrollments/"
+PROGRESS_ROUTE = ENROLL_PATH + "{enrollment_id}/progress/"
 
 # What the fast paths stand in for: for each route they answer in front of the
 # application, the dependencies that route runs (by name; ``HTTPBearer`` only declares
@@ -26,6 +27,9 @@ FAST_PATHED: dict[tuple[str, str], frozenset[str]] = {
     ),
     ("POST", ENROLL_PATH): frozenset(
         {"HTTPBearer", "get_optional_principal", "get_principal", "idempotency"}
+    ),
+    ("POST", PROGRESS_ROUTE): frozenset(
+        {"HTTPBearer", "get_optional_principal", "get_principal", "idempotency", "get_session"}
     ),
 }
 KNOWN_MIDDLEWARE = ("RequestContextMiddleware",)

@@ -33,6 +33,8 @@ from typing import Any
 from sqlalchemy import (
     Integer,
     Uuid,
+    any_,
+    bindparam,
     case,
     cast,
     exists,
@@ -107,7 +109,10 @@ def record_progress(
     _refuse_future(batch, now)
     lesson_ids = sorted({event.lesson for event in batch.events})
     connection = session.connection()
-    row = connection.execute(_locked_enrollment(enrollment_id, lesson_ids)).one_or_none()
+    dialect = connection.dialect.name
+    row = connection.execute(
+        _locked_enrollment(dialect), {"enrollment_id": enrollment_id, "lesson_ids": lesson_ids}
+    ).one_or_none()
     if row is None:
         raise NotFound(f"No enrollment with id {enrollment_id}")
     if row.student_id != actor.id:
@@ -121,8 +126,14 @@ def record_progress(
 
     recorded: set[uuid.UUID] = set()
     done: dict[int, bool] = {}  # lesson -> completed? (rows the enrollment has)
-    state = _recorded_and_rows(enrollment_id, [e.event_id for e in batch.events], lesson_ids)
-    for event_id, lesson_id, lesson_completed_at in connection.execute(state):
+    state = {
+        "enrollment_id": enrollment_id,
+        "event_ids": [e.event_id for e in batch.events],
+        "lesson_ids": lesson_ids,
+    }
+    for event_id, lesson_id, lesson_completed_at in connection.execute(
+        _recorded_and_rows(dialect), state
+    ):
         if event_id is not None:
             recorded.add(event_id)
         else:
@@ -197,13 +208,27 @@ def _refuse_foreign_lessons(session: Session, batch: ProgressBatch, course_id: i
     )
 
 
-def _locked_enrollment(enrollment_id: int, lesson_ids: list[int]) -> Any:
+def _any_of(column: Any, name: str, dialect: str) -> Any:
+    """``column`` is one of the list bound as ``name``: one array parameter on PostgreSQL
+    (the statement's text and plan do not depend on the list's length), an expanding
+    ``IN`` elsewhere."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+@cache
+def _locked_enrollment(dialect: str) -> Any:
     """Statement 1: the enrollment (locked, latest version), its course's figures and the
-    number of the batch's lessons that belong to the course."""
+    number of the batch's lessons that belong to the course. Built once per dialect; bound
+    with ``enrollment_id`` and ``lesson_ids``."""
     valid = (
         select(func.count())
         .select_from(Lesson)
-        .where(col(Lesson.course_id) == col(Enrollment.course_id), col(Lesson.id).in_(lesson_ids))
+        .where(
+            col(Lesson.course_id) == col(Enrollment.course_id),
+            _any_of(col(Lesson.id), "lesson_ids", dialect),
+        )
         .scalar_subquery()
     )
     return (
@@ -218,31 +243,31 @@ def _locked_enrollment(enrollment_id: int, lesson_ids: list[int]) -> Any:
             valid.label("valid_lessons"),
         )
         .join(Course, col(Course.id) == col(Enrollment.course_id))
-        .where(col(Enrollment.id) == enrollment_id)
+        .where(col(Enrollment.id) == bindparam("enrollment_id"))
         .with_for_update(of=Enrollment.__table__, key_share=True)  # type: ignore[attr-defined]
     )
 
 
-def _recorded_and_rows(
-    enrollment_id: int, event_ids: list[uuid.UUID], lesson_ids: list[int]
-) -> Any:
+@cache
+def _recorded_and_rows(dialect: str) -> Any:
     """Statement 2 (after the lock, so it sees every batch committed before ours): which
-    of the batch's event ids are recorded, and the enrollment's rows for its lessons."""
+    of the batch's event ids are recorded, and the enrollment's rows for its lessons.
+    Bound with ``enrollment_id``, ``event_ids`` and ``lesson_ids``."""
     recorded = select(
         col(ProgressEvent.event_id),
         cast(null(), Integer).label("lesson_id"),
         cast(null(), UTCDateTime).label("completed_at"),
     ).where(
-        col(ProgressEvent.enrollment_id) == enrollment_id,
-        col(ProgressEvent.event_id).in_(event_ids),
+        col(ProgressEvent.enrollment_id) == bindparam("enrollment_id"),
+        _any_of(col(ProgressEvent.event_id), "event_ids", dialect),
     )
     rows = select(
         cast(null(), Uuid).label("event_id"),
         col(LessonProgress.lesson_id),
         col(LessonProgress.completed_at),
     ).where(
-        col(LessonProgress.enrollment_id) == enrollment_id,
-        col(LessonProgress.lesson_id).in_(lesson_ids),
+        col(LessonProgress.enrollment_id) == bindparam("enrollment_id"),
+        _any_of(col(LessonProgress.lesson_id), "lesson_ids", dialect),
     )
     return union_all(recorded, rows)
 
@@ -284,16 +309,32 @@ def _write_changes(
     new_ids: list[uuid.UUID],
     now: datetime,
 ) -> None:
-    """Statements 3 and 4: the ids of the changing events, and one upsert of the rows
-    (each one statement: the rows go as one executemany of a statement compiled once)."""
-    dialect = session.get_bind().dialect.name
+    """Statements 3 and 4: the ids of the changing events, and one upsert of the rows.
+    On PostgreSQL each is one statement over arrays (``unnest``): one round trip and one
+    execution however many rows; elsewhere one executemany of a statement compiled once."""
     connection = session.connection()
+    rows = sorted(changes.items())
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            _insert_events_pg(),
+            {"enrollment_id": enrollment_id, "event_ids": new_ids, "recorded_at": now},
+        )
+        connection.execute(
+            _upsert_rows_pg(),
+            {
+                "enrollment_id": enrollment_id,
+                "lesson_ids": [lesson_id for lesson_id, _ in rows],
+                "viewed": [change.viewed_at for _, change in rows],
+                "completed": [change.completed_at for _, change in rows],
+            },
+        )
+        return
     connection.execute(
-        _insert_events(dialect),
+        _insert_events(),
         [{"enrollment_id": enrollment_id, "event_id": i, "recorded_at": now} for i in new_ids],
     )
     connection.execute(
-        _upsert_rows(dialect),
+        _upsert_rows_sqlite(),
         [
             {
                 "enrollment_id": enrollment_id,
@@ -301,22 +342,48 @@ def _write_changes(
                 "viewed_at": change.viewed_at,
                 "completed_at": change.completed_at,
             }
-            for lesson_id, change in sorted(changes.items())
+            for lesson_id, change in rows
         ],
     )
 
 
 @cache
-def _insert_events(dialect: str) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(ProgressEvent).on_conflict_do_nothing()
+def _insert_events() -> Any:
+    return sqlite.insert(ProgressEvent).on_conflict_do_nothing()
 
 
 @cache
-def _upsert_rows(dialect: str) -> Any:
+def _upsert_rows_sqlite() -> Any:
+    return _upsert_rows(sqlite.insert(LessonProgress))
+
+
+@cache
+def _insert_events_pg() -> Any:
+    ids = func.unnest(bindparam("event_ids", type_=postgresql.ARRAY(Uuid())))
+    chosen = select(bindparam("enrollment_id"), ids, bindparam("recorded_at", type_=UTCDateTime))
+    insert = postgresql.insert(ProgressEvent).from_select(
+        ["enrollment_id", "event_id", "recorded_at"], chosen
+    )
+    return insert.on_conflict_do_nothing()
+
+
+@cache
+def _upsert_rows_pg() -> Any:
+    def unnest(name: str, item: Any) -> Any:
+        return func.unnest(bindparam(name, type_=postgresql.ARRAY(item)))
+
+    chosen = select(
+        bindparam("enrollment_id"),
+        unnest("lesson_ids", Integer()),
+        unnest("viewed", UTCDateTime()),
+        unnest("completed", UTCDateTime()),
+    )
+    columns = ["enrollment_id", "lesson_id", "viewed_at", "completed_at"]
+    return _upsert_rows(postgresql.insert(LessonProgress).from_select(columns, chosen))
+
+
+def _upsert_rows(stmt: Any) -> Any:
     """A new row, or the completion of an existing one (never undone: ``WHERE ... IS NULL``)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(LessonProgress)
     return stmt.on_conflict_do_update(
         index_elements=["enrollment_id", "lesson_id"],
         set_={"completed_at": stmt.excluded.completed_at},

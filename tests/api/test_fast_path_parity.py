@@ -180,3 +180,87 @@ def test_enrollment_posts_answer_what_the_route_answers(
                 if isinstance(one[2], dict) and "detail" in one[2]:
                     one[2].pop("detail"), other[2].pop("detail")  # names the course id
                 assert one[2] == other[2]
+
+
+def test_progress_posts_answer_what_the_route_answers(
+    app: Any, client: Any, session: Any, login: Any, routed: list[str]
+) -> None:
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from sqlmodel import select
+
+    from eduflow.models.users import User
+
+    callers, owner = _callers(client, session, login)
+    parity_student = session.exec(select(User).where(User.username == "parity_student")).one()
+    course = make_course(session, owner=owner)
+    lessons = [make_lesson(session, course).id for _ in range(3)]
+    foreign = make_lesson(session, make_course(session, owner=owner)).id
+    # Two active enrollments of the student in twin courses: each way records on its own.
+    twin = make_course(session, owner=owner)
+    twin_lessons = [make_lesson(session, twin).id for _ in range(3)]
+    mine = make_enrollment(session, parity_student, course).id
+    mine_twin = make_enrollment(session, parity_student, twin).id
+    pending = make_enrollment(
+        session, parity_student, make_course(session, owner=owner), status="pending"
+    ).id
+    others = make_enrollment(session, make_user(session), course).id
+    session.commit()
+
+    def events(lesson_ids: list[int], **extra: Any) -> dict[str, Any]:
+        return {
+            "events": [
+                {"event_id": str(uuid.uuid4()), "lesson": lesson, "kind": "completed", **extra}
+                for lesson in lesson_ids
+            ]
+        }
+
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    table = {
+        "foreign lesson": (mine, lambda: events([lessons[0], foreign])),
+        "in the future": (mine, lambda: events([lessons[0]], at=future)),
+        "someone else's": (others, lambda: events([lessons[0]])),
+        "pending": (pending, lambda: events([lessons[0]])),
+        "missing": (2**31 - 1, lambda: events([lessons[0]])),
+        "id out of range": (2**31, lambda: events([lessons[0]])),
+        "not a batch": (mine, lambda: {"events": [{"lesson": lessons[0]}]}),
+        "empty batch": (mine, lambda: {"events": []}),
+    }
+    for label, headers in callers.items():
+        for what, (enrollment, body) in table.items():
+            url = f"/api/v1/enrollments/{enrollment}/progress/"
+            by_route = _routes_alone(app, client.post, url, json=body(), headers=headers)
+            fast = client.post(url, json=body(), headers=headers)
+            assert _seen(fast) == _seen(by_route), (label, what)
+    # Real batches, the same shape each way on twin enrollments: the same answers, and the
+    # valid caller's plain batches never reach the application.
+    headers = callers["student"]
+    for step in (lessons[:2], lessons[2:]):
+        twin_step = [twin_lessons[lessons.index(lesson)] for lesson in step]
+        by_route = _routes_alone(
+            app,
+            client.post,
+            f"/api/v1/enrollments/{mine_twin}/progress/",
+            json=events(twin_step),
+            headers=headers,
+        )
+        routed.clear()
+        fast = client.post(
+            f"/api/v1/enrollments/{mine}/progress/", json=events(step), headers=headers
+        )
+        assert routed == []
+        assert _seen(fast, ("request_id", "enrollment", "completed_at")) == _seen(
+            by_route, ("request_id", "enrollment", "completed_at")
+        )
+        assert fast.json()["enrollment"] == mine
+    assert fast.json()["completed_at"] is not None  # the last step completed the course
+    assert by_route.json()["completed_at"] is not None
+    # A key to honour goes to the route.
+    routed.clear()
+    keyed = client.post(
+        f"/api/v1/enrollments/{mine}/progress/",
+        json=events(lessons[:1]),
+        headers={**dict(headers), "Idempotency-Key": "parity-1"},
+    )
+    assert keyed.status_code == 200 and routed == [f"POST /api/v1/enrollments/{mine}/progress/"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
@@ -14,6 +15,7 @@ from eduflow.api.problems import problem_responses
 from eduflow.api.response_cache import CachedResponse
 from eduflow.cache import progress as progress_cache
 from eduflow.cache.responses import Plan, get_or_build
+from eduflow.db import session_scope
 from eduflow.models.progress import (
     CourseProgress,
     LessonProgressPublic,
@@ -21,6 +23,7 @@ from eduflow.models.progress import (
     ProgressResult,
 )
 from eduflow.services import progress
+from eduflow.services.permissions import Principal
 
 router = APIRouter(tags=["progress"])
 EnrollmentId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Enrollment id.")]
@@ -43,6 +46,17 @@ def record_progress(
         return idem.replay
     result = progress.record_progress(session, idem.actor, enrollment_id, body)
     return idem.respond(200, encode(result))
+
+
+async def record_as(actor: Principal, enrollment_id: int, batch: ProgressBatch) -> ProgressResult:
+    """The route's service call in a transaction of its own, off the event loop: the write
+    fast path (``eduflow.api.fast_writes``) answers plain batches with it."""
+    return await anyio.to_thread.run_sync(_record_committed, actor, enrollment_id, batch)
+
+
+def _record_committed(actor: Principal, enrollment_id: int, batch: ProgressBatch) -> ProgressResult:
+    with session_scope() as session:
+        return progress.record_progress(session, actor, enrollment_id, batch)
 
 
 @router.get(
