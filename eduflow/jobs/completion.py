@@ -35,13 +35,13 @@ def course_completed(enrollment_id: int) -> str:
                 log.info("course_completed_skipped", enrollment_id=enrollment_id, reason="missing")
                 return "missing"
             serial = issued.certificate.serial
+            name = issued.certificate.student_name  # the certificate's name: full, else username
         try:
             with session_scope() as session:
                 row = session.execute(
                     select(
                         col(Enrollment.completion_email_sent_at),
                         col(User.email),
-                        col(User.username),
                         col(Course.id),
                         col(Course.title),
                         col(Course.lessons_count),
@@ -52,13 +52,13 @@ def course_completed(enrollment_id: int) -> str:
                 ).first()
                 if row is None:
                     return "missing"
-                sent_at, email, username, course_id, course_title, lessons = row
+                sent_at, email, course_id, course_title, lessons = row
                 if sent_at is not None:
                     log.info("completion_email_skipped", enrollment_id=enrollment_id, reason="sent")
                     return "already-sent"
                 message = completion_message(
                     to=email,
-                    name=username,
+                    name=name,
                     course_title=course_title,
                     course_id=course_id,
                     lessons=lessons,

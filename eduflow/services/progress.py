@@ -31,6 +31,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Integer,
     Uuid,
     any_,
@@ -143,7 +144,6 @@ def record_progress(
     completed_lessons = int(row.completed_lessons)
     completed_at: datetime | None = row.completed_at
     if changes:
-        _write_changes(session, enrollment_id, changes, new_ids, now)
         newly_completed = sum(
             1 for lesson_id, c in changes.items() if c.completed_at and not done.get(lesson_id)
         )
@@ -151,12 +151,8 @@ def record_progress(
         completes = completed_at is None and is_complete(completed_lessons, row.lessons_count)
         if completes:
             completed_at = now
-        if newly_completed or completes:
-            connection.execute(
-                update(Enrollment)
-                .where(col(Enrollment.id) == enrollment_id)
-                .values(completed_lessons=completed_lessons, completed_at=completed_at)
-            )
+        counters = (completed_lessons, completed_at) if newly_completed or completes else None
+        _write_changes(session, enrollment_id, changes, new_ids, now, counters)
         if completes:
             record_job(session, COMPLETED_JOB, enrollment_id=enrollment_id)
         invalidate_course_progress(session, row.course_id)
@@ -308,24 +304,30 @@ def _write_changes(
     changes: dict[int, _Change],
     new_ids: list[uuid.UUID],
     now: datetime,
+    counters: tuple[int, datetime | None] | None,
 ) -> None:
-    """Statements 3 and 4: the ids of the changing events, and one upsert of the rows.
-    On PostgreSQL each is one statement over arrays (``unnest``): one round trip and one
-    execution however many rows; elsewhere one executemany of a statement compiled once."""
+    """Statements 3-5: the ids of the changing events, one upsert of the rows and, when
+    they moved, the enrollment's counters (``counters``: completed lessons, completed at).
+
+    On PostgreSQL the three are one statement: the two inserts read arrays (``unnest``)
+    in data-modifying CTEs in front of the counters' update -- one round trip and one
+    execution however many events. Elsewhere: one executemany each, then the update."""
     connection = session.connection()
     rows = sorted(changes.items())
     if connection.dialect.name == "postgresql":
+        completed_lessons, completed_at = counters or (0, None)
         connection.execute(
-            _insert_events_pg(),
-            {"enrollment_id": enrollment_id, "event_ids": new_ids, "recorded_at": now},
-        )
-        connection.execute(
-            _upsert_rows_pg(),
+            _write_pg(),
             {
                 "enrollment_id": enrollment_id,
+                "event_ids": new_ids,
+                "recorded_at": now,
                 "lesson_ids": [lesson_id for lesson_id, _ in rows],
                 "viewed": [change.viewed_at for _, change in rows],
                 "completed": [change.completed_at for _, change in rows],
+                "counted": counters is not None,
+                "new_completed_lessons": completed_lessons,
+                "new_completed_at": completed_at,
             },
         )
         return
@@ -345,6 +347,12 @@ def _write_changes(
             for lesson_id, change in rows
         ],
     )
+    if counters is not None:
+        connection.execute(
+            update(Enrollment)
+            .where(col(Enrollment.id) == enrollment_id)
+            .values(completed_lessons=counters[0], completed_at=counters[1])
+        )
 
 
 @cache
@@ -358,28 +366,44 @@ def _upsert_rows_sqlite() -> Any:
 
 
 @cache
-def _insert_events_pg() -> Any:
-    ids = func.unnest(bindparam("event_ids", type_=postgresql.ARRAY(Uuid())))
-    chosen = select(bindparam("enrollment_id"), ids, bindparam("recorded_at", type_=UTCDateTime))
-    insert = postgresql.insert(ProgressEvent).from_select(
-        ["enrollment_id", "event_id", "recorded_at"], chosen
-    )
-    return insert.on_conflict_do_nothing()
+def _write_pg() -> Any:
+    """Statements 3-5 as one (see ``_write_changes``), built once."""
 
-
-@cache
-def _upsert_rows_pg() -> Any:
     def unnest(name: str, item: Any) -> Any:
         return func.unnest(bindparam(name, type_=postgresql.ARRAY(item)))
 
-    chosen = select(
+    event_rows = select(
+        bindparam("enrollment_id"),
+        unnest("event_ids", Uuid()),
+        bindparam("recorded_at", type_=UTCDateTime),
+    )
+    events = (
+        postgresql.insert(ProgressEvent)
+        .from_select(["enrollment_id", "event_id", "recorded_at"], event_rows)
+        .on_conflict_do_nothing()
+        .cte("new_events")
+    )
+    lesson_rows = select(
         bindparam("enrollment_id"),
         unnest("lesson_ids", Integer()),
         unnest("viewed", UTCDateTime()),
         unnest("completed", UTCDateTime()),
     )
     columns = ["enrollment_id", "lesson_id", "viewed_at", "completed_at"]
-    return _upsert_rows(postgresql.insert(LessonProgress).from_select(columns, chosen))
+    upserted = _upsert_rows(postgresql.insert(LessonProgress).from_select(columns, lesson_rows))
+    return (
+        update(Enrollment)
+        .where(
+            col(Enrollment.id) == bindparam("enrollment_id"),
+            bindparam("counted", type_=Boolean),
+        )
+        .values(
+            completed_lessons=bindparam("new_completed_lessons"),
+            completed_at=bindparam("new_completed_at", type_=UTCDateTime),
+        )
+        .add_cte(events)
+        .add_cte(upserted.cte("new_rows"))
+    )
 
 
 def _upsert_rows(stmt: Any) -> Any:

@@ -16,11 +16,11 @@ from tests.factories import make_course, make_enrollment, make_lesson, make_user
 from tests.jobs.conftest import work_burst
 
 
-def _complete(title: str = "Rust & <Safety>") -> tuple[int, str]:
+def _complete(title: str = "Rust & <Safety>", full_name: str = "Ada Lovelace") -> tuple[int, str]:
     with session_scope() as s:
         course = make_course(s, title=title)
         lesson = make_lesson(s, course)
-        student = make_user(s, Role.student)
+        student = make_user(s, Role.student, full_name=full_name)
         enrollment = make_enrollment(s, student, course)
         ids = (enrollment.id, student.email, lesson.id)
         actor = Principal(id=student.id, username=student.username, role=Role.student)
@@ -43,6 +43,7 @@ def test_completion_email_content_and_exactly_once(smtp_server: Any) -> None:
     plain = msg.get_body(("plain",)).get_content()
     html = msg.get_body(("html",)).get_content()
     assert "Rust & <Safety>" in plain and "http://localhost:8000/courses/" in plain
+    assert plain.startswith("Hello Ada Lovelace,")  # the name the certificate prints
     assert "Rust &amp; &lt;Safety&gt;" in html
     with session_scope() as s:
         marker = s.execute(
