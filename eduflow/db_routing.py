@@ -75,6 +75,7 @@ class _Replica:
         self.url: str | None = None
         self.replayed = 0  # the newest replay position seen (replay only moves forward)
         self.down_until = 0.0
+        self.down_since: float | None = None  # the outage being reported, if any
         self.store_down_until = 0.0
         self.writers: dict[int, tuple[int, float]] = {}  # user id -> (position, expires)
 
@@ -89,14 +90,18 @@ class _Replica:
                 for u in (url, primary)
             )
             with self._lock:
-                if url != self.url:
-                    self.replayed, self.down_until = 0, 0.0
-                self.url, self._settings = (url if postgres else None), settings
+                new = url if postgres else None
+                if new != self.url:
+                    self.replayed, self.down_until, self.down_since = 0, 0.0, None
+                self.url, self._settings = new, settings
         return self.url
 
     def failed(self, exc: BaseException) -> None:
+        """Leave the replica alone for ``RETRY_AFTER`` seconds; warn once per outage."""
         with self._lock:
-            first = time.monotonic() >= self.down_until
+            first = self.down_since is None
+            if first:
+                self.down_since = time.monotonic()
             self.down_until = time.monotonic() + RETRY_AFTER
             self.replayed = 0
         if first:
@@ -109,11 +114,22 @@ class _Replica:
                 retry_after_seconds=RETRY_AFTER,
             )
 
+    def answered(self) -> None:
+        """A read the replica served: the end of an outage, if one was reported."""
+        with self._lock:
+            down_since, self.down_since = self.down_since, None
+        if down_since is not None:
+            from eduflow.logging import get_logger
+
+            get_logger("eduflow.db").warning(
+                "replica_recovered", down_seconds=round(time.monotonic() - down_since, 2)
+            )
+
     def reset(self) -> None:
         """Forget everything (tests)."""
         with self._lock:
             self._settings, self.url, self.replayed, self.down_until = None, None, 0, 0.0
-            self.store_down_until = 0.0
+            self.down_since, self.store_down_until = None, 0.0
             self.writers.clear()
 
 
@@ -232,6 +248,8 @@ def read(fn: Callable[[Session], T], *, reader: int | None = None, since: int | 
                 if _replayed_at_least(session, needed):
                     result = fn(session)
                     _count("replica")
+                    if replica.down_since is not None:
+                        replica.answered()
                     return result
         _count("behind")
     except (Unavailable, DBAPIError) as exc:

@@ -234,12 +234,15 @@ def test_a_student_reads_what_their_enrollment_opened_despite_a_lagging_replica(
 
 
 def test_a_replica_that_is_down_sends_reads_to_the_primary(
-    api: Any, pair: tuple[LocalPostgres, LocalReplica], monkeypatch: pytest.MonkeyPatch
+    api: Any,
+    pair: tuple[LocalPostgres, LocalReplica],
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     from eduflow import db_routing
 
     _, replica = pair
-    monkeypatch.setattr(db_routing, "RETRY_AFTER", 1.0)
+    monkeypatch.setattr(db_routing, "RETRY_AFTER", 2.0)
     ids = catalogue("Still here")
     replica.wait_replayed()
     assert titles(api.get(f"{API}/courses/?page_size=5")) == ["Still here"]
@@ -257,10 +260,14 @@ def test_a_replica_that_is_down_sends_reads_to_the_primary(
     finally:
         replica.start()
     replica.wait_streaming()
-    time.sleep(1.1)  # RETRY_AFTER: the replica is tried again, and serves
+    time.sleep(max(0.0, started + 2.1 - time.monotonic()))  # RETRY_AFTER: tried again, serves
     served = reads("replica")
     assert titles(api.get(f"{API}/courses/?page_size=9")) == ["Still here"]
     assert reads("replica") == served + 1
+    logged = capfd.readouterr()
+    lines = (logged.out + logged.err).splitlines()
+    assert sum('"replica_unavailable"' in line for line in lines) == 1  # once per outage
+    assert sum('"replica_recovered"' in line for line in lines) == 1
 
 
 @pytest.mark.parametrize("api", [{"EDUFLOW_DB_REQUEST_DEADLINE": "4"}], indirect=True)
