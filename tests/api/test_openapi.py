@@ -98,3 +98,67 @@ def test_405_lists_every_method_of_the_path_in_allow(client: Any, schema: dict[s
         assert response.status_code == 405, (missing[0], path, response.status_code)
         allowed = {m.strip() for m in response.headers["allow"].split(",")}
         assert taken <= allowed, (path, allowed)
+
+
+def _body_schema(schema: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
+    ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return dict(schema["components"]["schemas"][ref.rsplit("/", 1)[1]])
+
+
+def _nullable(prop: dict[str, Any]) -> bool:
+    return prop.get("type") == "null" or {"type": "null"} in prop.get("anyOf", [])
+
+
+def test_patch_fields_are_nullable_exactly_where_null_is_accepted(
+    client: Any, session: Any, schema: dict[str, Any], login: Any
+) -> None:
+    """Every PATCH body, routes added later included: a field the document declares
+    nullable takes ``null`` (clears it), any other field refuses it with a 422 naming it."""
+    from eduflow.models.users import Role
+    from tests.factories import make_course, make_lesson, make_user
+
+    make_user(session, Role.admin, username="nulls_admin")
+    other = make_user(session, Role.student, username="nulls_other")
+    course = make_course(session, description="Some text", capacity=9)
+    lesson = make_lesson(session, course, duration_min=5)
+    session.commit()
+    headers = login("nulls_admin")
+    ids = {"course_id": course.id, "lesson_id": lesson.id, "user_id": other.id}
+    checked = 0
+    for method, path, op in _operations(schema):
+        if method != "patch":
+            continue
+        url = re.sub(r"\{([^}]+)\}", lambda m: str(ids[m.group(1)]), path)
+        for name, prop in _body_schema(schema, op)["properties"].items():
+            response = client.patch(url, json={name: None}, headers=headers)
+            if _nullable(prop):
+                assert response.status_code == 200, (path, name, response.text)
+            else:
+                assert response.status_code == 422, (path, name, response.text)
+                assert name in {e["field"] for e in response.json()["errors"]}, response.text
+            checked += 1
+    assert checked >= 12
+    cleared = client.get(f"/api/v1/courses/{course.id}/", headers=headers).json()
+    assert cleared["description"] == "" and cleared["capacity"] is None
+
+
+def test_no_validator_keywords_leak_into_the_document(schema: dict[str, Any]) -> None:
+    """Constraints are JSON Schema keywords (``minimum``), never pydantic's (``ge``), which
+    a client or a test generator would silently ignore."""
+    leaked: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if where.endswith("/properties"):
+                for key, value in node.items():
+                    walk(value, f"{where}/{key}")
+                return
+            leaked.extend(f"{where}/{k}" for k in ("ge", "le", "gt", "lt") if k in node)
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{where}/{i}")
+
+    walk(schema, "")
+    assert not leaked, leaked

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from tests.conftest import LiveServer, reset_process_state
 from tests.factories import make_certificate, make_course, make_enrollment, make_lesson, make_user
 
 ROOT = Path(__file__).resolve().parents[2]
+METHODS = {"get", "put", "post", "patch", "delete"}
 SEED = 20261202
 MAX_EXAMPLES = 8
 # Rate limits stay in force, set high enough that the run exercises the routes behind them.
@@ -94,12 +97,28 @@ def test_every_operation_passes_every_check(server: Any, session: Any, tmp_path:
         f"--report-dir={tmp_path}",
         "--report=ndjson",
     ]
-    started = time.monotonic()
+    started, cpu = time.monotonic(), _cpu_seconds()
     run = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=220, check=False
     )
-    elapsed = time.monotonic() - started
+    elapsed, cpu = time.monotonic() - started, _cpu_seconds() - cpu
     output = run.stdout + run.stderr
     (tmp_path / "schemathesis.txt").write_text(output)
     assert run.returncode == 0, f"full output in {tmp_path}/schemathesis.txt\n{output[-20000:]}"
-    print(f"schemathesis --checks all: {elapsed:.1f}s\n{output[-3000:]}")
+    # Every operation of the document, in all four phases.
+    with urllib.request.urlopen(f"{server.url}/api/schema/", timeout=10) as response:
+        paths = json.load(response)["paths"]
+    operations = sum(1 for item in paths.values() for m in item if m in METHODS)
+    assert f"Selected: {operations}/{operations}" in output and f"Tested: {operations}" in output
+    for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
+        assert f"✅ {phase}" in output, phase
+    print(f"schemathesis --checks all: {elapsed:.1f} s, {cpu:.1f} s CPU\n{output[-3000:]}")
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process (the server) and its children (schemathesis) so far."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
