@@ -14,8 +14,11 @@ $(BIN)/eduflow: requirements.lock pyproject.toml
 
 install: $(BIN)/eduflow  ## create .venv and install from the lock file
 
+# `make run PORT=8001`: another port (the EDUFLOW_PORT setting; unset: 8000 or .env's).
+PORT ?=
+
 run: install  ## run the API on the embedded default (SQLite, no Redis)
-	$(BIN)/eduflow serve
+	$(if $(PORT),EDUFLOW_PORT=$(PORT) )$(BIN)/eduflow serve
 
 test: install  ## run the test suite against local PostgreSQL + Redis
 	$(BIN)/python -m pytest

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite:///./eduflow.db"
@@ -64,7 +64,11 @@ class Settings(BaseSettings):
     smtp_url: SecretStr | None = None
     mail_from: str = "EduFlow <no-reply@eduflow.local>"
     mail_dir: Path = Path("./mail")
-    public_base_url: str = "http://localhost:8000"
+    public_base_url: str = Field(
+        default="http://localhost:8000",
+        description="scheme and host clients use: the base of links in emails and list pages "
+        "(unset: http://localhost:{port})",
+    )
     mail_templates_dir: Path | None = Field(
         default=None, description="Directory of email templates that replace the shipped ones"
     )
@@ -122,6 +126,12 @@ class Settings(BaseSettings):
         default=4, ge=1, description="threads per server process that run enrollments"
     )
 
+    # `eduflow serve` (its --host, --port and --workers read these too).
+    host: str = Field(default="127.0.0.1", description="interface `eduflow serve` binds")
+    port: int = Field(default=8000, ge=1, le=65535, description="port `eduflow serve` binds")
+    workers: int = Field(
+        default=1, ge=1, description="API worker processes (more than 1 needs Redis)"
+    )
     # `eduflow serve` in production (behind a reverse proxy).
     forwarded_allow_ips: str = Field(
         default="127.0.0.1",
@@ -161,6 +171,12 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: str) -> str:
         return value.upper()
+
+    @model_validator(mode="after")
+    def _links_follow_the_port(self) -> Settings:
+        if "public_base_url" not in self.model_fields_set:
+            self.public_base_url = f"http://localhost:{self.port}"
+        return self
 
     @property
     def is_embedded(self) -> bool:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -17,10 +18,12 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
 
 from eduflow.config import get_settings, reveal
-from eduflow.errors import Unavailable
+from eduflow.errors import DatabaseMissing, Unavailable
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
+# Whether connecting may create a missing SQLite file (see ``existing_sqlite_only``).
+_sqlite_may_create = [True]
 AFTER_COMMIT = "eduflow_after_commit"
 # A pooled connection idle for longer than this is pinged before use (see _ping_when_idle).
 PING_AFTER_IDLE_SECONDS = 1.0
@@ -42,6 +45,8 @@ def _build_engine(url: str) -> Engine:
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
         )
+
+        _refuse_missing_file(engine, sa_url.database)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -83,6 +88,33 @@ def _build_engine(url: str) -> Engine:
     _bound_every_wait(engine)
     _ping_when_idle(engine)
     return engine
+
+
+@contextmanager
+def existing_sqlite_only(refuse: bool = True) -> Iterator[None]:
+    """While inside, connecting to a SQLite file that does not exist raises
+    ``DatabaseMissing`` instead of creating an empty file (``refuse=False``: creating is
+    allowed again, for ``eduflow serve`` and ``eduflow db upgrade``). The command line
+    runs every command inside; the API server and the tests create the file as before."""
+    before = _sqlite_may_create[0]
+    _sqlite_may_create[0] = not refuse
+    try:
+        yield
+    finally:
+        _sqlite_may_create[0] = before
+
+
+def _refuse_missing_file(engine: Engine, database: str | None) -> None:
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+
+    @event.listens_for(engine, "do_connect")
+    def _refuse(_dialect: Any, _record: Any, _cargs: Any, _cparams: Any) -> None:
+        if not _sqlite_may_create[0] and not path.exists():
+            raise DatabaseMissing(
+                f'database "{database}" does not exist; `eduflow db upgrade` creates it'
+            )
 
 
 def _bound_every_wait(engine: Engine) -> None:

@@ -121,3 +121,10 @@ class Unavailable(EduFlowError):
     status = 503
     slug = "service-unavailable"
     title = "Service unavailable"
+
+
+class DatabaseMissing(Unavailable):
+    """The configured database does not exist: no retry helps, someone must create it."""
+
+    slug = "database-missing"
+    title = "Database missing"

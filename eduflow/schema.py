@@ -57,6 +57,16 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def is_known_revision(revision: str | None) -> bool:
+    """True when ``revision`` is base or one of this version's migrations."""
+    if revision is None:
+        return True
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except Exception:  # alembic: "Can't locate revision"
+        return False
+
+
 def is_up_to_date(url: str | None = None) -> bool:
     """True when the database schema is at the shipped head."""
     return current_revision(url) == head_revision()

@@ -63,19 +63,25 @@ def test_unreachable_database_is_one_line_not_a_traceback(
     from tests.conftest import free_port, reset_process_state
 
     closed = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
-    missing_dir = f"sqlite:///{tmp_path / 'no-such-dir' / 'eduflow.db'}"
+    missing_file = tmp_path / "no-such-dir" / "eduflow.db"
+    expected = {
+        closed: "Error: the database is unavailable; check EDUFLOW_DATABASE_URL",
+        f"sqlite:///{missing_file}": (
+            f'Error: database "{missing_file}" does not exist; `eduflow db upgrade` creates it'
+        ),
+    }
     try:
-        for url in (closed, missing_dir):
+        for url, line in expected.items():
             monkeypatch.setenv("EDUFLOW_DATABASE_URL", url)
             reset_process_state()
             for args in (("admin", "users", "list"), ("db", "current")):
                 result = cli(*args)
                 assert result.exit_code == 1, (url, args, result.stdout)
-                lines = result.stderr.strip().splitlines()
-                assert len(lines) == 1 and "database is unavailable" in lines[0], (url, lines)
+                assert result.stderr.strip().splitlines() == [line], (url, args)
     finally:
         monkeypatch.undo()
         reset_process_state()
+    assert not missing_file.parent.exists()
 
 
 def test_unexpected_errors_are_one_line_without_sql(cli: Any, monkeypatch: Any) -> None:

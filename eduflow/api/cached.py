@@ -227,8 +227,8 @@ class CachedReads:
         self, scope: Scope, memo_key: tuple[object, ...], who: tuple[Any, ...] | None
     ) -> Target | None:
         """What this GET maps to, remembered by everything that decides it (``memo_key``:
-        path, query, host and scheme -- list pages carry absolute links -- and the
-        caller's id, role and login session)."""
+        path, query and the caller's id, role and login session; not the Host: list
+        pages link from EDUFLOW_PUBLIC_BASE_URL)."""
         try:
             return self._targets[memo_key]
         except KeyError:
@@ -249,11 +249,9 @@ class CachedReads:
         """Status, headers, body and route template of the cached answer to this GET; the
         entry's key on a miss; None to go on to the application (rejected or unknown
         token, draft, cache outage)."""
-        host = etags = None
+        etags = None
         for name, value in headers:
-            if name == b"host":
-                host = value
-            elif name == b"if-none-match":
+            if name == b"if-none-match":
                 etags = value
         claims = _claims(headers)
         if claims is False:
@@ -275,7 +273,7 @@ class CachedReads:
         # The login session is part of it: a decision taken for one session of a user
         # must not admit another (maybe revoked) one.
         who = (claims["sub"], claims["role"], claims["sid"]) if claims is not None else None
-        memo_key = (scope["path"], scope["query_string"], host, scope.get("scheme"), who)
+        memo_key = (scope["path"], scope["query_string"], who)
         decided = await self._decide(scope, memo_key, who, claims)
         if decided is None or isinstance(decided, str):
             return decided

@@ -10,10 +10,12 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import URL
 
 from eduflow import db_routing
 from eduflow.api.credentials import bearer_token
 from eduflow.api.openapi import BEARER, OPTIONAL_BEARER
+from eduflow.config import get_settings
 from eduflow.db import session_scope
 from eduflow.errors import Invalid
 from eduflow.models.users import Role
@@ -167,21 +169,31 @@ def get_listing_params(
 ListingDep = Annotated[ListingParams, Depends(get_listing_params)]
 
 
+def public_url(request: Request) -> URL:
+    """The request's URL on EDUFLOW_PUBLIC_BASE_URL: the links of a page never depend on
+    the Host header, so one cached page serves every client (and a forged Host cannot
+    put its links in it)."""
+    query = request.url.query
+    base = get_settings().public_base_url.rstrip("/")
+    return URL(f"{base}{request.url.path}" + (f"?{query}" if query else ""))
+
+
 def listing_body(request: Request, params: ListingParams, page: Page[Any]) -> dict[str, Any]:
     """``{count, count_exact, next, previous, results}``: ``next`` is a ``?page=`` link
     while it stays within the offset limit, else (and on cursor pages) a ``?cursor=``
     link; cursor pages have no ``previous``."""
+    here = public_url(request)
     nxt = prev = None
     if page.next_cursor is not None:
         if params.cursor is None and params.page * params.page_size <= paging.MAX_OFFSET:
-            nxt = str(request.url.include_query_params(page=params.page + 1))
+            nxt = str(here.include_query_params(page=params.page + 1))
         else:
-            url = request.url.remove_query_params("page")
+            url = here.remove_query_params("page")
             nxt = str(url.include_query_params(cursor=page.next_cursor))
     if params.cursor is None and params.page > 1:
         last_page = max(1, -(-page.count // params.page_size))
         previous_page = min(params.page - 1, last_page) if page.count_exact else params.page - 1
-        prev = str(request.url.include_query_params(page=previous_page))
+        prev = str(here.include_query_params(page=previous_page))
     return {
         "count": page.count,
         "count_exact": page.count_exact,
@@ -195,13 +207,10 @@ def page_body(
     request: Request, params: PageParams, count: int, results: list[Any]
 ) -> dict[str, Any]:
     """``{count, next, previous, results}`` with absolute next/previous URLs."""
+    here = public_url(request)
     last_page = max(1, -(-count // params.page_size))
-    nxt = (
-        str(request.url.include_query_params(page=params.page + 1))
-        if params.page < last_page
-        else None
-    )
+    nxt = str(here.include_query_params(page=params.page + 1)) if params.page < last_page else None
     prev = None
     if params.page > 1:
-        prev = str(request.url.include_query_params(page=min(params.page - 1, last_page)))
+        prev = str(here.include_query_params(page=min(params.page - 1, last_page)))
     return {"count": count, "next": nxt, "previous": prev, "results": results}

@@ -132,16 +132,9 @@ def course_meta(is_published: bool, owner_id: int) -> bytes:
 
 
 def request_variant(scope: Scope) -> str | None:
-    """Scheme, host, path and raw query of a request (list pages carry absolute URLs)."""
-    host = b""
-    for name, value in scope["headers"]:
-        if name == b"host":
-            host = value
-            break
-    variant = (
-        f"{scope.get('scheme', 'http')}://{host.decode('latin-1')}{scope['path']}"
-        f"?{scope.get('query_string', b'').decode('latin-1')}"
-    )
+    """Path and raw query of a request. Not the Host header nor the scheme: the links of a
+    list page come from EDUFLOW_PUBLIC_BASE_URL, so every client shares one entry."""
+    variant = f"{scope['path']}?{scope.get('query_string', b'').decode('latin-1')}"
     return variant if len(variant) <= MAX_VARIANT_CHARS else None
 
 

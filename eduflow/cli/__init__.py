@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 from typer._click import ClickException, Context  # Typer vendors Click
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 from eduflow import __version__
@@ -15,21 +16,48 @@ from eduflow.errors import EduFlowError
 
 def fail(message: str, exit_code: int = 1) -> typer.Exit:
     """Print one red error line on stderr and return the Exit to raise."""
+    from rich.markup import escape
+
     from eduflow.cli.output import err_console
 
-    err_console.print(f"[bold red]Error:[/] {message}", markup=True, highlight=False)
+    err_console.print(f"[bold red]Error:[/] {escape(message)}", markup=True, highlight=False)
     return typer.Exit(exit_code)
 
 
 class EduFlowGroup(TyperGroup):
-    """Turns EduFlowError (and any surprise, unless --debug) into a one-line error."""
+    """The one place failures are reported: usage errors (exit 2), EduFlowError, a
+    database that is missing, unmigrated or unreachable, and any surprise (unless
+    --debug) each become one line on stderr. Commands run with SQLite files never
+    created behind the operator's back (``db.existing_sqlite_only``)."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: Context | None = None,
+        **extra: Any,
+    ) -> Context:
+        """Parse the root's own options; a usage error is one line."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as exc:
+            raise _usage(exc) from exc
 
     def invoke(self, ctx: Context) -> Any:
         """Run the command, translating failures."""
+        from eduflow.db import existing_sqlite_only
+
         try:
-            return super().invoke(ctx)
+            with existing_sqlite_only():
+                return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as exc:
+            raise _usage(exc) from exc
         except EduFlowError as exc:
-            raise fail(exc.detail, exc.exit_code) from exc
+            raise fail(_database_problem(exc) or exc.detail, exc.exit_code) from exc
         except (ClickException, typer.Exit, typer.Abort, SystemExit):
             raise
         except KeyboardInterrupt:
@@ -37,10 +65,11 @@ class EduFlowGroup(TyperGroup):
         except Exception as exc:
             if ctx.find_root().params.get("debug"):
                 raise
-            from eduflow.db import is_connection_error, is_transient_conflict
+            problem = _database_problem(exc)
+            if problem:
+                raise fail(problem) from exc
+            from eduflow.db import is_transient_conflict
 
-            if is_connection_error(exc):
-                raise fail("the database is unavailable; check EDUFLOW_DATABASE_URL") from exc
             if is_transient_conflict(exc):
                 raise fail(
                     "a concurrent change got in the way; nothing was changed, retry"
@@ -51,6 +80,18 @@ class EduFlowGroup(TyperGroup):
             raise fail(
                 f"unexpected error: {type(exc).__name__}: {summary} (rerun with --debug)"
             ) from exc
+
+
+def _usage(exc: UsageError) -> typer.Exit:
+    from eduflow.cli.failures import USAGE_EXIT, usage_line
+
+    return fail(usage_line(exc), USAGE_EXIT)
+
+
+def _database_problem(exc: BaseException) -> str | None:
+    from eduflow.cli.failures import database_problem
+
+    return database_problem(exc)
 
 
 app = typer.Typer(

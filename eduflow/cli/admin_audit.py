@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from eduflow.cli.failures import check_since
+
 app = typer.Typer(no_args_is_help=True, help="Read the audit trail.")
 
 AUDIT_COLUMNS = ["id", "at", "actor", "action", "target_type", "target_id", "details", "request_id"]
@@ -16,7 +18,9 @@ def list_(
     target_type: str | None = typer.Option(None, help="Only this target type, e.g. user."),
     target_id: str | None = typer.Option(None, help="Only this target id."),
     since: str | None = typer.Option(
-        None, help="Only records since then: 30m, 12h, 7d, 2w or an ISO 8601 date/time."
+        None,
+        callback=check_since,
+        help="Only records since then: 30m, 12h, 7d, 2w or an ISO 8601 date/time.",
     ),
     limit: int = typer.Option(50, min=1, max=100_000, help="Show at most this many."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),

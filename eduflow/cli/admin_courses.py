@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from eduflow.choices import CourseOrdering
+
 if TYPE_CHECKING:
     from eduflow.models.courses import CoursePublic
 
@@ -32,17 +34,6 @@ def course_view(course: CoursePublic) -> dict[str, Any]:
     return course.model_dump()
 
 
-def _parse_ordering(value: str) -> str:
-    from typing import get_args
-
-    from eduflow.services.courses import CourseOrdering
-
-    choices = get_args(CourseOrdering)
-    if value not in choices:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
-    return value
-
-
 def _show(course: CoursePublic, as_json: bool) -> None:
     from eduflow.cli.output import emit
 
@@ -52,19 +43,17 @@ def _show(course: CoursePublic, as_json: bool) -> None:
 @app.command("list")
 def list_(
     owner: str | None = typer.Option(None, help="Owner's id, username or email."),
-    published: bool | None = typer.Option(
-        None, "--published/--draft", help="Only published courses, or only drafts."
-    ),
+    published: bool = typer.Option(False, "--published", help="Only published courses."),
+    draft: bool = typer.Option(False, "--draft", help="Only drafts."),
     search: str | None = typer.Option(None, help="Part of the title or description."),
-    ordering: str = typer.Option(
-        "-created_at",
-        callback=_parse_ordering,
-        help="created_at, price or title; a leading '-' reverses.",
+    ordering: CourseOrdering = typer.Option(
+        "-created_at", help="Sort order; a leading '-' reverses."
     ),
     limit: int = typer.Option(50, min=1, max=100_000, help="Show at most this many."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """List courses (drafts included), newest first."""
+    from eduflow.cli.failures import one_of
     from eduflow.cli.output import print_json, print_table, show_more
     from eduflow.db import session_scope
     from eduflow.services import courses, users
@@ -74,8 +63,8 @@ def list_(
         owner_name = users.get_user_by_ref(session, owner).username if owner else None
         filters = courses.CourseFilters(
             search=search,
-            ordering=ordering,  # type: ignore[arg-type]  # checked by _parse_ordering
-            is_published=published,
+            ordering=ordering,
+            is_published=one_of(published, draft, "--published", "--draft"),
             owner=owner_name,
         )
         count, rows = courses.list_courses(session, OPERATOR, filters, limit=limit)

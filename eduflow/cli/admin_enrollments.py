@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from eduflow.choices import EnrollmentStatus
+
 if TYPE_CHECKING:
     from eduflow.models.enrollments import EnrollmentPublic
 
@@ -29,24 +31,12 @@ def enrollment_view(enrollment: EnrollmentPublic) -> dict[str, Any]:
     return enrollment.model_dump()
 
 
-def _parse_status(value: str | None) -> str | None:
-    from eduflow.models.enrollments import EnrollmentStatus
-
-    if value is None:
-        return None
-    try:
-        return EnrollmentStatus(value.strip().lower()).value
-    except ValueError:
-        choices = ", ".join(s.value for s in EnrollmentStatus)
-        raise typer.BadParameter(f"{value!r} is not one of {choices}") from None
-
-
 @app.command("list")
 def list_(
     course: int | None = typer.Option(None, min=1, max=2**31 - 1, help="Only this course id."),
     student: str | None = typer.Option(None, help="Only this student: id, username or email."),
-    status: str | None = typer.Option(
-        None, callback=_parse_status, help="pending, active or expired."
+    status: EnrollmentStatus | None = typer.Option(
+        None, case_sensitive=False, help="Only this status."
     ),
     limit: int = typer.Option(50, min=1, max=100_000, help="Show at most this many."),
     as_json: bool = JSON_OPT,

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from eduflow.choices import Role
+
 if TYPE_CHECKING:
     from eduflow.models.users import User
 
@@ -16,7 +18,10 @@ USER_COLUMNS = ["id", "username", "full_name", "email", "role", "is_active", "da
 USER_ARG = typer.Argument(..., metavar="USER", help="User id, username or email.")
 JSON_OPT = typer.Option(False, "--json", help="Print JSON instead of a table.")
 PASSWORD_STDIN_OPT = typer.Option(
-    False, "--password-stdin", help="Read the password from the first line of standard input."
+    False,
+    "--password-stdin",
+    help="Read the password from the first line of standard input (needed without a "
+    "terminal: the hidden prompt never reads a pipe).",
 )
 
 
@@ -27,22 +32,17 @@ def user_view(user: User) -> dict[str, Any]:
     return UserAdminView.model_validate(user).model_dump()
 
 
-def parse_role(value: str | None) -> str | None:
-    """Turn a ROLE argument into a valid role name (a usage error otherwise)."""
-    from eduflow.models.users import Role
-
-    if value is None:
-        return None
-    try:
-        return Role(value.strip().lower()).value
-    except ValueError:
-        choices = ", ".join(r.value for r in Role)
-        raise typer.BadParameter(f"{value!r} is not one of {choices}") from None
-
-
 def read_password(password_stdin: bool) -> str:
-    """A new password from stdin (``--password-stdin``) or a hidden prompt asked twice."""
+    """A new password from stdin (``--password-stdin``) or a hidden prompt asked twice.
+
+    Without a terminal to prompt on, one line says to use ``--password-stdin`` (exit 2):
+    the password is never read, echoed, from a pipe behind the operator's back.
+    """
+    import getpass
+    import warnings
+
     from eduflow.cli import fail
+    from eduflow.cli.failures import USAGE_EXIT
 
     if password_stdin:
         line = sys.stdin.readline()
@@ -50,11 +50,38 @@ def read_password(password_stdin: bool) -> str:
         if not password:
             raise fail("no password on standard input")
         return password
+    no_terminal = fail(
+        "no terminal to ask for the password on; pipe it in with --password-stdin", USAGE_EXIT
+    )
+    if not _can_prompt_hidden():
+        raise no_terminal
     try:
-        value = typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+        with warnings.catch_warnings():
+            # getpass warns (and reads the pipe, echoed) when it finds no terminal after all.
+            warnings.simplefilter("error", getpass.GetPassWarning)
+            value = typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    except getpass.GetPassWarning:
+        raise no_terminal from None
     except typer.Abort:
         raise fail("no password given (use a terminal or --password-stdin)") from None
     return str(value)
+
+
+def _can_prompt_hidden() -> bool:
+    """False when the hidden prompt is Click's own (getpass) and there is no terminal for
+    it: getpass would warn and read standard input, echoed."""
+    import os
+
+    from typer._click import termui
+
+    if getattr(termui.hidden_prompt_func, "__module__", None) != termui.__name__:
+        return True  # a prompt that reads elsewhere (e.g. a test runner's input)
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
 
 
 def _show(user: User, as_json: bool) -> None:
@@ -68,7 +95,7 @@ def create(
     username: str = typer.Option(..., help="3-150 letters, digits, '_' or '.'."),
     email: str = typer.Option(..., help="Unique email address."),
     full_name: str = typer.Option("", help="The person's name (up to 150 characters)."),
-    role: str = typer.Option("student", callback=parse_role, help="student, instructor or admin."),
+    role: Role = typer.Option(Role.student, case_sensitive=False, help="The account's role."),
     password_stdin: bool = PASSWORD_STDIN_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -93,22 +120,23 @@ def create(
 
 @app.command("list")
 def list_(
-    role: str | None = typer.Option(None, callback=parse_role, help="Only this role."),
+    role: Role | None = typer.Option(None, case_sensitive=False, help="Only this role."),
     search: str | None = typer.Option(None, help="Part of the username or email."),
-    active: bool | None = typer.Option(
-        None, "--active/--inactive", help="Only active or only deactivated accounts."
-    ),
+    active: bool = typer.Option(False, "--active", help="Only active accounts."),
+    inactive: bool = typer.Option(False, "--inactive", help="Only deactivated accounts."),
     limit: int = typer.Option(50, min=1, max=100_000, help="Show at most this many."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """List accounts, oldest first."""
+    from eduflow.cli.failures import one_of
     from eduflow.cli.output import print_json, print_table, show_more
     from eduflow.db import session_scope
     from eduflow.services import users
 
+    is_active = one_of(active, inactive, "--active", "--inactive")
     with session_scope() as session:
         count, rows = users.list_users(
-            session, role=role, search=search, is_active=active, limit=limit
+            session, role=role, search=search, is_active=is_active, limit=limit
         )
         results = [user_view(u) for u in rows]
     if as_json:
@@ -132,9 +160,7 @@ def show(user: str = USER_ARG, as_json: bool = JSON_OPT) -> None:
 @app.command("set-role")
 def set_role(
     user: str = USER_ARG,
-    role: str = typer.Argument(
-        ..., metavar="ROLE", callback=parse_role, help="student, instructor or admin."
-    ),
+    role: Role = typer.Argument(..., case_sensitive=False, help="The new role."),
 ) -> None:
     """Change a user's role; it applies from the user's next API request."""
     from eduflow.cli.output import success

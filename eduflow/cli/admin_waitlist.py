@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from eduflow.waitlist_status import WaitlistStatus
+from eduflow.choices import WaitlistStatus
 
 if TYPE_CHECKING:
     from eduflow.models.waitlist import WaitlistEntryPublic
@@ -26,7 +26,9 @@ def entry_view(entry: WaitlistEntryPublic) -> dict[str, Any]:
 @app.command("list")
 def list_(
     course: int = COURSE_OPT,
-    status: WaitlistStatus | None = typer.Option(None, help="Only this status."),
+    status: WaitlistStatus | None = typer.Option(
+        None, case_sensitive=False, help="Only this status."
+    ),
     limit: int = typer.Option(100, min=1, max=100_000, help="Show at most this many."),
     as_json: bool = JSON_OPT,
 ) -> None:

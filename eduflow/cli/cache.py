@@ -195,26 +195,25 @@ def flush(
 @app.command("warm")
 def warm(
     pages: int = typer.Option(5, "--pages", min=1, max=100, help="Course list pages to build."),
-    base_url: str | None = typer.Option(
-        None, help="Scheme and host clients use [default: EDUFLOW_PUBLIC_BASE_URL]."
-    ),
 ) -> None:
-    """Pre-build the first course list pages, those courses and their lesson lists."""
+    """Pre-build the first course list pages, those courses and their lesson lists.
+
+    One entry serves every client, whatever Host it asks (links come from
+    EDUFLOW_PUBLIC_BASE_URL); the requests it makes write no access-log lines.
+    """
     import asyncio
+    import logging
 
     from eduflow.api.app import create_app
     from eduflow.cli.output import success, track
     from eduflow.config import get_settings
+    from eduflow.logging import configure_logging
 
     _redis_store()
-    from urllib.parse import urlsplit
-
-    origin = urlsplit(base_url or get_settings().public_base_url)
-    if origin.scheme not in ("http", "https") or not origin.netloc:
-        from eduflow.errors import Invalid
-
-        raise Invalid.field("base-url", "must look like https://api.example.com")
     application = create_app()
+    # Warnings and errors still show; the access line of every warming request does not.
+    level = max(logging.WARNING, logging.getLevelName(get_settings().log_level))
+    configure_logging(level=logging.getLevelName(level))
 
     async def fetch(path: str, query: str = "") -> tuple[int, bytes]:
         scope = {
@@ -222,14 +221,14 @@ def warm(
             "asgi": {"version": "3.0"},
             "http_version": "1.1",
             "method": "GET",
-            "scheme": origin.scheme,
+            "scheme": "http",
             "path": path,
             "raw_path": path.encode(),
             "query_string": query.encode(),
             "root_path": "",
-            "headers": [(b"host", origin.netloc.encode())],
+            "headers": [(b"host", b"localhost")],
             "client": ("127.0.0.1", 0),
-            "server": (origin.hostname or "localhost", origin.port or 80),
+            "server": ("localhost", 80),
         }
         status, chunks = 0, []
 
@@ -269,5 +268,8 @@ def warm(
                 built += status == 200
         return built
 
-    built = asyncio.run(run())
-    success(f"{built} responses cached for {origin.scheme}://{origin.netloc}")
+    try:
+        built = asyncio.run(run())
+    finally:
+        configure_logging()  # back to the configured level (in-process callers)
+    success(f"{built} responses cached")

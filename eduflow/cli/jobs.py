@@ -6,6 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from eduflow.choices import JobStatus, PurgeableJobStatus
+from eduflow.cli.failures import check_day, check_duration
+
 if TYPE_CHECKING:
     import redis
 
@@ -23,8 +26,8 @@ def _client() -> redis.Redis:
 
 @app.command("list")
 def list_(
-    status: str | None = typer.Option(
-        None, "--status", "-s", help="queued, started, failed, scheduled or finished."
+    status: JobStatus | None = typer.Option(
+        None, "--status", "-s", case_sensitive=False, help="Only this status (default: all)."
     ),
     queue: str | None = typer.Option(None, "--queue", "-q", help="Only this queue."),
     limit: int = typer.Option(50, "--limit", "-n", min=1, max=10_000, help="At most this many."),
@@ -55,7 +58,9 @@ def replay(
     all_: bool = typer.Option(False, "--all", help="Every failed job that passes the filters."),
     match: str | None = typer.Option(None, "--match", help="Exception text contains this."),
     function: str | None = typer.Option(None, "--function", help="Only this job function."),
-    since: str | None = typer.Option(None, "--since", help="Failed within, e.g. 30m, 2h, 7d."),
+    since: str | None = typer.Option(
+        None, "--since", callback=check_duration, help="Failed within, e.g. 30m, 2h, 7d."
+    ),
     queue: str | None = typer.Option(None, "--queue", "-q", help="Only this queue."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be requeued."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
@@ -94,7 +99,9 @@ def replay(
 
 @app.command("purge")
 def purge(
-    status: str = typer.Option("failed", "--status", help="failed or finished."),
+    status: PurgeableJobStatus = typer.Option(
+        PurgeableJobStatus.failed, "--status", case_sensitive=False, help="The registry to empty."
+    ),
     queue: str | None = typer.Option(None, "--queue", "-q", help="Only this queue."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do it (required)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
@@ -133,11 +140,14 @@ def stats(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None
 @app.command("run")
 def run(
     name: str = typer.Argument(..., help="expire_abandoned_enrollments or daily_report."),
-    date: str | None = typer.Option(None, "--date", help="daily_report: the day (YYYY-MM-DD)."),
+    date: str | None = typer.Option(
+        None, "--date", callback=check_day, help="daily_report: the day (YYYY-MM-DD)."
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Enqueue a periodic job now (through the outbox, like every job)."""
     from eduflow.cli import fail
+    from eduflow.cli.failures import parse_day
     from eduflow.cli.output import print_json, success
     from eduflow.db import session_scope
     from eduflow.jobs.scheduler import periodic_jobs
@@ -150,7 +160,7 @@ def run(
     if date is not None:
         if name != "daily_report":
             raise fail("--date only applies to daily_report", 2)
-        args["day"] = _parse_date(date).isoformat()
+        args["day"] = parse_day(date).isoformat()
     with session_scope() as session:
         row = record_job(session, name, **args)
     assert row.id is not None
@@ -182,14 +192,3 @@ def relay(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None
         success(f"relayed {result.relayed} job(s) ({result.duplicates} already queued)")
     if result.errors:
         raise fail(f"{len(result.errors)} row(s) not relayed: {result.errors[0]}")
-
-
-def _parse_date(text: str) -> Any:
-    from datetime import date
-
-    from eduflow.errors import Invalid
-
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise Invalid.field("date", f"{text!r} is not a date (YYYY-MM-DD)") from None

@@ -4,31 +4,25 @@ from __future__ import annotations
 
 import typer
 
+from eduflow.cli.failures import check_day
+
 app = typer.Typer(no_args_is_help=True, help="Build and show reports.")
 
 
 @app.command("daily")
 def daily(
     date: str | None = typer.Option(
-        None, "--date", help="The day (YYYY-MM-DD, UTC); default: yesterday."
+        None, "--date", callback=check_day, help="The day (YYYY-MM-DD, UTC); default: yesterday."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts)."),
 ) -> None:
     """Build (or rebuild) a day's report and show it."""
-    from datetime import date as date_type
-
+    from eduflow.cli.failures import parse_day
     from eduflow.cli.output import console, print_json, print_record, print_table
     from eduflow.db import session_scope
-    from eduflow.errors import Invalid
     from eduflow.services.reports import build_daily_report, default_report_day, report_to_dict
 
-    if date is None:
-        day = default_report_day()
-    else:
-        try:
-            day = date_type.fromisoformat(date)
-        except ValueError:
-            raise Invalid.field("date", f"{date!r} is not a date (YYYY-MM-DD)") from None
+    day = default_report_day() if date is None else parse_day(date)
     with session_scope() as session:
         data = report_to_dict(build_daily_report(session, day))
     if as_json:

@@ -45,33 +45,71 @@ def prepare_metrics_dir() -> str | None:
 
 
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
-    port: int = typer.Option(8000, min=1, max=65535, help="Port to bind."),
-    workers: int = typer.Option(1, min=1, help="API worker processes (more than 1 needs Redis)."),
+    host: str | None = typer.Option(
+        None,
+        envvar="EDUFLOW_HOST",
+        show_default=False,
+        help="Interface to bind (default: 127.0.0.1).",
+    ),
+    port: int | None = typer.Option(
+        None,
+        min=1,
+        max=65535,
+        envvar="EDUFLOW_PORT",
+        show_default=False,
+        help="Port to bind (default: 8000).",
+    ),
+    workers: int | None = typer.Option(
+        None,
+        min=1,
+        envvar="EDUFLOW_WORKERS",
+        show_default=False,
+        help="API worker processes (default: 1; more than 1 needs Redis).",
+    ),
     reload: bool = typer.Option(False, help="Reload on code changes (development)."),
     forwarded_allow_ips: str | None = typer.Option(
         None,
+        envvar="EDUFLOW_FORWARDED_ALLOW_IPS",
+        show_default=False,
         help="Proxies trusted for X-Forwarded-For/-Proto, comma-separated or '*' "
-        "[default: EDUFLOW_FORWARDED_ALLOW_IPS].",
+        "(default: 127.0.0.1).",
     ),
     keep_alive: int | None = typer.Option(
-        None, min=1, help="Idle keep-alive seconds [default: EDUFLOW_KEEP_ALIVE_TIMEOUT]."
+        None,
+        min=1,
+        envvar="EDUFLOW_KEEP_ALIVE_TIMEOUT",
+        show_default=False,
+        help="Idle keep-alive seconds (default: 75).",
     ),
     graceful_timeout: int | None = typer.Option(
         None,
         min=1,
-        help="Seconds in-flight requests get on shutdown [default: EDUFLOW_GRACEFUL_TIMEOUT].",
+        envvar="EDUFLOW_GRACEFUL_TIMEOUT",
+        show_default=False,
+        help="Seconds in-flight requests get on shutdown (default: 30).",
     ),
 ) -> None:
-    """Run the HTTP API."""
+    """Run the HTTP API (options not given come from the settings: environment or .env)."""
+    import os
+    import signal
+
     import uvicorn
 
-    from eduflow.config import get_settings
-    from eduflow.db import dispose_engines
+    from eduflow.config import get_settings, reset_settings
+    from eduflow.db import dispose_engines, existing_sqlite_only
     from eduflow.errors import EduFlowError
     from eduflow.logging import configure_logging, get_logger
 
     settings = get_settings()
+    if port is not None and port != settings.port:
+        # The served processes (worker processes too) see the port they serve on: links
+        # follow it when EDUFLOW_PUBLIC_BASE_URL is unset.
+        os.environ["EDUFLOW_PORT"] = str(port)
+        reset_settings()
+        settings = get_settings()
+    host = host or settings.host
+    port = settings.port
+    workers = workers or settings.workers
     try:
         settings.resolved_secret_key()
     except ValueError as exc:
@@ -84,7 +122,8 @@ def serve(
     if reload and workers > 1:
         raise EduFlowError("--reload cannot be combined with --workers > 1")
     configure_logging()
-    prepare_database()
+    with existing_sqlite_only(False):  # the embedded default creates its file on first start
+        prepare_database()
     # The supervisor process serves nothing: it must not keep database connections open
     # next to the pools of its worker processes.
     dispose_engines()
@@ -99,7 +138,10 @@ def serve(
         forwarded_allow_ips=trusted,
     )
     # SIGTERM/SIGINT: stop accepting, let in-flight requests finish (up to the graceful
-    # timeout), run the lifespan shutdown (pools closed), then exit 0.
+    # timeout), run the lifespan shutdown (pools closed), then exit 0. uvicorn raises the
+    # signal again once it has stopped; the handler set here makes that SIGTERM a no-op
+    # (instead of dying of it) so a graceful stop exits 0, with one worker as with many.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         uvicorn.run(
             "eduflow.api.app:create_served_app",

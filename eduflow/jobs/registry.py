@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from eduflow.choices import JobStatus
 from eduflow.errors import Invalid, NotFound
 
 if TYPE_CHECKING:
     import redis
 
-STATUSES = ("queued", "started", "failed", "scheduled", "finished")
+STATUSES = tuple(s.value for s in JobStatus)
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as SchemaField
 from sqlalchemy import CheckConstraint, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from eduflow.choices import EnrollmentStatus as EnrollmentStatus
 from eduflow.models._base import Id, created_field, optional_ts_field
 from eduflow.models.progress import ProgressSummary
-
-
-class EnrollmentStatus(StrEnum):
-    """pending (paid, unconfirmed) -> active; pending -> expired when abandoned."""
-
-    pending = "pending"
-    active = "active"
-    expired = "expired"
 
 
 class Enrollment(SQLModel, table=True):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from pydantic import (
@@ -18,6 +17,7 @@ from pydantic import Field as SchemaField
 from sqlalchemy import CheckConstraint, Index
 from sqlmodel import Field, SQLModel
 
+from eduflow.choices import Role as Role
 from eduflow.models._base import PatchBody, created_field, optional_ts_field, trigram_index
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.]{3,150}$"
@@ -34,14 +34,6 @@ NEW_PASSWORD_SCHEMA: dict[str, Any] = {
     "description": f"{PASSWORD_MIN_CHARS}-{PASSWORD_MAX_BYTES} characters, at most "
     f"{PASSWORD_MAX_BYTES} bytes in UTF-8, not all digits, not the username.",
 }
-
-
-class Role(StrEnum):
-    """The three roles of SPEC section 1."""
-
-    student = "student"
-    instructor = "instructor"
-    admin = "admin"
 
 
 class User(SQLModel, table=True):

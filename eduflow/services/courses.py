@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
 
 from eduflow.cache.catalog import invalidate_catalog
+from eduflow.choices import CourseOrdering as CourseOrdering
 from eduflow.errors import Invalid, NotFound
 from eduflow.models._base import utcnow
 from eduflow.models.courses import Course, CourseCreate, CoursePublic, CourseUpdate
@@ -41,7 +42,6 @@ from eduflow.services.permissions import (
 
 M = TypeVar("M", bound=BaseModel)
 
-CourseOrdering = Literal["created_at", "-created_at", "price", "-price", "title", "-title"]
 DEFAULT_ORDERING: CourseOrdering = "-created_at"
 _ORDER_COLUMNS: dict[str, Any] = {
     "created_at": col(Course.created_at),

@@ -316,11 +316,21 @@ def test_lesson_content_is_only_served_to_those_who_may_read_it(
             assert body["results"][0]["content"] == expected[name], name
 
 
-def test_page_links_follow_the_host_asked_for(client: Any, world: dict[str, Any]) -> None:
+def test_page_links_and_entries_do_not_depend_on_the_host_header(
+    client: Any, world: dict[str, Any]
+) -> None:
+    from eduflow.cache.stores import get_redis
+
     url = f"{API}/courses/?page_size=1"
-    a = client.get(url, headers={"Host": "a.example"}).json()
-    b = client.get(url, headers={"Host": "b.example"}).json()
-    assert a["next"].startswith("http://a.example/") and b["next"].startswith("http://b.example/")
+    a = client.get(url, headers={"Host": "a.example"})
+    b = client.get(url, headers={"Host": "evil.example"})
+    assert a.headers["x-cache"] == "miss" and b.headers["x-cache"] == "hit"
+    assert a.json() == b.json()
+    assert a.json()["next"].startswith("http://localhost:8000/api/v1/courses/?")  # the setting
+    redis = get_redis()
+    assert redis is not None
+    keys = [k.decode() for k in redis.keys("eduflow:resp:courses:*")]
+    assert len(keys) == 1 and "example" not in keys[0]
 
 
 # --------------------------------------------------------------------------- stampede

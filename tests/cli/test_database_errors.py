@@ -1,0 +1,155 @@
+"""A database that is behind, not migrated or missing: ``eduflow db check`` says so with its
+exit code, and every command that touches the database says it in one line (no
+traceback, no raw ProgrammingError, no "retry shortly", no empty SQLite file left)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.conftest import TEST_DATABASE_URL, reset_process_state
+
+NOT_MIGRATED = "Error: the database is not migrated; run `eduflow db upgrade`"
+# Every command that reads or writes data (each with arguments that would otherwise work).
+DATA_COMMANDS = [
+    ("admin", "users", "list"),
+    ("admin", "users", "show", "ada"),
+    ("admin", "courses", "list"),
+    ("admin", "enrollments", "list"),
+    ("admin", "waitlist", "list", "--course", "1"),
+    ("admin", "certificates", "list"),
+    ("admin", "audit", "list"),
+    ("demo", "seed", "--courses", "1", "--students", "1", "--enrollments", "1"),
+    ("jobs", "stats"),
+    ("jobs", "run", "daily_report"),
+    ("progress", "recompute"),
+    ("report", "daily"),
+]
+
+
+def _admin_dsn() -> str:
+    url = make_url(TEST_DATABASE_URL).set(database="postgres")
+    return url.render_as_string(hide_password=False).replace("postgresql+psycopg", "postgresql")
+
+
+def _drop(name: str) -> None:
+    with psycopg.connect(_admin_dsn(), autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def use_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Point the process at another database URL for the test, then back."""
+
+    def use(url: str) -> None:
+        monkeypatch.setenv("EDUFLOW_DATABASE_URL", url)
+        reset_process_state()
+
+    yield use
+    monkeypatch.setenv("EDUFLOW_DATABASE_URL", TEST_DATABASE_URL)
+    reset_process_state()
+
+
+@pytest.fixture
+def empty_database(use_database: Any) -> Iterator[str]:
+    """A fresh PostgreSQL database, never migrated, that the process uses."""
+    name = make_url(TEST_DATABASE_URL).database + "_empty"
+    _drop(name)
+    with psycopg.connect(_admin_dsn(), autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+    use_database(url)
+    yield url
+    reset_process_state()  # close the pool before dropping
+    _drop(name)
+
+
+def _one_line(result: Any) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return str(lines[0])
+
+
+def test_db_check_exits_0_at_head(cli: Any) -> None:
+    from eduflow.schema import head_revision
+
+    result = cli("db", "check")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == f"the database is at head ({head_revision()})"
+
+
+def test_db_check_exits_1_when_not_migrated_or_behind(cli: Any, empty_database: str) -> None:
+    from alembic.script import ScriptDirectory
+
+    from eduflow import schema
+
+    result = cli("db", "check")
+    assert (result.exit_code, _one_line(result)) == (1, NOT_MIGRATED)
+
+    head = schema.head_revision()
+    script = ScriptDirectory.from_config(schema.alembic_config())
+    previous = script.get_revision(head).down_revision
+    assert isinstance(previous, str)
+    schema.upgrade(previous)
+    behind = cli("db", "check")
+    assert behind.exit_code == 1
+    assert _one_line(behind) == (
+        f"Error: the database is at revision {previous}, this version needs {head}; "
+        "run `eduflow db upgrade`"
+    )
+    # `db current` shows the same state (exit 0: it reports, `db check` decides).
+    assert "needs `eduflow db upgrade`" in cli("db", "current").stdout
+
+
+@pytest.mark.parametrize("args", DATA_COMMANDS, ids=" ".join)
+def test_an_unmigrated_database_is_one_line(
+    cli: Any, empty_database: str, args: tuple[str, ...]
+) -> None:
+    result = cli(*args)
+    assert result.exit_code == 1, result.stdout
+    assert _one_line(result) == NOT_MIGRATED
+
+
+@pytest.mark.parametrize("args", [*DATA_COMMANDS, ("db", "current"), ("db", "check")], ids=" ".join)
+def test_a_missing_postgresql_database_is_one_line(
+    cli: Any, use_database: Any, args: tuple[str, ...]
+) -> None:
+    name = make_url(TEST_DATABASE_URL).database + "_absent"
+    _drop(name)
+    use_database(make_url(TEST_DATABASE_URL).set(database=name).render_as_string(False))
+    result = cli(*args)
+    assert result.exit_code == 1, result.stdout
+    assert _one_line(result) == (
+        f'Error: database "{name}" does not exist; create it, then run `eduflow db upgrade`'
+    )
+
+
+@pytest.mark.parametrize("args", [*DATA_COMMANDS, ("db", "current"), ("db", "check")], ids=" ".join)
+def test_a_missing_sqlite_file_is_one_line_and_not_created(
+    cli: Any, use_database: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+) -> None:  # fmt: skip
+    path = tmp_path / "eduflow.db"
+    use_database(f"sqlite:///{path}")
+    monkeypatch.delenv("EDUFLOW_REDIS_URL")
+    reset_process_state()
+    result = cli(*args)
+    assert result.exit_code == 1, result.stdout
+    if args != ("jobs", "stats"):  # the embedded default has no job registry: its own line
+        assert _one_line(result) == (
+            f'Error: database "{path}" does not exist; `eduflow db upgrade` creates it'
+        )
+    assert list(tmp_path.iterdir()) == [], "an empty database file was left behind"
+
+
+def test_db_upgrade_creates_the_sqlite_file(cli: Any, use_database: Any, tmp_path: Path) -> None:
+    path = tmp_path / "eduflow.db"
+    use_database(f"sqlite:///{path}")
+    assert cli("db", "upgrade").exit_code == 0
+    assert path.exists()
+    assert cli("db", "check").exit_code == 0
