@@ -128,10 +128,9 @@ def test_serve_reads_its_port_from_the_environment(cli: Any, monkeypatch: Any) -
     monkeypatch.setenv("EDUFLOW_PORT", "70000")
     result = cli("serve")
     assert result.exit_code == 2
-    assert _line(result) == (
-        "Error: Invalid value for '--port' (env var: 'EDUFLOW_PORT'): "
-        "Input should be less than or equal to 65535 (see `eduflow serve --help`)"
-    )
+    line = _line(result)  # the range's wording is Typer's own (it changes between versions)
+    assert line.startswith("Error: Invalid value for '--port' (env var: 'EDUFLOW_PORT'): ")
+    assert "65535" in line and line.endswith("(see `eduflow serve --help`)")
 
 
 def test_links_follow_the_port_unless_a_public_base_url_is_set() -> None:
