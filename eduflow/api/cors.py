@@ -14,7 +14,10 @@ import functools
 
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
+
+from eduflow.api.context import RequestContext
 
 # What a browser script may read of a response besides the CORS-safelisted headers.
 EXPOSED_HEADERS = (
@@ -24,6 +27,7 @@ EXPOSED_HEADERS = (
     "X-Request-ID",
     "X-Response-Time-ms",
 )
+PREFLIGHT = "<preflight>"  # the route label of answered preflights (metrics, spans)
 # What a browser script may send besides the CORS-safelisted headers.
 ALLOWED_HEADERS = (
     "Authorization",
@@ -65,9 +69,27 @@ class CORS:
         headers = Headers(scope=scope)
         if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
             response = self.policy.preflight_response(request_headers=headers)
-            await response(scope, receive, send)
+            await _answer_preflight(response, scope, receive, send)
             return None
         return functools.partial(self.policy.send, send=send, request_headers=headers)
+
+
+async def _answer_preflight(response: Response, scope: Scope, receive: Receive, send: Send) -> None:
+    """A preflight is a request like any other: its id and timing headers, its access line
+    and its count in the metrics (under one bounded route label)."""
+    context = RequestContext.of(scope)
+    status = 200
+
+    async def sending(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = [*message.get("headers", ()), *context.starting(status, PREFLIGHT)]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    await response(scope, receive, sending)
+    context.finish(status, route=PREFLIGHT)
 
 
 async def _vary_origin(message: Message, send: Send) -> None:

@@ -113,3 +113,28 @@ def test_no_cors_headers_by_default(client: Any) -> None:
     assert _preflight(client, APP_ORIGIN).status_code == 405
     response = client.get("/api/v1/courses/", headers={"Origin": APP_ORIGIN})
     assert not [h for h in response.headers if h.startswith("access-control-")]
+
+
+def test_a_preflight_is_a_request_like_any_other(cors_client: TestClient) -> None:
+    """Its id and timing headers, and its count in the metrics under a bounded label."""
+    given = "0b7f3c1e-6a2d-4a3e-9d55-2f4c1b0e8a11"
+    response = cors_client.options(
+        "/api/v1/enrollments/",
+        headers={
+            "Origin": APP_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "X-Request-ID": given,
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == given
+    assert float(response.headers["x-response-time-ms"]) >= 0
+    fresh = _preflight(cors_client, APP_ORIGIN)
+    assert fresh.headers["x-request-id"] not in ("", given)
+    metrics = cors_client.get("/metrics").text
+    counted = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("eduflow_http_requests_total{") and 'route="<preflight>"' in line
+    ]
+    assert counted and float(counted[0].rsplit(" ", 1)[1]) >= 2, counted
