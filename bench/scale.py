@@ -15,7 +15,9 @@ run) the script creates
 (``eduflow serve --workers 1``, embedded mode: no Redis) and sends each request of the
 table ``--requests`` times, one at a time. Every request is a cache miss: the course list
 requests carry a throw-away query parameter, so the response cache never has them. The
-CLI rows run the real command (process start included) ``--cli-runs`` times.
+CLI rows run the real command (process start included) ``--cli-runs`` times; two more
+rows time the same commands' service calls in one process (``10 * --cli-runs`` runs), so
+that the database's share is seen apart from Python's start-up.
 
 It prints p50 and p99 per request and size, and the growth of p99 from the smallest to
 the largest size. ``--drop`` removes the size databases afterwards.
@@ -257,6 +259,49 @@ def measure(url: str, requests: int, cli_runs: int) -> dict[str, dict[str, Any]]
         p50, p99 = percentiles(samples)
         results[name] = {"p50": p50, "p99": p99, "status": [done.returncode]}
         print(f"  {name}: p50 {p50:.0f} ms, p99 {p99:.0f} ms", flush=True)
+    results.update(service_calls(url, cli_runs * 10))
+    return results
+
+
+SERVICE_CALLS = """
+import json, sys, time
+from eduflow.db import session_scope
+from eduflow.services import enrollments
+from eduflow.services.permissions import OPERATOR
+from eduflow.services.reports import build_daily_report, default_report_day
+out = {"list": [], "report": []}
+for _ in range(int(sys.argv[1])):
+    started = time.perf_counter()
+    with session_scope() as session:
+        enrollments.list_enrollments(session, OPERATOR, limit=5)
+    out["list"].append(time.perf_counter() - started)
+    started = time.perf_counter()
+    with session_scope() as session:
+        build_daily_report(session, default_report_day())
+    out["report"].append(time.perf_counter() - started)
+print(json.dumps(out))
+"""
+
+
+def service_calls(url: str, runs: int) -> dict[str, dict[str, Any]]:
+    """The CLI rows' own work without the process start: the service calls the two
+    commands make, timed in one process (its imports and first connection excluded by
+    a first, untimed round)."""
+    done = subprocess.run(
+        [sys.executable, "-c", SERVICE_CALLS, str(runs + 1)],
+        env=env_for(url),
+        capture_output=True,
+        check=True,
+    )
+    timed = json.loads(done.stdout)
+    results = {}
+    for key, name in (
+        ("list", "`admin enrollments list --limit 5`, service call only"),
+        ("report", "`report daily`, service call only"),
+    ):
+        p50, p99 = percentiles(timed[key][1:])
+        results[name] = {"p50": p50, "p99": p99, "status": [0]}
+        print(f"  {name}: p50 {p50:.1f} ms, p99 {p99:.1f} ms", flush=True)
     return results
 
 

@@ -49,10 +49,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def created_field() -> datetime:
+def created_field(index: bool = False) -> datetime:
     """A non-null, timezone-aware creation timestamp column."""
     return Field(  # type: ignore[no-any-return]
-        default_factory=utcnow, sa_type=UTCDateTime, nullable=False
+        default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=index
     )
 
 

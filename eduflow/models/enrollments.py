@@ -23,7 +23,14 @@ class Enrollment(SQLModel, table=True):
         CheckConstraint("status IN ('pending', 'active', 'expired')", name="ck_enrollments_status"),
         # Every listing is newest first: one index per filter, ending in (created_at, id).
         Index("ix_enrollments_created_id", "created_at", "id"),
-        Index("ix_enrollments_status_created_id", "status", "created_at", "id"),
+        # confirmed_at included: the daily report's active count reads the index alone.
+        Index(
+            "ix_enrollments_status_created_id",
+            "status",
+            "created_at",
+            "id",
+            postgresql_include=["confirmed_at"],
+        ),
         Index("ix_enrollments_course_created_id", "course_id", "created_at", "id"),
         Index("ix_enrollments_student_created_id", "student_id", "created_at", "id"),
         CheckConstraint("completed_lessons >= 0", name="ck_enrollments_completed_lessons"),

@@ -60,7 +60,7 @@ class User(SQLModel, table=True):
     role: str = Field(default=Role.student.value, max_length=20)
     is_active: bool = Field(default=True)
     auth_version: int = Field(default=1)
-    date_joined: datetime = created_field()
+    date_joined: datetime = created_field(index=True)  # the daily report's new accounts
     full_name: str = Field(default="", max_length=FULL_NAME_MAX_CHARS)
     email_verified: bool = Field(default=False)
     deleted_at: datetime | None = optional_ts_field()

@@ -21,7 +21,7 @@ from sqlmodel import Session, SQLModel
 from eduflow.cache.catalog import invalidate_catalog
 from eduflow.db import autocommit_connection
 from eduflow.errors import Conflict, Invalid
-from eduflow.models import Course, Enrollment, Lesson, User
+from eduflow.models import Course, Enrollment, Lesson, LessonProgress, User
 from eduflow.models._base import utcnow
 from eduflow.models.enrollments import EnrollmentStatus
 from eduflow.models.users import Role
@@ -44,7 +44,7 @@ from eduflow.services.demo_load import (
     load,
     reserve_ids,
 )
-from eduflow.services.demo_progress import seed_progress
+from eduflow.services.demo_progress import COUNTER_COLUMNS, PROGRESS_COLUMNS, DemoProgress
 
 DEMO_PASSWORD = "eduflow-demo-pass"
 ADMIN_USERNAME = "demo_admin"
@@ -181,15 +181,21 @@ def seed_demo(session: Session, spec: DemoSpec, progress: ProgressFn | None = No
         names = (student_username(i + 1) for i in range(spec.students))
         yield from user_rows(student_ids.start, names, Role.student.value, password_hash, rng, now)
 
-    plans = course_plans(
-        spec.courses, reserve_ids(session, courses, spec.courses), rng, instructor_ids, now
-    )
+    first_course = reserve_ids(session, courses, spec.courses)
+    plans = course_plans(spec.courses, first_course, rng, instructor_ids, now)
     plans = with_enrollment_counts(plans, spec.enrollments, spec.students, rng)
     lessons_total = spec.courses * spec.lessons_per_course
     enrollments_total = sum(p.enrolled for p in plans)
     first_lesson = reserve_ids(session, _table(Lesson), lessons_total)
     first_enrollment = reserve_ids(session, _table(Enrollment), enrollments_total)
-    tables = [users, courses, _table(Lesson), _table(Enrollment)]
+    learning = DemoProgress(
+        random.Random(f"{spec.seed}-progress"),
+        now,
+        first_course,
+        first_lesson,
+        spec.lessons_per_course,
+    )
+    tables = [users, courses, _table(Lesson), _table(Enrollment), _table(LessonProgress)]
     try:
         with indexes_rebuilt_after(session, tables, report):
             load(session, users, USER_COLUMNS, accounts(), report, "users")
@@ -211,22 +217,32 @@ def seed_demo(session: Session, spec: DemoSpec, progress: ProgressFn | None = No
             )
             pending = EnrollmentStatus.pending.value
             counted = _Counter(pending)
+            rows = counted.watch(enrollment_rows(plans, first_enrollment, student_ids, rng, now))
             result.enrollments = load(
                 session,
                 _table(Enrollment),
-                ENROLLMENT_COLUMNS,
-                counted.watch(enrollment_rows(plans, first_enrollment, student_ids, rng, now)),
+                (*ENROLLMENT_COLUMNS, *COUNTER_COLUMNS),
+                learning.with_counters(rows),
                 report,
                 "enrollments",
             )
+            load(
+                session,
+                _table(LessonProgress),
+                PROGRESS_COLUMNS,
+                learning.progress_rows(),
+                report,
+                "progress",
+            )
     except IntegrityError as exc:  # SQLite: a concurrent seed won the race
         raise _already_seeded() from exc
+    finally:
+        learning.close()
     result.admins, result.instructors, result.students = 1, len(instructor_ids), spec.students
     result.courses = len(plans)
     result.published_courses = sum(1 for p in plans if p.is_published)
     result.pending_enrollments = counted.pending
     result.active_enrollments = result.enrollments - counted.pending
-    learning = seed_progress(session, rng, now, report)
     result.completed_enrollments, result.progress_rows = learning.completed, learning.rows
     invalidate_catalog(session)
     result.logins = [{"role": Role.admin.value, "username": ADMIN_USERNAME}]
@@ -258,7 +274,7 @@ def tidy_after_seed() -> None:
         if connection.dialect.name != "postgresql":
             return
         connection.execute(text("SET statement_timeout = 0"))
-        for model in (User, Course, Lesson, Enrollment):
+        for model in (User, Course, Lesson, Enrollment, LessonProgress):
             connection.execute(text(f"VACUUM (ANALYZE) {_table(model).name}"))
 
 

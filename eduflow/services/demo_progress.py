@@ -1,125 +1,100 @@
 """Demo learning progress: some students not started, many part-way, some finished.
 
-Runs after the demo enrollments are in (it reads them back, so it does not care how they
-were inserted), writes the progress rows in multi-row inserts and then sets every
-enrollment's counters from those rows in one set-based ``UPDATE``: the counters agree
-with ``eduflow progress recompute`` by construction. Finished demo enrollments count as
+Decided while the enrollment rows stream to the database: each active enrollment's
+progress is drawn from its own random stream, its counters (``completed_lessons``,
+``completed_at``) go into the enrollment row itself, and its progress rows are spooled
+to a temporary file (32 bytes a row) that is loaded after the enrollments. Memory stays
+bounded whatever the size, no enrollment is written twice, and the counters agree with
+``eduflow progress recompute`` by construction. Finished demo enrollments count as
 already congratulated (``completion_email_sent_at``): seeding sends no email.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+import struct
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any
 
-from sqlalchemy import Table, case, func, insert, select, update
-from sqlmodel import Session, col
+from eduflow.models.enrollments import EnrollmentStatus
 
-from eduflow.models.courses import Course
-from eduflow.models.enrollments import Enrollment, EnrollmentStatus
-from eduflow.models.lessons import Lesson
-from eduflow.models.progress import LessonProgress
-
-BATCH_SIZE = 2000
 NOT_STARTED, PART_WAY = 0.25, 0.55  # the rest finished
+PROGRESS_COLUMNS = ("enrollment_id", "lesson_id", "viewed_at", "completed_at")
+COUNTER_COLUMNS = ("completed_lessons", "completed_at", "completion_email_sent_at")
+_RECORD = struct.Struct("<qqqq")  # enrollment, lesson, viewed_at, completed_at (-1: none)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(slots=True)
 class DemoProgress:
-    """What was seeded."""
+    """Decides the progress of the enrollment rows passed through ``rows``.
 
+    Lessons are numbered as the demo writes them: course ``first_course + i`` has the
+    lessons ``first_lesson + i * lessons_per_course`` onwards, in their order."""
+
+    rng: random.Random
+    now: datetime
+    first_course: int
+    first_lesson: int
+    lessons_per_course: int
     rows: int = 0
     started: int = 0
     completed: int = 0
+    _spool: IO[bytes] = field(default_factory=lambda: tempfile.TemporaryFile())  # noqa: SIM115
+
+    def with_counters(self, enrollments: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+        """The enrollment rows (``ENROLLMENT_COLUMNS``), each extended by
+        ``COUNTER_COLUMNS``; the progress rows of the active ones go to the spool."""
+        active = EnrollmentStatus.active.value
+        count, rng, now, write = self.lessons_per_course, self.rng, self.now, self._spool.write
+        none = (0, None, None)
+        for row in enrollments:
+            if row[3] != active or not count:
+                yield row + none
+                continue
+            roll = rng.random()
+            if roll < NOT_STARTED:
+                yield row + none
+                continue
+            self.started += 1
+            done = count if roll >= NOT_STARTED + PART_WAY else rng.randint(0, count - 1)
+            viewed = min(count, done + rng.randint(0, 1)) or 1
+            created: datetime = row[4]
+            step = max((now - created).total_seconds(), 60.0) / (count + 1)
+            lesson = self.first_lesson + (row[2] - self.first_course) * count
+            at, last = created, None
+            for index in range(viewed):
+                at = min(at + timedelta(seconds=rng.uniform(0, step)), now).replace(microsecond=0)
+                finished = None
+                if index < done:
+                    finished = min(at + timedelta(minutes=rng.randint(5, 45)), now)
+                    last = finished if last is None or finished > last else last
+                write(_RECORD.pack(row[0], lesson + index, _seconds(at), _seconds(finished)))
+            self.rows += viewed
+            if done == count:
+                self.completed += 1
+                yield (*row, done, last, last)
+            else:
+                yield (*row, done, None, None)
+
+    def progress_rows(self) -> Iterator[tuple[Any, ...]]:
+        """The spooled progress rows (``PROGRESS_COLUMNS``), in enrollment order."""
+        self._spool.seek(0)
+        while chunk := self._spool.read(_RECORD.size * 8192):
+            for enrollment, lesson, viewed, finished in _RECORD.iter_unpack(chunk):
+                yield (enrollment, lesson, _at(viewed), None if finished < 0 else _at(finished))
+
+    def close(self) -> None:
+        """Remove the spool."""
+        self._spool.close()
 
 
-def seed_progress(
-    session: Session,
-    rng: random.Random,
-    now: datetime,
-    report: Callable[[str, int], None] | None = None,
-) -> DemoProgress:
-    """Progress for every active enrollment of the database, deterministic for ``rng``."""
-    lessons: dict[int, list[int]] = {}
-    for course_id, lesson_id in session.execute(
-        select(col(Lesson.course_id), col(Lesson.id)).order_by(
-            col(Lesson.course_id), col(Lesson.order_index), col(Lesson.id)
-        )
-    ):
-        lessons.setdefault(course_id, []).append(lesson_id)
-    enrollments = session.execute(
-        select(col(Enrollment.id), col(Enrollment.course_id), col(Enrollment.created_at))
-        .where(col(Enrollment.status) == EnrollmentStatus.active.value)
-        .order_by(col(Enrollment.id))
-    ).all()
-    result = DemoProgress()
-    rows: list[dict[str, Any]] = []
-    for enrollment_id, course_id, created_at in enrollments:
-        course_lessons = lessons.get(course_id, [])
-        roll = rng.random()
-        if not course_lessons or roll < NOT_STARTED:
-            continue
-        result.started += 1
-        count = len(course_lessons)
-        done = count if roll >= NOT_STARTED + PART_WAY else rng.randint(0, count - 1)
-        viewed = min(count, done + rng.randint(0, 1)) or 1
-        span = max((now - created_at).total_seconds(), 60.0)
-        at = created_at
-        for index, lesson_id in enumerate(course_lessons[:viewed]):
-            at = min(at + timedelta(seconds=rng.uniform(0, span / (count + 1))), now)
-            at = at.replace(microsecond=0)
-            rows.append(
-                {
-                    "enrollment_id": enrollment_id,
-                    "lesson_id": lesson_id,
-                    "viewed_at": at,
-                    "completed_at": min(at + timedelta(minutes=rng.randint(5, 45)), now)
-                    if index < done
-                    else None,
-                }
-            )
-        if done == count:
-            result.completed += 1
-    table: Table = LessonProgress.__table__  # type: ignore[attr-defined]
-    for start in range(0, len(rows), BATCH_SIZE):
-        batch = rows[start : start + BATCH_SIZE]
-        session.execute(insert(table), batch)
-        if report is not None:
-            report("progress", len(batch))
-    result.rows = len(rows)
-    _counters_from_rows(session, sorted({row["enrollment_id"] for row in rows}))
-    return result
+def _seconds(moment: datetime | None) -> int:
+    return -1 if moment is None else int((moment - _EPOCH).total_seconds())
 
 
-def _counters_from_rows(session: Session, enrollment_ids: list[int]) -> None:
-    """Every enrollment's ``completed_lessons`` (and, when it covers the course,
-    ``completed_at``) from its progress rows: set-based, one statement per id range."""
-    for start in range(0, len(enrollment_ids), BATCH_SIZE):
-        chunk = enrollment_ids[start : start + BATCH_SIZE]
-        low, high = chunk[0], chunk[-1]
-        figures = (
-            select(
-                col(LessonProgress.enrollment_id),
-                func.count(col(LessonProgress.completed_at)).label("done"),
-                func.max(col(LessonProgress.completed_at)).label("last"),
-            )
-            .where(col(LessonProgress.enrollment_id).between(low, high))
-            .group_by(col(LessonProgress.enrollment_id))
-            .subquery()
-        )
-        finished = case((figures.c.done >= col(Course.lessons_count), figures.c.last), else_=None)
-        session.execute(
-            update(Enrollment)
-            .where(
-                col(Enrollment.id) == figures.c.enrollment_id,
-                col(Course.id) == col(Enrollment.course_id),
-            )
-            .values(
-                completed_lessons=figures.c.done,
-                completed_at=finished,
-                completion_email_sent_at=finished,
-            )
-        )
+def _at(seconds: int) -> datetime:
+    return _EPOCH + timedelta(seconds=seconds)

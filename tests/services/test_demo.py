@@ -153,3 +153,33 @@ def test_two_concurrent_seeds_give_one_data_set() -> None:
     with session_scope(read_only=True) as session:
         assert session.scalar(select(func.count()).select_from(Course)) == 30
         assert session.scalar(select(func.count()).select_from(Enrollment)) == 400
+
+
+def test_seeded_progress_agrees_with_a_recompute() -> None:
+    from eduflow.models import LessonProgress
+    from eduflow.services.progress_recompute import recompute
+
+    result = _seed()
+    assert result.progress_rows > 0 and 0 < result.completed_enrollments < result.enrollments
+    with session_scope(read_only=True) as session:
+        assert session.scalar(select(func.count()).select_from(LessonProgress)) == (
+            result.progress_rows
+        )
+        assert recompute(session).differences == []
+        finished = session.scalar(
+            select(func.count()).select_from(Enrollment).where(Enrollment.completed_at.is_not(None))  # type: ignore[union-attr]
+        )
+        assert finished == result.completed_enrollments
+        # Only active enrollments have progress, and only lessons of their own course.
+        strays = session.execute(
+            text(
+                """
+                SELECT p.enrollment_id FROM lesson_progress p
+                JOIN enrollments e ON e.id = p.enrollment_id
+                JOIN lessons l ON l.id = p.lesson_id
+                WHERE e.status <> 'active' OR l.course_id <> e.course_id
+                   OR p.viewed_at < e.created_at OR p.completed_at < p.viewed_at
+                """
+            )
+        ).all()
+        assert strays == []
