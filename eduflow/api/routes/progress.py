@@ -22,7 +22,7 @@ from eduflow.models.progress import (
     ProgressBatch,
     ProgressResult,
 )
-from eduflow.services import progress
+from eduflow.services import progress, progress_reads
 from eduflow.services.permissions import Principal
 
 router = APIRouter(tags=["progress"])
@@ -70,7 +70,7 @@ def enrollment_progress(
 ) -> Response:
     """Every lesson of the course, in order, with ``viewed_at`` and ``completed_at``: for the
     enrolled student, the course owner and admins (404 for anyone else)."""
-    rows = progress.enrollment_progress(session, actor, enrollment_id)
+    rows = progress_reads.enrollment_progress(session, actor, enrollment_id)
     return json_response(b"[" + b",".join(encode(r) for r in rows) + b"]")
 
 
@@ -87,7 +87,7 @@ def course_progress(
     and completions per lesson. Cached; never stale after a progress write."""
 
     def build(_since: int | None) -> tuple[bytes, bytes]:  # the primary: never stale
-        figures, owner_id = progress.course_progress_with_owner(session, actor, course_id)
+        figures, owner_id = progress_reads.course_progress_with_owner(session, actor, course_id)
         return encode(figures), str(owner_id).encode()
 
     plan = Plan(
@@ -96,6 +96,6 @@ def course_progress(
         progress_cache.course_progress_deps(course_id),
     )
     entry, hit = get_or_build(plan, build)
-    if hit and not progress.may_see_course_progress(actor, int(entry.meta or b"0")):
+    if hit and not progress_reads.may_see_course_progress(actor, int(entry.meta or b"0")):
         entry, hit = get_or_build(None, build)  # the service says 403 or 404
     return CachedResponse(request, entry, hit)
