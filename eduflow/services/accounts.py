@@ -103,10 +103,7 @@ def delete_own_account(session: Session, actor: Principal, password: str) -> Non
 def delete_account(session: Session, actor: Principal, user_id: int) -> None:
     """An admin (or the operator) deletes ``user_id``; the last active admin stays."""
     require_role(actor, Role.admin)
-    user = users.get_user(session, user_id)
-    if user.deleted_at is not None:
-        raise NotFound(f"No user with id {user_id}")
-    _erase(session, actor, user)
+    _erase(session, actor, users.get_account(session, user_id))
 
 
 def _erase(session: Session, actor: Principal, user: User) -> None:

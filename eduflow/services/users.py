@@ -111,6 +111,15 @@ def get_user(session: Session, user_id: int) -> User:
     return user
 
 
+def get_account(session: Session, user_id: int) -> User:
+    """The user with ``user_id`` unless the account was deleted (404 then: its tombstone is
+    kept for the audit trail and the operator's CLI, not served as an account)."""
+    user = get_user(session, user_id)
+    if user.deleted_at is not None:
+        raise NotFound(f"No user with id {user_id}")
+    return user
+
+
 INT32_MAX = 2**31 - 1
 
 
@@ -311,7 +320,7 @@ def role_of(user: User) -> Role:
 def update_user(session: Session, actor: Principal, user_id: int, data: UserUpdate) -> User:
     """Apply an admin's ``{role?, is_active?}`` change (``PATCH /users/{id}/``)."""
     require_role(actor, Role.admin)
-    user = get_user(session, user_id)
+    user = get_account(session, user_id)
     if data.role is not None:
         set_role(session, actor, user, data.role)
     if data.is_active is not None:

@@ -49,8 +49,11 @@ def _seed(session: Any) -> dict[str, Any]:
     free = make_course(session, owner=instructor, capacity=5)
     paid = make_course(session, owner=instructor, price="12.50", capacity=5)
     full = make_course(session, owner=instructor, capacity=1)
-    for course in (free, paid, full):
-        make_lesson(session, course)
+    # Open courses up to id 12 and lessons up to id 40: the ids of the document's examples,
+    # so the examples phase reaches the success paths too (enroll in course 12, ...).
+    courses = [free, paid, full, *(make_course(session, owner=instructor) for _ in range(9))]
+    for i in range(40):
+        make_lesson(session, courses[min(i, len(courses) - 1)])
     make_enrollment(session, student, free)
     make_enrollment(session, student, paid, status="pending")
     make_enrollment(session, other, full)

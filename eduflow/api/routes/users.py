@@ -42,8 +42,8 @@ def list_users(
     "/users/{user_id}/", summary="Show a user (admin)", responses=problem_responses(401, 403, 404)
 )
 def get_user(user_id: UserId, admin: AdminUser, session: SessionDep) -> UserAdminView:
-    """One account."""
-    return UserAdminView.model_validate(users.get_user(session, user_id))
+    """One account (a deleted one is a 404)."""
+    return UserAdminView.model_validate(users.get_account(session, user_id))
 
 
 @router.patch(
