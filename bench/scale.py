@@ -154,7 +154,7 @@ def build(url: str, size: str) -> float | None:
 
 def deep_cursor(url: str) -> str:
     """A cursor two million enrollments deep (or half-way for smaller sizes)."""
-    from eduflow.services.enrollments import ENROLLMENT_ORDER
+    from eduflow.services.enrollment_reads import ENROLLMENT_ORDER
 
     engine = create_engine(url)
     with engine.connect() as conn:

@@ -157,15 +157,23 @@ def contains_text(text: str, *columns: Any) -> ColumnElement[bool]:
     return or_(*(c.ilike(pattern, escape="\\") for c in columns))
 
 
-def bounded_count(session: Session, ids: Any) -> tuple[int, bool]:
+def bounded_count(session: Session, ids: Any, *, searched: bool = False) -> tuple[int, bool]:
     """``(count, exact)`` of the rows ``ids`` (a SELECT of one column) selects, reading at
-    most ``COUNT_EXACT_LIMIT + 1`` of them; beyond that, PostgreSQL's estimate."""
+    most ``COUNT_EXACT_LIMIT + 1`` of them; beyond that, PostgreSQL's estimate.
+
+    ``searched`` (a text search): PostgreSQL reads the matches through the search's
+    trigram indexes. Its estimate of how many rows an ``ILIKE`` matches is a guess from
+    the histogram, and with a ``LIMIT`` it would rather scan the table hoping to meet
+    10,001 matches early -- which reads every row when the matches are few or far."""
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
         total = session.execute(select(func.count()).select_from(ids.subquery())).scalar_one()
         return int(total), True
     capped = ids.limit(COUNT_EXACT_LIMIT + 1).subquery()
+    before = _scans(session, ("off", "off")) if searched else None
     counted = int(session.execute(select(func.count()).select_from(capped)).scalar_one())
+    if before is not None:  # (a failed count rolls back, and the settings with it)
+        _scans(session, before)
     if counted <= COUNT_EXACT_LIMIT:
         return counted, True
     compiled = ids.compile(dialect=bind.dialect)
@@ -177,6 +185,25 @@ def bounded_count(session: Session, ids: Any) -> tuple[int, bool]:
     plan = json.loads(plan) if isinstance(plan, str) else plan
     estimate = int(plan[0]["Plan"]["Plan Rows"])
     return max(estimate, COUNT_EXACT_LIMIT + 1), False
+
+
+_SCANS = ("enable_seqscan", "enable_indexscan")
+
+
+def _scans(session: Session, settings: tuple[str, str]) -> tuple[str, str]:
+    """Set sequential and plain index scans for the rest of the transaction (``off``
+    leaves a text search the bitmap scan of its trigram indexes -- or, for a text too
+    short for trigrams, the sequential scan all the same); the settings they had."""
+    row = session.execute(
+        select(
+            *(func.current_setting(name) for name in _SCANS),
+            *(
+                func.set_config(name, value, True)
+                for name, value in zip(_SCANS, settings, strict=True)
+            ),
+        )
+    ).one()
+    return str(row[0]), str(row[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +235,7 @@ def plan_page(
             "follow the `next` links (?cursor=) to read further"
         )
     position = key.decode(request.cursor) if request.cursor is not None else None
-    count, exact = bounded_count(session, ids)
+    count, exact = bounded_count(session, ids, searched=narrow)
     if request.limit == 0 or (exact and position is None and request.offset >= count):
         return PagePlan(count, exact, None, request.limit)
     if position is not None:

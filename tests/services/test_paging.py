@@ -240,3 +240,19 @@ def test_search_and_listings_use_their_indexes_on_postgresql(session: Any) -> No
     assert "ix_enrollments_created_id" in plan(
         "SELECT id FROM enrollments ORDER BY created_at DESC, id DESC LIMIT 21"
     )
+
+
+def test_a_searched_count_leaves_the_planner_settings_as_they_were(session: Any) -> None:
+    # The count of a search turns sequential and index scans off for itself only: the
+    # rest of the transaction plans as before, whatever the settings were.
+    _catalogue(session)
+
+    def settings() -> list[str]:
+        return [session.execute(text(f"SHOW {name}")).scalar_one() for name in paging._SCANS]
+
+    assert settings() == ["on", "on"]
+    page = users.users_page(session, search="student_")
+    assert page.count == 7 and settings() == ["on", "on"]
+    session.execute(text("SET LOCAL enable_indexscan = off"))
+    users.users_page(session, search="student_")
+    assert settings() == ["on", "off"]
