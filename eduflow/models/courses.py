@@ -200,7 +200,10 @@ class CoursePage(BaseModel):
     count: int
     count_exact: bool = SchemaField(
         default=True,
-        description="False when `count` is an estimate (listings of more than 10,000 items).",
+        description=(
+            "False when `count` is an estimate (listings of more than 10,000 items, "
+            "searches of more than 1,000)."
+        ),
     )
     next: str | None
     previous: str | None

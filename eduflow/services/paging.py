@@ -4,9 +4,11 @@ offsets, keyset cursors.
 Every list (courses, enrollments, users) pages the same way:
 
 - ``count`` is exact while the listing holds at most ``COUNT_EXACT_LIMIT`` items (the
-  count stops reading there, so it costs at most that many index entries). Beyond it,
-  PostgreSQL answers with the planner's estimate and ``count_exact`` is false; SQLite
-  (the embedded, single-machine mode) always counts exactly.
+  count stops reading there, so it costs at most that many index entries), or at most
+  ``SEARCH_COUNT_EXACT_LIMIT`` for a text search (each counted match is a row read and
+  its text checked). Beyond it, PostgreSQL answers with the planner's estimate and
+  ``count_exact`` is false; SQLite (the embedded, single-machine mode) always counts
+  exactly.
 - ``?page=`` reaches the first ``MAX_OFFSET`` items; a deeper page is a 400 that points
   at the cursor. A page past the end of an exactly counted listing runs no row query.
 - ``?cursor=`` (keyset pagination) continues after the last item of the previous page
@@ -36,6 +38,9 @@ from sqlmodel import Session
 from eduflow.errors import BadRequest, Invalid
 
 COUNT_EXACT_LIMIT = 10_000
+# A text search checks every match it counts against the text (a trigram index only
+# proposes candidates), so its exact count stops sooner.
+SEARCH_COUNT_EXACT_LIMIT = 1_000
 MAX_OFFSET = 100_000
 T = TypeVar("T")
 R = TypeVar("R")
@@ -161,20 +166,22 @@ def bounded_count(session: Session, ids: Any, *, searched: bool = False) -> tupl
     """``(count, exact)`` of the rows ``ids`` (a SELECT of one column) selects, reading at
     most ``COUNT_EXACT_LIMIT + 1`` of them; beyond that, PostgreSQL's estimate.
 
-    ``searched`` (a text search): PostgreSQL reads the matches through the search's
-    trigram indexes. Its estimate of how many rows an ``ILIKE`` matches is a guess from
-    the histogram, and with a ``LIMIT`` it would rather scan the table hoping to meet
-    10,001 matches early -- which reads every row when the matches are few or far."""
+    ``searched`` (a text search): at most ``SEARCH_COUNT_EXACT_LIMIT + 1``, read through
+    the search's trigram indexes. PostgreSQL's estimate of how many rows an ``ILIKE``
+    matches is a guess from the histogram, and with a ``LIMIT`` it would rather scan the
+    table hoping to meet the matches early -- which reads every row when they are few or
+    far."""
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
         total = session.execute(select(func.count()).select_from(ids.subquery())).scalar_one()
         return int(total), True
-    capped = ids.limit(COUNT_EXACT_LIMIT + 1).subquery()
+    limit = SEARCH_COUNT_EXACT_LIMIT if searched else COUNT_EXACT_LIMIT
+    capped = ids.limit(limit + 1).subquery()
     before = _scans(session, ("off", "off")) if searched else None
     counted = int(session.execute(select(func.count()).select_from(capped)).scalar_one())
     if before is not None:  # (a failed count rolls back, and the settings with it)
         _scans(session, before)
-    if counted <= COUNT_EXACT_LIMIT:
+    if counted <= limit:
         return counted, True
     compiled = ids.compile(dialect=bind.dialect)
     plan = (
@@ -184,7 +191,7 @@ def bounded_count(session: Session, ids: Any, *, searched: bool = False) -> tupl
     )
     plan = json.loads(plan) if isinstance(plan, str) else plan
     estimate = int(plan[0]["Plan"]["Plan Rows"])
-    return max(estimate, COUNT_EXACT_LIMIT + 1), False
+    return max(estimate, limit + 1), False
 
 
 _SCANS = ("enable_seqscan", "enable_indexscan")
@@ -224,10 +231,10 @@ def plan_page(
     ``ORDER BY key`` then reads the page (one row more than asked, to know whether more
     follow). ``ids`` selects the listing's id column under every filter (joins included).
 
-    ``narrow`` (a text search): when the count found at most ``COUNT_EXACT_LIMIT``
-    matches, the page is sorted out of those matches (found through the search's own
-    index) instead of walking the ordering's index past rows that do not match -- which
-    costs the whole table when the matches sit at its far end.
+    ``narrow`` (a text search): when the count found at most
+    ``SEARCH_COUNT_EXACT_LIMIT`` matches, the page is sorted out of those matches (found
+    through the search's own index) instead of walking the ordering's index past rows
+    that do not match -- which costs the whole table when the matches sit at its far end.
     """
     if request.cursor is None and request.offset > MAX_OFFSET:
         raise PageTooDeep(

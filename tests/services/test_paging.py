@@ -256,3 +256,22 @@ def test_a_searched_count_leaves_the_planner_settings_as_they_were(session: Any)
     session.execute(text("SET LOCAL enable_indexscan = off"))
     users.users_page(session, search="student_")
     assert settings() == ["on", "off"]
+
+
+def test_a_search_counts_exactly_up_to_its_own_smaller_limit(
+    session: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _catalogue(session)
+    every = sorted(
+        c.id
+        for c in courses.list_courses(session, None, CourseFilters(search="python"), limit=None)[1]
+    )
+    assert len(every) == 5
+    monkeypatch.setattr(paging, "SEARCH_COUNT_EXACT_LIMIT", 3)
+    page = courses.courses_page(session, None, CourseFilters(search="python"))
+    assert page.count_exact is False and page.count >= 4
+    assert sorted(c.id for c in page.results) == every  # the page itself is never estimated
+    listed = courses.courses_page(session, None)  # no search: the listing's own limit
+    assert listed.count_exact is True
+    people = users.users_page(session, search="student_")
+    assert (people.count_exact, len(people.results)) == (False, 7)
