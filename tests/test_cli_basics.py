@@ -51,6 +51,25 @@ def test_production_requires_secret_key(cli: Any, monkeypatch: Any) -> None:
     assert "EDUFLOW_SECRET_KEY is required" in result.stderr
 
 
+def test_serve_reads_its_port_from_the_environment(cli: Any, monkeypatch: Any) -> None:
+    """envvar=: an option backed by a setting reads its variable (Typer 0.27 and later)."""
+    from eduflow.config import reset_settings
+
+    monkeypatch.setenv("EDUFLOW_PORT", "70000")
+    reset_settings()  # a Typer that ignored envvar= would fail on the settings, not serve
+    result = cli("serve")
+    assert result.exit_code == 2
+    line = _one_line(result)  # the range's wording is Typer's own (it changes between versions)
+    assert line.startswith("Error: Invalid value for '--port' (env var: 'EDUFLOW_PORT'): ")
+    assert "65535" in line and line.endswith("(see `eduflow serve --help`)")
+
+
+def _one_line(result: Any) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return str(lines[0])
+
+
 def test_db_current_reports_head(cli: Any) -> None:
     result = cli("db", "current")
     assert result.exit_code == 0

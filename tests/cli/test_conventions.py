@@ -124,15 +124,6 @@ def test_settings_backed_options_name_their_variable_and_default(
     assert "EDUFLOW_PUBLIC_BASE_URL" in " ".join(cli("cache", "warm", "--help").stdout.split())
 
 
-def test_serve_reads_its_port_from_the_environment(cli: Any, monkeypatch: Any) -> None:
-    monkeypatch.setenv("EDUFLOW_PORT", "70000")
-    result = cli("serve")
-    assert result.exit_code == 2
-    line = _line(result)  # the range's wording is Typer's own (it changes between versions)
-    assert line.startswith("Error: Invalid value for '--port' (env var: 'EDUFLOW_PORT'): ")
-    assert "65535" in line and line.endswith("(see `eduflow serve --help`)")
-
-
 def test_links_follow_the_port_unless_a_public_base_url_is_set() -> None:
     from eduflow.config import Settings
 
