@@ -16,8 +16,8 @@ run) the script creates
 table ``--requests`` times, one at a time. Every request is a cache miss: the course list
 requests carry a throw-away query parameter, so the response cache never has them. The
 CLI rows run the real command (process start included) ``--cli-runs`` times; two more
-rows time the same commands' service calls in one process (``10 * --cli-runs`` runs), so
-that the database's share is seen apart from Python's start-up.
+rows time the same commands' service calls in one process (``2 * --cli-runs`` runs, at
+least 10), so that the database's share is seen apart from Python's start-up.
 
 It prints p50 and p99 per request and size, and the growth of p99 from the smallest to
 the largest size. ``--drop`` removes the size databases afterwards.
@@ -259,7 +259,7 @@ def measure(url: str, requests: int, cli_runs: int) -> dict[str, dict[str, Any]]
         p50, p99 = percentiles(samples)
         results[name] = {"p50": p50, "p99": p99, "status": [done.returncode]}
         print(f"  {name}: p50 {p50:.0f} ms, p99 {p99:.0f} ms", flush=True)
-    results.update(service_calls(url, cli_runs * 10))
+    results.update(service_calls(url, max(10, 2 * cli_runs)))
     return results
 
 
