@@ -154,8 +154,8 @@ def seed_demo(session: Session, spec: DemoSpec, progress: ProgressFn | None = No
     """Insert a consistent demo platform in the caller's transaction; refuses to seed twice.
 
     Rows are generated as streams and loaded with ``COPY`` on PostgreSQL (multi-row
-    inserts on SQLite), with the secondary indexes built once at the end: memory stays
-    bounded and 100,000 courses with 3 million enrollments take well under a minute."""
+    inserts on SQLite), with the secondary indexes built once at the end: memory grows
+    with the courses only (their plans), never with enrollments or progress rows."""
     spec.validate()
     report = progress or (lambda _stage, _n: None)
     allow_long_statements(session)
