@@ -179,9 +179,7 @@ def courses_page(
     request = request or PageRequest()
     key = sort_key(filters.ordering)
     ids = select(col(Course.id)).where(*_filter_conditions(actor, filters))
-    plan = plan_page(
-        session, ids, key, request, narrow=bool(filters.search and filters.search.strip())
-    )
+    plan = plan_page(session, ids, key, request, search=filters.search)
     if plan.ids is None:
         return Page(plan.count, plan.count_exact)
     rows = session.execute(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -162,22 +163,24 @@ def contains_text(text: str, *columns: Any) -> ColumnElement[bool]:
     return or_(*(c.ilike(pattern, escape="\\") for c in columns))
 
 
-def bounded_count(session: Session, ids: Any, *, searched: bool = False) -> tuple[int, bool]:
+def bounded_count(session: Session, ids: Any, *, search: str | None = None) -> tuple[int, bool]:
     """``(count, exact)`` of the rows ``ids`` (a SELECT of one column) selects, reading at
     most ``COUNT_EXACT_LIMIT + 1`` of them; beyond that, PostgreSQL's estimate.
 
-    ``searched`` (a text search): at most ``SEARCH_COUNT_EXACT_LIMIT + 1``, read through
-    the search's trigram indexes. PostgreSQL's estimate of how many rows an ``ILIKE``
-    matches is a guess from the histogram, and with a ``LIMIT`` it would rather scan the
-    table hoping to meet the matches early -- which reads every row when they are few or
-    far."""
+    ``search`` (the text of a search): at most ``SEARCH_COUNT_EXACT_LIMIT + 1``, read
+    through the search's trigram indexes when the text has a word of three letters or
+    digits (what a trigram index can look up). PostgreSQL's estimate of how many rows an
+    ``ILIKE`` matches is a guess from the histogram, and with a ``LIMIT`` it would rather
+    scan the table hoping to meet the matches early -- which reads every row when they
+    are few or far. A shorter text keeps the planner's choice: no index helps it."""
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
         total = session.execute(select(func.count()).select_from(ids.subquery())).scalar_one()
         return int(total), True
-    limit = SEARCH_COUNT_EXACT_LIMIT if searched else COUNT_EXACT_LIMIT
+    limit = SEARCH_COUNT_EXACT_LIMIT if search else COUNT_EXACT_LIMIT
     capped = ids.limit(limit + 1).subquery()
-    before = _scans(session, ("off", "off")) if searched else None
+    indexed = search is not None and _TRIGRAM_WORD.search(search) is not None
+    before = _scans(session, ("off", "off")) if indexed else None
     counted = int(session.execute(select(func.count()).select_from(capped)).scalar_one())
     if before is not None:  # (a failed count rolls back, and the settings with it)
         _scans(session, before)
@@ -195,6 +198,7 @@ def bounded_count(session: Session, ids: Any, *, searched: bool = False) -> tupl
 
 
 _SCANS = ("enable_seqscan", "enable_indexscan")
+_TRIGRAM_WORD = re.compile(r"[^\W_]{3}")  # pg_trgm's words: letters and digits
 
 
 def _scans(session: Session, settings: tuple[str, str]) -> tuple[str, str]:
@@ -225,13 +229,13 @@ class PagePlan:
 
 
 def plan_page(
-    session: Session, ids: Any, key: SortKey, request: PageRequest, *, narrow: bool = False
+    session: Session, ids: Any, key: SortKey, request: PageRequest, *, search: str | None = None
 ) -> PagePlan:
     """Count the listing and build the page's id query: ``WHERE id IN (plan.ids)`` with
     ``ORDER BY key`` then reads the page (one row more than asked, to know whether more
     follow). ``ids`` selects the listing's id column under every filter (joins included).
 
-    ``narrow`` (a text search): when the count found at most
+    ``search`` (the text of a search, if any): when the count found at most
     ``SEARCH_COUNT_EXACT_LIMIT`` matches, the page is sorted out of those matches (found
     through the search's own index) instead of walking the ordering's index past rows
     that do not match -- which costs the whole table when the matches sit at its far end.
@@ -242,12 +246,13 @@ def plan_page(
             "follow the `next` links (?cursor=) to read further"
         )
     position = key.decode(request.cursor) if request.cursor is not None else None
-    count, exact = bounded_count(session, ids, searched=narrow)
+    search = search.strip() if search else None
+    count, exact = bounded_count(session, ids, search=search or None)
     if request.limit == 0 or (exact and position is None and request.offset >= count):
         return PagePlan(count, exact, None, request.limit)
     if position is not None:
         ids = ids.where(key.after(position))
-    if narrow and exact:
+    if search and exact:
         # OFFSET 0 keeps the database from pushing the ordering into the search.
         matches = ids.with_only_columns(*key.columns).offset(0).subquery()
         by = [matches.c[c.key] for c in key.columns]

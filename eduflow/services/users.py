@@ -159,8 +159,7 @@ def users_page(
     if search and search.strip():
         conditions.append(contains_text(search, col(User.username), col(User.email)))
     ids = select(col(User.id)).where(*conditions)
-    narrow = bool(search and search.strip())
-    plan = plan_page(session, ids, USER_ORDER, request, narrow=narrow)
+    plan = plan_page(session, ids, USER_ORDER, request, search=search)
     if plan.ids is None:
         return Page(plan.count, plan.count_exact)
     rows = (

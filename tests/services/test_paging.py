@@ -256,6 +256,15 @@ def test_a_searched_count_leaves_the_planner_settings_as_they_were(session: Any)
     session.execute(text("SET LOCAL enable_indexscan = off"))
     users.users_page(session, search="student_")
     assert settings() == ["on", "off"]
+    # A text without a word of three letters or digits has no trigram to look up: the
+    # planner keeps its own choice (the table's scan) and nothing is set.
+    with counted_queries() as statements:
+        short = courses.courses_page(session, None, CourseFilters(search="Py"))
+    assert short.count == 5
+    assert not [s for s in statements if "set_config" in s]
+    with counted_queries() as statements:
+        courses.courses_page(session, None, CourseFilters(search=" pyth "))
+    assert len([s for s in statements if "set_config" in s]) == 2
 
 
 def test_a_search_counts_exactly_up_to_its_own_smaller_limit(
