@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     enroll_threads: int = Field(
         default=4, ge=1, description="threads per server process that run enrollments"
     )
+    progress_threads: int = Field(
+        default=8, ge=1, description="threads per server process that record progress batches"
+    )
 
     # `eduflow serve` (its --host, --port and --workers read these too).
     host: str = Field(default="127.0.0.1", description="interface `eduflow serve` binds")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import anyio
@@ -15,6 +14,7 @@ from eduflow.api.etag import encode, json_response
 from eduflow.api.idempotency import IdempotencyDep
 from eduflow.api.paths import ENROLL_PATH
 from eduflow.api.problems import problem_responses
+from eduflow.api.threads import writes_limiter
 from eduflow.config import get_settings
 from eduflow.models.enrollments import (
     EnrollmentCreate,
@@ -57,21 +57,13 @@ async def enroll_as(actor: Principal, course_id: int) -> EnrollmentPublic:
     )
 
 
-_limiters: dict[object, anyio.CapacityLimiter] = {}
-
-
 def seat_writes_limiter() -> anyio.CapacityLimiter:
     """Enrollments (and the other writes that queue on a course's row lock: joining its
-    waitlist, accepting an offer) of this process run in a few threads of their own, not
-    in the shared pool. When a course is rushed, its row lock is held from the seat statement to the
-    commit; every extra thread competing for the interpreter lock stretches that window
-    (figures in ``bench/README.md``)."""
-    loop = asyncio.get_running_loop()
-    limiter = _limiters.get(loop)
-    if limiter is None:
-        _limiters.clear()  # one event loop per server process; tests make new ones
-        limiter = _limiters[loop] = anyio.CapacityLimiter(get_settings().enroll_threads)
-    return limiter
+    waitlist, accepting an offer) run in ``EDUFLOW_ENROLL_THREADS`` threads of their own
+    (``eduflow.api.threads``): when a course is rushed, its row lock is held from the seat
+    statement to the commit, and every extra thread competing for the interpreter lock
+    stretches that window."""
+    return writes_limiter("seats", get_settings().enroll_threads)
 
 
 @router.get(

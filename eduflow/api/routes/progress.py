@@ -13,8 +13,10 @@ from eduflow.api.etag import ETAG_RESPONSES, encode, json_response
 from eduflow.api.idempotency import IdempotencyDep
 from eduflow.api.problems import problem_responses
 from eduflow.api.response_cache import CachedResponse
+from eduflow.api.threads import writes_limiter
 from eduflow.cache import progress as progress_cache
 from eduflow.cache.responses import Plan, get_or_build
+from eduflow.config import get_settings
 from eduflow.db import session_scope
 from eduflow.models.progress import (
     CourseProgress,
@@ -51,7 +53,10 @@ def record_progress(
 async def record_as(actor: Principal, enrollment_id: int, batch: ProgressBatch) -> ProgressResult:
     """The route's service call in a transaction of its own, off the event loop: the write
     fast path (``eduflow.api.fast_writes``) answers plain batches with it."""
-    return await anyio.to_thread.run_sync(_record_committed, actor, enrollment_id, batch)
+    limiter = writes_limiter("progress", get_settings().progress_threads)
+    return await anyio.to_thread.run_sync(
+        _record_committed, actor, enrollment_id, batch, limiter=limiter
+    )
 
 
 def _record_committed(actor: Principal, enrollment_id: int, batch: ProgressBatch) -> ProgressResult:
