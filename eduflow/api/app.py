@@ -76,9 +76,9 @@ class EduFlowAPI(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The outermost entry point of every request: CORS first, then the request's
-        context (``eduflow.api.context``) and its database deadline (``eduflow.deadline``)
-        begin, then a cache hit or a plain write (enrollment, progress batch) is answered, or
-        the application runs.
+        context (``eduflow.api.context``); a cache hit is answered from it at once, anything
+        that may reach the database first starts its deadline (``eduflow.deadline``), then a
+        plain write (enrollment, progress batch) is answered, or the application runs.
         Whatever must see every request (tracing) goes here too."""
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
@@ -87,19 +87,21 @@ class EduFlowAPI(FastAPI):
             if (admitted := await self.cors.admit(scope, receive, send)) is None:
                 return  # a preflight, answered
             send = admitted
+        fast = self.cached_reads
+        # A hit reads the near cache or Redis, never the database: no deadline to keep.
+        get = scope["method"] == "GET"
+        if fast is not None and get and await fast.answer(scope, send, RequestContext.of(scope)):
+            return
         deadline = start_request_deadline()
         try:
-            fast = self.cached_reads
             if fast is not None:
-                context = RequestContext.of(scope)
                 if scope["method"] == "GET":
-                    if await fast.answer(scope, send, context):
-                        return
                     try:
                         await super().__call__(scope, receive, send)
                     finally:
                         fast.rebuilt(scope)
                     return
+                RequestContext.of(scope)
                 if scope["method"] == "POST" and scope["path"].startswith(ENROLL_PATH):
                     from eduflow.api.fast_writes import answer_write
 
