@@ -44,14 +44,13 @@ sys.path.insert(0, str(HERE))
 
 from run import (  # noqa: E402  (the shared helpers of bench/run.py)
     LUA_DONE,
-    SECRET,
     Server,
     cpu_seconds,
     db_transactions,
     free_port,
+    fresh_stack,
     machine_cpu_seconds,
     parse_result,
-    recreate_database,
     require_wrk,
 )
 
@@ -334,21 +333,7 @@ def main() -> None:
 
     binary = require_wrk(args.install_wrk)
     workdir = Path(tempfile.mkdtemp(prefix="eduflow-bench-progress-"))
-    env = {
-        **os.environ,
-        "EDUFLOW_ENV": "development",
-        "EDUFLOW_DATABASE_URL": args.database_url,
-        "EDUFLOW_REDIS_URL": args.redis_url,
-        "EDUFLOW_SECRET_KEY": SECRET,
-        "EDUFLOW_ACCESS_TOKEN_TTL": "7200",
-        "EDUFLOW_BCRYPT_ROUNDS": "4",
-        "EDUFLOW_LOG_LEVEL": os.environ.get("EDUFLOW_LOG_LEVEL", "INFO"),
-    }
-    os.environ.update(env)
-    import redis
-
-    redis.Redis.from_url(args.redis_url).flushdb()
-    recreate_database(args.database_url)
+    env = fresh_stack(args.database_url, args.redis_url)
     enrollments = seed(args.courses, args.lessons, args.enrollments)
     # Enough requests per thread for the whole run at 1,000 batches/s.
     per_thread = max(1000, 1000 * args.duration // args.threads)

@@ -133,6 +133,30 @@ def recreate_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{sa_url.database}"')
 
 
+def fresh_stack(
+    database_url: str, redis_url: str, log_level: str = "INFO", **extra: str
+) -> dict[str, str]:
+    """The server environment of a benchmark (also set in this process, which seeds),
+    with its Redis db flushed and its database dropped and created again."""
+    env = {
+        **os.environ,
+        "EDUFLOW_ENV": "development",
+        "EDUFLOW_DATABASE_URL": database_url,
+        "EDUFLOW_REDIS_URL": redis_url,
+        "EDUFLOW_SECRET_KEY": SECRET,
+        "EDUFLOW_ACCESS_TOKEN_TTL": "7200",
+        "EDUFLOW_BCRYPT_ROUNDS": "4",
+        "EDUFLOW_LOG_LEVEL": os.environ.get("EDUFLOW_LOG_LEVEL", log_level),
+        **extra,
+    }
+    os.environ.update(env)
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    recreate_database(database_url)
+    return env
+
+
 def seed(courses: int, students: int) -> dict[str, Any]:
     """Fill the database through the services; returns ids and tokens for the scenarios."""
     from eduflow import schema
@@ -348,22 +372,9 @@ def main() -> None:
 
     binary = require_wrk(args.install_wrk)
     workdir = Path(tempfile.mkdtemp(prefix="eduflow-bench-"))
-    env = {
-        **os.environ,
-        "EDUFLOW_ENV": "development",
-        "EDUFLOW_DATABASE_URL": args.database_url,
-        "EDUFLOW_REDIS_URL": args.redis_url,
-        "EDUFLOW_SECRET_KEY": SECRET,
-        "EDUFLOW_ACCESS_TOKEN_TTL": "7200",
-        "EDUFLOW_BCRYPT_ROUNDS": "4",
-        "EDUFLOW_LOG_LEVEL": os.environ.get("EDUFLOW_LOG_LEVEL", "INFO"),
-        "EDUFLOW_LOGIN_MAX_FAILURES_PER_IP": "1000000",
-    }
-    os.environ.update(env)
-    import redis
-
-    redis.Redis.from_url(args.redis_url).flushdb()
-    recreate_database(args.database_url)
+    env = fresh_stack(
+        args.database_url, args.redis_url, EDUFLOW_LOGIN_MAX_FAILURES_PER_IP="1000000"
+    )
     data = seed(args.courses, args.students)
     env["EDUFLOW_BCRYPT_ROUNDS"] = os.environ["EDUFLOW_BCRYPT_ROUNDS"]
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import SECRET, Server, free_port, recreate_database  # noqa: E402
+from run import Server, free_port, fresh_stack  # noqa: E402
 
 
 def seed(students: int, capacity: int) -> tuple[int, list[str]]:
@@ -164,21 +163,7 @@ def main() -> None:
     parser.add_argument("--capacity", type=int, default=500)
     args = parser.parse_args()
 
-    env = {
-        **os.environ,
-        "EDUFLOW_ENV": "development",
-        "EDUFLOW_DATABASE_URL": args.database_url,
-        "EDUFLOW_REDIS_URL": args.redis_url,
-        "EDUFLOW_SECRET_KEY": SECRET,
-        "EDUFLOW_ACCESS_TOKEN_TTL": "7200",
-        "EDUFLOW_BCRYPT_ROUNDS": "4",
-        "EDUFLOW_LOG_LEVEL": os.environ.get("EDUFLOW_LOG_LEVEL", "WARNING"),
-    }
-    os.environ.update(env)
-    import redis
-
-    redis.Redis.from_url(args.redis_url).flushdb()
-    recreate_database(args.database_url)
+    env = fresh_stack(args.database_url, args.redis_url, "WARNING")
     t0 = time.monotonic()
     course_id, tokens = seed(args.students, args.capacity)
     print(f"seeded {len(tokens)} students in {time.monotonic() - t0:.1f}s", flush=True)
