@@ -202,6 +202,11 @@ class RequestContext:
         finally:
             if self._tokens is not None:
                 structlog.contextvars.reset_contextvars(**self._tokens)
+            # The scope's state holds this context and this context the scope: a cycle that
+            # only the cyclic collector frees, four objects for every request (its full
+            # passes then stall every request in flight). Broken here, both go by reference
+            # counting as soon as the server drops the scope.
+            del self.scope
 
 
 def publish() -> None:
