@@ -145,6 +145,25 @@ def test_refresh_token_reuse_is_audited_once(client: Any, session: Any) -> None:
     assert record.actor_id == user.id and record.target_type == "session"
 
 
+def test_a_password_change_is_audited_once_and_a_refused_one_not_at_all(
+    client: Any, session: Any, login: Any
+) -> None:
+    user = make_user(session, username="changer")
+    session.commit()
+    headers = login("changer")
+    url = "/api/v1/auth/password/"
+    wrong = {"current_password": "not-my-password-1", "new_password": NEW_PASSWORD}
+    assert client.post(url, json=wrong, headers=headers).status_code == 403
+    assert _records(action="user.password_changed") == []
+    right = {"current_password": DEFAULT_PASSWORD, "new_password": NEW_PASSWORD}
+    response = client.post(url, json=right, headers=headers)
+    assert response.status_code == 204, response.text
+    record = _one("user.password_changed", user.id)
+    assert record.actor_id == user.id and record.target_type == "user"
+    assert record.request_id == response.headers["x-request-id"]
+    assert NEW_PASSWORD not in json.dumps(record.details or {})
+
+
 def test_cli_changes_each_leave_one_record_by_the_operator(cli: Any, session: Any) -> None:
     make_user(session, Role.admin, username="root")
     pupil = make_user(session, username="pupil")

@@ -105,7 +105,7 @@ def test_swagger_ui_renders_every_operation_in_a_real_browser(live_server: Any) 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shot = SCREENSHOTS / "swagger-ui.png"
     shot.unlink(missing_ok=True)
-    height = 400 + 36 * len(expected) + 60 * len(schema.get("tags", []))
+    height = 400 + 64 * len(expected) + 90 * len(schema.get("tags", []))
     _browse(live_server.url + "/api/docs/", f"--window-size=1280,{height}", f"--screenshot={shot}")
     assert shot.stat().st_size > 50_000  # a rendered page, not a blank one
     print(f"screenshot: {shot}")
