@@ -113,6 +113,9 @@ class CachedReads:
         self._recent: dict[str, Known] = {}
         self._targets: dict[tuple[object, ...], Target | None] = {}
         self._decided: dict[tuple[object, ...], Decision] = {}
+        # /auth/me/ answers decided from near-cache values, by (user, role, login session):
+        # (body, caller, client, near-cache version), valid while that version is unchanged.
+        self._profiles: dict[tuple[object, ...], tuple[bytes, Principal, Any, int]] = {}
         self._rebuilding: dict[str, asyncio.Future[None]] = {}  # entry key -> its rebuild
 
     def _near_client(self) -> Any:
@@ -202,7 +205,18 @@ class CachedReads:
 
     async def _profile(self, claims: dict[str, Any]) -> tuple[bytes, Principal] | None:
         """The caller's cached ``/auth/me/`` body and the confirmed caller, in one read
-        with the auth state; None when either is missing or stale (the route decides)."""
+        with the auth state; None when either is missing or stale (the route decides).
+
+        As for the catalogue's hits (``_decide``), an answer decided from near-cache values
+        is reused while none of them has been dropped since: what it rests on is the
+        token's user, role and login session (all ``cached_principal`` reads of it) and
+        those values."""
+        client = self._near_client()
+        memo = (claims["sub"], claims["role"], claims["sid"])
+        kept = self._profiles.get(memo)
+        if kept is not None and kept[2] is client and kept[3] == client.version:
+            return kept[0], kept[1]
+        version = client.version if client is not None else -1
         keys = (*auth_state_keys(claims), profile_key(int(claims["sub"])))
         values = await self._mget(keys, ME_NAMESPACE)
         if values is None:
@@ -211,6 +225,11 @@ class CachedReads:
         body = cached_profile(values[0], values[2]) if actor is not None else None
         if actor is None or body is None:
             return None
+        # Kept only when every value it rests on is tracked and none changed meanwhile.
+        if client is not None and client.tracking and client.version == version:
+            if len(self._profiles) >= RECENT_PLANS:
+                self._profiles.clear()
+            self._profiles[memo] = (body, actor, client, version)
         return body, actor
 
     async def _flush_stats(self, pending: dict[str, int]) -> None:

@@ -64,3 +64,27 @@ def test_a_logout_turns_that_session_away_at_once_and_only_that_one(
     # Hits of the live session since then do not let the revoked one back in.
     assert client.get(LIST, headers=bearer["second"]).headers["x-cache"] == "hit"
     assert client.get(LIST, headers=bearer["first"]).status_code == 401
+
+
+def test_me_changed_from_another_connection_is_seen_by_the_next_read(
+    client: Any, session: Any
+) -> None:
+    from eduflow.models.users import ProfileUpdate
+    from eduflow.services import accounts
+
+    user = make_user(session, username="mia")
+    session.commit()
+    pair = _login(client, "mia")
+    headers = {"Authorization": f"Bearer {pair['access']}"}
+    actor = Principal(id=user.id, username="mia", role=Role.student, session_id="")
+    client.get("/api/v1/auth/me/", headers=headers)
+    for round_ in range(1, 21):
+        # The answer decided from the near cache is reused between changes; a change
+        # committed through another Redis connection must end that at once.
+        for _ in range(3):
+            assert client.get("/api/v1/auth/me/", headers=headers).status_code == 200
+        with session_scope() as other:
+            accounts.update_profile(other, actor, ProfileUpdate(full_name=f"Mia {round_}"))
+        assert (
+            client.get("/api/v1/auth/me/", headers=headers).json()["full_name"] == f"Mia {round_}"
+        )
