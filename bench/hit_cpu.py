@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 
-def _scope(path: str, headers: list[tuple[bytes, bytes]], method: str) -> dict[str, Any]:
+def asgi_scope(path: str, headers: list[tuple[bytes, bytes]], method: str) -> dict[str, Any]:
+    """The HTTP scope a server would pass for this request (also used by the tests that
+    call the application directly)."""
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -43,32 +45,32 @@ def _scope(path: str, headers: list[tuple[bytes, bytes]], method: str) -> dict[s
     }
 
 
-async def _call(
+async def call_app(
     app: Any, path: str, headers: list[tuple[bytes, bytes]], method: str = "GET", body: bytes = b""
-) -> tuple[int, bytes]:
-    status = 0
+) -> tuple[int, dict[bytes, bytes], bytes]:
+    """One request straight into the ASGI application: status, headers and body."""
+    start: dict[str, Any] = {}
     chunks: list[bytes] = []
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
-        nonlocal status
         if message["type"] == "http.response.start":
-            status = message["status"]
+            start.update(message)
         else:
             chunks.append(message.get("body", b""))
 
-    await app(_scope(path, headers, method), receive, send)
-    return status, b"".join(chunks)
+    await app(asgi_scope(path, headers, method), receive, send)
+    return start["status"], dict(start["headers"]), b"".join(chunks)
 
 
 async def _measure(app: Any, path: str, headers: list[tuple[bytes, bytes]], n: int) -> float:
     for _ in range(50):  # warm: the entry is cached, the fast path has decided it
-        assert (await _call(app, path, headers))[0] == 200
+        assert (await call_app(app, path, headers))[0] == 200
     start = time.process_time()
     for _ in range(n):
-        await _call(app, path, headers)
+        await call_app(app, path, headers)
     return (time.process_time() - start) / n * 1e6
 
 

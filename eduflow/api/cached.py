@@ -72,6 +72,15 @@ def _provisional(user_id: Any, role: Any) -> Principal:
     return Principal(id=int(user_id), username="", role=Role(role), session_id="")
 
 
+def _remember(memo: dict[Any, Any], key: Any, value: Any, client: Any, version: int) -> None:
+    """Keep a decision taken from near-cache values (read at ``version``) only when every
+    value it rests on is tracked and none has been dropped since."""
+    if client is not None and client.tracking and client.version == version:
+        if len(memo) >= RECENT_PLANS:
+            memo.clear()
+        memo[key] = value
+
+
 @dataclass(slots=True)
 class Known:
     """A decoded entry kept in this process, with the headers of its 200 answer."""
@@ -225,11 +234,7 @@ class CachedReads:
         body = cached_profile(values[0], values[2]) if actor is not None else None
         if actor is None or body is None:
             return None
-        # Kept only when every value it rests on is tracked and none changed meanwhile.
-        if client is not None and client.tracking and client.version == version:
-            if len(self._profiles) >= RECENT_PLANS:
-                self._profiles.clear()
-            self._profiles[memo] = (body, actor, client, version)
+        _remember(self._profiles, memo, (body, actor, client, version), client, version)
         return body, actor
 
     async def _flush_stats(self, pending: dict[str, int]) -> None:
@@ -339,11 +344,7 @@ class CachedReads:
             client,
             version,
         )
-        # Kept only when every value it rests on is tracked and none changed meanwhile.
-        if client is not None and client.tracking and client.version == version:
-            if len(self._decided) >= RECENT_PLANS:
-                self._decided.clear()
-            self._decided[memo_key] = decided
+        _remember(self._decided, memo_key, decided, client, version)
         return decided
 
     async def _after_rebuild(

@@ -15,45 +15,8 @@ import json
 from collections import Counter
 from typing import Any
 
+from bench.hit_cpu import call_app
 from tests.factories import DEFAULT_PASSWORD, make_course, make_user
-
-
-def _scope(path: str, headers: list[tuple[bytes, bytes]], method: str = "GET") -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), *headers],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8000),
-    }
-
-
-async def _call(
-    app: Any, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
-) -> tuple[int, dict[bytes, bytes], bytes]:
-    """One request straight into the ASGI application, as a server would make it."""
-    start: dict[str, Any] = {}
-    chunks: list[bytes] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            start.update(message)
-        else:
-            chunks.append(message.get("body", b""))
-
-    scope = _scope(path, headers, "POST" if body else "GET")
-    await app(scope, receive, send)
-    return start["status"], dict(start["headers"]), b"".join(chunks)
 
 
 def test_cache_hits_leave_no_cyclic_garbage(app: Any, session: Any) -> None:
@@ -64,21 +27,21 @@ def test_cache_hits_leave_no_cyclic_garbage(app: Any, session: Any) -> None:
 
     async def run() -> tuple[list[tuple[str, int, bytes | None]], list[Any]]:
         login = json.dumps({"username": "ada", "password": DEFAULT_PASSWORD}).encode()
-        status, _, body = await _call(
-            app, "/api/v1/auth/login/", [(b"content-type", b"application/json")], login
+        status, _, body = await call_app(
+            app, "/api/v1/auth/login/", [(b"content-type", b"application/json")], "POST", login
         )
         assert status == 200, body
         bearer = [(b"authorization", b"Bearer " + json.loads(body)["access"].encode())]
         kinds = [(detail, []), (listing, []), (listing, bearer), (me, bearer)]
         for path, headers in kinds * 3:  # the misses build the entries, then all are hits
-            await _call(app, path, headers)
+            await call_app(app, path, headers)
         answers: list[tuple[str, int, bytes | None]] = []
         gc.collect()
         gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds is kept, not freed
         try:
             for _ in range(50):
                 for path, headers in kinds:
-                    status, response_headers, _ = await _call(app, path, headers)
+                    status, response_headers, _ = await call_app(app, path, headers)
                     answers.append((path, status, response_headers.get(b"x-cache")))
             gc.collect()
             garbage = list(gc.garbage)
