@@ -40,6 +40,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     gc.collect()
     gc.freeze()
     yield
+    reads = getattr(app, "cached_reads", None)
+    if reads is not None and reads.refresh is not None:
+        reads.refresh.stop()
     from eduflow.api.context import publish
 
     publish()  # what cache hits tallied last
@@ -155,8 +158,10 @@ def create_app() -> EduFlowAPI:
     if docs:
         app.include_router(ops.docs_router)
     from eduflow.api.cached import CachedReads
+    from eduflow.api.refresh import RefreshAhead
 
     app.cached_reads = CachedReads()
+    app.cached_reads.refresh = RefreshAhead(app.cached_reads, app)
     from eduflow.api.cors import cors_policy
 
     app.cors = cors_policy()

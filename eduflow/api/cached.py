@@ -28,6 +28,7 @@ from eduflow.api.context import RequestContext, log_fast_path_error
 from eduflow.api.credentials import bearer_token_or_none, verified_claims
 from eduflow.api.etag import etag_matches
 from eduflow.api.paths import COURSE_ROUTE, ME_PATH
+from eduflow.api.refresh import RefreshAhead
 from eduflow.api.response_cache import visible_to
 from eduflow.cache.health import CACHE_TIMEOUT, STATS_KEY, get_cache_store, health, stats
 from eduflow.cache.responses import (
@@ -126,8 +127,9 @@ class CachedReads:
         # (body, caller, client, near-cache version), valid while that version is unchanged.
         self._profiles: dict[tuple[object, ...], tuple[bytes, Principal, Any, int]] = {}
         self._rebuilding: dict[str, asyncio.Future[None]] = {}  # entry key -> its rebuild
+        self.refresh: RefreshAhead | None = None  # set by create_app
 
-    def _near_client(self) -> Any:
+    def near_client(self) -> Any:
         """The near-cache Redis client of the running loop (None on the embedded default)."""
         settings, loop = get_settings(), asyncio.get_running_loop()
         if self._settings is settings and self._loop is loop:
@@ -141,17 +143,20 @@ class CachedReads:
         self._settings, self._loop = settings, loop
         return self._client
 
-    async def _mget(self, keys: tuple[str, ...], namespace: str) -> list[bytes | None] | None:
+    async def read(
+        self, keys: tuple[str, ...], namespace: str, near: bool = True
+    ) -> list[bytes | None] | None:
         """Values of ``keys``: from the near cache when it holds them all (no round trip),
-        else one ``MGET`` that also keeps them there; None when the backend fails."""
-        client = self._near_client()
+        else one ``MGET`` that also keeps them there (unless not ``near``); None when the
+        backend fails."""
+        client = self.near_client()
         try:
             if client is None:
                 return get_cache_store().mget(*keys)
-            kept: list[bytes | None] | None = client.near(keys)
+            kept: list[bytes | None] | None = client.near(keys) if near else None
             if kept is not None:
                 return kept
-            values: list[bytes | None] = await client.mget(*keys, near=True)
+            values: list[bytes | None] = await client.mget(*keys, near=near)
             return values
         except Exception as exc:  # any backend failure: the routes serve from the database
             health.failed(namespace, exc)
@@ -169,7 +174,7 @@ class CachedReads:
         auth_keys = auth_state_keys(claims) if claims is not None else ()
         known = self._recent.get(plan.key)
         keys = (*auth_keys, *plan.deps) if known else (*auth_keys, *plan.deps, plan.key)
-        values = await self._mget(keys, plan.namespace)
+        values = await self.read(keys, plan.namespace)
         if values is None:
             return None
         actor = None
@@ -183,7 +188,7 @@ class CachedReads:
         tag = tag_of(gens)
         if known is None or known.entry.tag != tag:
             if known is not None:  # changed since: read the entry itself
-                values = await self._mget((plan.key,), plan.namespace)
+                values = await self.read((plan.key,), plan.namespace)
                 if values is None:
                     return None
             entry = current_entry(plan, gens, values[-1])
@@ -209,7 +214,7 @@ class CachedReads:
         claims = verified_claims(token)
         if claims is None:
             return None
-        values = await self._mget(auth_state_keys(claims), ME_NAMESPACE)
+        values = await self.read(auth_state_keys(claims), ME_NAMESPACE)
         return cached_principal(claims, values[0], values[1]) if values is not None else None
 
     async def _profile(self, claims: dict[str, Any]) -> tuple[bytes, Principal] | None:
@@ -220,14 +225,14 @@ class CachedReads:
         is reused while none of them has been dropped since: what it rests on is the
         token's user, role and login session (all ``cached_principal`` reads of it) and
         those values."""
-        client = self._near_client()
+        client = self.near_client()
         memo = (claims["sub"], claims["role"], claims["sid"])
         kept = self._profiles.get(memo)
         if kept is not None and kept[2] is client and kept[3] == client.version:
             return kept[0], kept[1]
         version = client.version if client is not None else -1
         keys = (*auth_state_keys(claims), profile_key(int(claims["sub"])))
-        values = await self._mget(keys, ME_NAMESPACE)
+        values = await self.read(keys, ME_NAMESPACE)
         if values is None:
             return None
         actor = cached_principal(claims, values[0], values[1])
@@ -239,7 +244,7 @@ class CachedReads:
 
     async def _flush_stats(self, pending: dict[str, int]) -> None:
         """Add this process's figures to the shared ones (at most once a second)."""
-        client = self._near_client()
+        client = self.near_client()
         if client is None:
             return
         try:
@@ -319,7 +324,7 @@ class CachedReads:
         """The hit this request gets, if any. With the near cache, a hit decided before
         is reused while no kept value has been dropped since (a dictionary lookup instead
         of reading and checking the auth state, the generations and the entry again)."""
-        client = self._near_client()
+        client = self.near_client()
         decided = self._decided.get(memo_key)
         if (
             decided is not None
@@ -345,6 +350,11 @@ class CachedReads:
             version,
         )
         _remember(self._decided, memo_key, decided, client, version)
+        if self.refresh is not None and client is not None and visible_to(known.entry, None):
+            # Kept only when an anonymous request shares the entry: that is how it is rebuilt.
+            anon = self._target(scope, (*memo_key[:2], None), None) if who else target
+            if anon is not None and anon.plan.key == target.plan.key:
+                self.refresh.note(target.plan, scope, known.entry.tag)
         return decided
 
     async def _after_rebuild(
