@@ -8,9 +8,11 @@ them::
     python bench/hit_cpu.py --requests 20000 --rounds 5
 
 It uses the embedded default (a SQLite file in a temporary directory, the in-process
-cache) and prints one JSON line: microseconds of CPU per request for a cached anonymous
-course list and a cached course detail, both answered in front of the framework (median
-of the rounds).
+cache), or with ``--database-url`` and ``--redis-url`` (both **wiped**) PostgreSQL and
+Redis as ``eduflow serve`` runs in production (the near cache included), and prints one
+JSON line: microseconds of CPU per request for a cached anonymous course list, a cached
+course detail, the list with a student's bearer token and ``GET /auth/me/``, all
+answered in front of the framework (median of the rounds).
 """
 
 from __future__ import annotations
@@ -79,18 +81,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--database-url", help="PostgreSQL database to wipe and use")
+    parser.add_argument("--redis-url", help="Redis db to flush and use (with --database-url)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="eduflow-hit-cpu-"))
+    os.environ.pop("EDUFLOW_REDIS_URL", None)
+    if args.database_url and args.redis_url:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).parent))
+        from run import fresh_stack  # type: ignore[import-not-found]
+
+        fresh_stack(args.database_url, args.redis_url)
     os.environ.update(
         {
-            "EDUFLOW_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+            "EDUFLOW_DATABASE_URL": args.database_url or f"sqlite:///{workdir / 'bench.db'}",
             "EDUFLOW_ENV": "development",
             "EDUFLOW_SECRET_KEY": "bench-secret-key-bench-secret-key-bench-secret-key-0123",
             "EDUFLOW_BCRYPT_ROUNDS": "4",
             "EDUFLOW_LOG_LEVEL": "INFO",
         }
     )
-    os.environ.pop("EDUFLOW_REDIS_URL", None)
     out = os.dup(1)
     log = (workdir / "access.log").open("w")
     os.dup2(log.fileno(), 1)  # the access lines go to a file, as in production
@@ -113,15 +124,25 @@ def main() -> None:
         course = course_service.create_course(
             session, actor, {"title": "A course to read", "is_published": True}
         )
+        users.create_user(session, "reader", "r@example.com", "read-pass-1", "student")
     app = create_app()
-
-    kinds = {
+    kinds: dict[str, tuple[str, list[tuple[bytes, bytes]]]] = {
         "course_list": ("/api/v1/courses/", []),
         "course_detail": (f"/api/v1/courses/{course.id}/", []),
     }
-    figures: dict[str, list[float]] = {name: [] for name in kinds}
+    figures: dict[str, list[float]] = {}
 
     async def run() -> None:
+        login = json.dumps({"username": "reader", "password": "read-pass-1"}).encode()
+        json_type = [(b"content-type", b"application/json")]
+        status, _headers, body = await call_app(
+            app, "/api/v1/auth/login/", json_type, method="POST", body=login
+        )
+        assert status == 200, body
+        bearer = [(b"authorization", b"Bearer " + json.loads(body)["access"].encode())]
+        kinds["authenticated_list"] = ("/api/v1/courses/", bearer)
+        kinds["me"] = ("/api/v1/auth/me/", bearer)
+        figures.update({name: [] for name in kinds})
         for _ in range(args.rounds):
             for name, (path, headers) in kinds.items():
                 figures[name].append(await _measure(app, path, headers, args.requests))
