@@ -99,6 +99,14 @@ def _table_names() -> list[str]:
 
 
 @pytest.fixture(autouse=True)
+def no_refresh_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refresh-ahead off (an hour of quiet): its own requests to the application would
+    otherwise join the routed requests and queries that tests count, whenever a loaded
+    machine lets 2 s pass after a write. ``tests/api/test_refresh_ahead.py`` sets it."""
+    monkeypatch.setattr("eduflow.api.refresh.QUIET", 3600.0)
+
+
+@pytest.fixture(autouse=True)
 def clean_state(migrated_database: str) -> Iterator[None]:
     """Empty tables and an empty Redis database before each test."""
     from sqlalchemy import text
