@@ -102,7 +102,7 @@ class EduFlowAPI(FastAPI):
                     try:
                         await super().__call__(scope, receive, send)
                     finally:
-                        fast.rebuilt(scope)
+                        fast.rebuilds.done(scope)
                     return
                 RequestContext.of(scope)
                 if scope["method"] == "POST" and scope["path"].startswith(ENROLL_PATH):

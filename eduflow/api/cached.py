@@ -25,14 +25,14 @@ from starlette.types import Scope, Send
 
 from eduflow.api.cache_targets import fast_plan
 from eduflow.api.context import RequestContext, log_fast_path_error
-from eduflow.api.credentials import bearer_token_or_none, verified_claims
+from eduflow.api.credentials import fast_path_claims, verified_claims
 from eduflow.api.etag import etag_matches
 from eduflow.api.paths import COURSE_ROUTE, ME_PATH
+from eduflow.api.rebuild_waits import RebuildWaits
 from eduflow.api.refresh import RefreshAhead
 from eduflow.api.response_cache import visible_to
 from eduflow.cache.health import CACHE_TIMEOUT, STATS_KEY, get_cache_store, health, stats
 from eduflow.cache.responses import (
-    WAIT_FOR_REBUILD,
     Entry,
     Plan,
     current_entry,
@@ -54,18 +54,6 @@ RECENT_PLANS = 10_000  # request shapes -> cache entry, per process
 _UNKNOWN = object()
 ME_NAMESPACE = "me"
 NO_STORE = (b"cache-control", b"no-store")
-_REBUILDS = "rebuilds_entry"  # scope state: the entry this request's route rebuilds
-
-
-def _claims(headers: list[tuple[bytes, bytes]]) -> dict[str, Any] | bool | None:
-    """The verified claims of the request's access token (None: anonymous; False: leave
-    it to the routes, which answer a malformed header or a bad token with a 401)."""
-    readable, token = bearer_token_or_none(headers)
-    if not readable:
-        return False
-    if token is None:
-        return None
-    return verified_claims(token) or False
 
 
 def _provisional(user_id: Any, role: Any) -> Principal:
@@ -126,7 +114,7 @@ class CachedReads:
         # /auth/me/ answers decided from near-cache values, by (user, role, login session):
         # (body, caller, client, near-cache version), valid while that version is unchanged.
         self._profiles: dict[tuple[object, ...], tuple[bytes, Principal, Any, int]] = {}
-        self._rebuilding: dict[str, asyncio.Future[None]] = {}  # entry key -> its rebuild
+        self.rebuilds = RebuildWaits()
         self.refresh: RefreshAhead | None = None  # set by create_app
 
     def near_client(self) -> Any:
@@ -282,10 +270,9 @@ class CachedReads:
         for name, value in headers:
             if name == b"if-none-match":
                 etags = value
-        claims = _claims(headers)
+        claims = fast_path_claims(headers)
         if claims is False:
             return None
-        assert not isinstance(claims, bool)
         if scope["path"] == ME_PATH:
             profile = await self._profile(claims) if claims is not None else None
             if profile is None:
@@ -360,31 +347,12 @@ class CachedReads:
     async def _after_rebuild(
         self, key: str, scope: Scope
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes, str] | None:
-        """A miss of entry ``key``: the first request of this process goes on to the route,
-        which rebuilds it; the others wait here, on the event loop, for that request to
-        finish and then try again -- one thread per missing entry instead of one per
-        request, and no thread held while waiting (``rebuilt`` ends the wait)."""
-        waiting = self._rebuilding.get(key)
-        if waiting is None:
-            self._rebuilding[key] = asyncio.get_running_loop().create_future()
-            scope["state"][_REBUILDS] = key
-            return None
-        try:
-            await asyncio.wait_for(asyncio.shield(waiting), WAIT_FOR_REBUILD)
-        except TimeoutError:
+        """A miss of entry ``key``: the answer once another request of this process has
+        rebuilt it; None when this request is the one to go on to the route."""
+        if not await self.rebuilds.wait(key, scope):
             return None
         again = await self._hit(scope, scope["headers"])
         return again if not isinstance(again, str) else None
-
-    def rebuilt(self, scope: Scope) -> None:
-        """The application has answered a request that went on to rebuild an entry: the
-        requests waiting for it try the cache again."""
-        state = scope.get("state")
-        key = state.pop(_REBUILDS, None) if state else None
-        if key is not None:
-            waiting = self._rebuilding.pop(key, None)
-            if waiting is not None and not waiting.done():
-                waiting.set_result(None)
 
     async def answer(self, scope: Scope, send: Send, context: RequestContext | None = None) -> bool:
         """Send the cached answer to a catalogue or ``/auth/me/`` GET when there is one

@@ -63,14 +63,6 @@ def new_request_id() -> str:
     return f"{_id_prefix[0]}{next(_id_counter) & 0xFFFFFFFFFFFF:012x}"
 
 
-def request_id_of(scope: Scope) -> bytes:
-    """The caller's ``X-Request-ID`` when it is harmless, else a fresh one."""
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            return value if _VALID_REQUEST_ID.match(value) else new_request_id().encode()
-    return new_request_id().encode()
-
-
 def route_template(scope: Scope, status: int = 200) -> str:
     """The matched route as a template (``/api/v1/users/{user_id}/``), for bounded labels.
 
@@ -108,7 +100,12 @@ class RequestContext:
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
         self.start = time.perf_counter()
-        self.request_id = request_id_of(scope)
+        kept = None  # the caller's X-Request-ID when it is harmless, else a fresh one
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                kept = value if _VALID_REQUEST_ID.match(value) else None
+                break
+        self.request_id: bytes = kept or new_request_id().encode()
         self.rid = self.request_id.decode()
         self.finished = False
         state: dict[str, Any] = scope.setdefault("state", {})

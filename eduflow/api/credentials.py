@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from eduflow.config import get_settings
 from eduflow.errors import Unauthorized
@@ -33,31 +33,46 @@ class Malformed(Unauthorized):
         super().__init__(MALFORMED)
 
 
-def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-    """The bearer token of raw ASGI ``headers`` (lower-case names); None when no
-    ``Authorization`` header is sent; raises ``Malformed`` for anything else."""
+def bearer_token_or_none(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bool, str | None]:
+    """``(readable, token)`` of raw ASGI ``headers`` (lower-case names): token None when no
+    ``Authorization`` header is sent; ``readable`` False when the header breaks the rule
+    (a fast path then leaves the request to the routes, which answer 401)."""
     found: bytes | None = None
     for name, value in headers:
         if name == b"authorization":
             if found is not None:
-                raise Malformed()
+                return False, None
             found = value
     if found is None:
-        return None
+        return True, None
     scheme, _, token = found.partition(b" ")
     token = token.strip()
     if scheme.lower() != b"bearer" or not token:
-        raise Malformed()
-    return token.decode("latin-1")
-
-
-def bearer_token_or_none(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bool, str | None]:
-    """``(readable, token)`` for a fast path: ``readable`` False means the header is
-    malformed and the request belongs to the routes (which answer 401)."""
-    try:
-        return True, bearer_token(headers)
-    except Malformed:
         return False, None
+    return True, token.decode("latin-1")
+
+
+def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The bearer token of ``headers``; None when no ``Authorization`` header is sent;
+    raises ``Malformed`` for anything else."""
+    readable, token = bearer_token_or_none(headers)
+    if not readable:
+        raise Malformed()
+    return token
+
+
+def fast_path_claims(
+    headers: Iterable[tuple[bytes, bytes]],
+) -> dict[str, Any] | Literal[False] | None:
+    """The verified claims of the request's access token for a fast read (None:
+    anonymous; False: leave it to the routes, which answer a malformed header or a bad
+    token with a 401)."""
+    readable, token = bearer_token_or_none(headers)
+    if not readable:
+        return False
+    if token is None:
+        return None
+    return verified_claims(token) or False
 
 
 # Verified claims by token: a client sends the same access token for its whole lifetime,
