@@ -55,7 +55,7 @@ def test_concurrent_reads_of_a_retired_entry_rebuild_it_once(
             courses.update_course(other, actor, course_id, {"title": f"New {course_id}"})
     routed = _spy_routed(monkeypatch)
     # Waiters give up after WAIT_FOR_REBUILD; a loaded machine must not make them.
-    monkeypatch.setattr("eduflow.api.cached.WAIT_FOR_REBUILD", 30.0)
+    monkeypatch.setattr("eduflow.api.rebuild_waits.WAIT_FOR_REBUILD", 30.0)
 
     answers = asyncio.run(_burst(app, details * 15))
 
