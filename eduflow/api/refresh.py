@@ -40,7 +40,7 @@ class Reads(Protocol):
     ) -> list[bytes | None] | None: ...
 
 
-TICK = 0.1  # seconds between looks at the hot entries' tokens
+TICK = 0.5  # seconds between looks at the hot entries' tokens
 QUIET = 2.0  # an entry's tokens unchanged this long: its writes are over for now
 PER_TICK = 4  # rebuilds per tick at most
 HOT_ENTRIES = 256  # public entries kept per process (the most recently answered)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from eduflow.api.refresh import TICK
 from eduflow.cache.responses import _lookup, course_detail_plan
 from eduflow.db import session_scope
 from eduflow.models.users import Role
@@ -53,7 +54,7 @@ def test_a_retired_public_entry_is_rebuilt_once_its_writes_are_quiet(
 
     monkeypatch.setattr("eduflow.api.refresh.QUIET", 3600.0)
     _retire(owner, course_id, "After")
-    time.sleep(1.0)  # ten ticks: the tokens moved, but not an hour ago
+    time.sleep(3 * TICK)  # three ticks: the tokens moved, but not an hour ago
     assert not _current(course_id) and refresh.rebuilds == 0
 
     monkeypatch.setattr("eduflow.api.refresh.QUIET", 0.0)
@@ -81,5 +82,5 @@ def test_an_entry_only_its_owner_may_see_is_left_to_its_readers(
     _retire(owner, public, "Public 2")
     # The public one, read by the same instructor, is shared with anonymous callers.
     assert _wait_for(lambda: _current(public))
-    time.sleep(0.5)
+    time.sleep(2 * TICK)
     assert not _current(draft) and app.cached_reads.refresh.rebuilds == 1
