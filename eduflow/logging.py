@@ -252,7 +252,7 @@ def write_access_line(
                 parts[0],
                 orjson.dumps(duration_ms),
                 parts[1],
-                _client_parts.get((client, user_agent)) or _client_part(client, user_agent),
+                _client_parts.get((client, user_agent)) or _make_client_part(client, user_agent),
                 _EVENT_PART,
                 _utc_iso().encode(),
                 parts[2],
@@ -320,7 +320,7 @@ _client_parts: dict[tuple[str | None, str | None], bytes] = {}
 USER_AGENT_MAX = 256
 
 
-def _client_part(client: str | None, user_agent: str | None) -> bytes:
+def _make_client_part(client: str | None, user_agent: str | None) -> bytes:
     """The line's client part, made and kept (the caller looks in ``_client_parts`` first)."""
     agent = redact_value(user_agent[:USER_AGENT_MAX]) if user_agent is not None else None
     part = b',"client":%b,"user_agent":%b' % (orjson.dumps(client), orjson.dumps(agent))

@@ -51,7 +51,6 @@ from eduflow.services.permissions import Principal
 
 RECENT_ENTRIES = 1024  # decoded entries kept per process (used only while current)
 RECENT_PLANS = 10_000  # request shapes -> cache entry, per process
-_UNKNOWN = object()
 ME_NAMESPACE = "me"
 NO_STORE = (b"cache-control", b"no-store")
 
