@@ -12,7 +12,8 @@ cache), or with ``--database-url`` and ``--redis-url`` (both **wiped**) PostgreS
 Redis as ``eduflow serve`` runs in production (the near cache included), and prints one
 JSON line: microseconds of CPU per request for a cached anonymous course list, a cached
 course detail, the list with a student's bearer token and ``GET /auth/me/``, all
-answered in front of the framework (median of the rounds).
+answered in front of the framework (median of the rounds, and the fastest round with
+``_min``).
 """
 
 from __future__ import annotations
@@ -149,6 +150,8 @@ def main() -> None:
 
     asyncio.run(run())
     result = {name: round(statistics.median(v), 2) for name, v in figures.items()}
+    # The fastest round too: a neighbour's load only ever adds to a round's CPU time.
+    result.update({f"{name}_min": round(min(v), 2) for name, v in figures.items()})
     os.write(out, (json.dumps(result) + "\n").encode())
 
 

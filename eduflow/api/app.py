@@ -86,6 +86,8 @@ class EduFlowAPI(FastAPI):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        # Begun here, the outermost point: the fast paths and the middleware share it.
+        context = RequestContext(scope)
         if self.cors is not None:  # outermost: fast paths too
             if (admitted := await self.cors.admit(scope, receive, send)) is None:
                 return  # a preflight, answered
@@ -93,7 +95,7 @@ class EduFlowAPI(FastAPI):
         fast = self.cached_reads
         # A hit reads the near cache or Redis, never the database: no deadline to keep.
         get = scope["method"] == "GET"
-        if fast is not None and get and await fast.answer(scope, send, RequestContext.of(scope)):
+        if fast is not None and get and await fast.answer(scope, send, context):
             return
         deadline = start_request_deadline()
         try:
@@ -104,7 +106,8 @@ class EduFlowAPI(FastAPI):
                     finally:
                         fast.rebuilds.done(scope)
                     return
-                RequestContext.of(scope)
+                if fast.refresh is not None:
+                    fast.refresh.note_write()
                 if scope["method"] == "POST" and scope["path"].startswith(ENROLL_PATH):
                     from eduflow.api.fast_writes import answer_write
 

@@ -95,18 +95,28 @@ _publish_timer: list[asyncio.TimerHandle | None] = [None]
 class RequestContext:
     """One request's id, start time and bound logging context (see the module docstring)."""
 
-    __slots__ = ("_tokens", "finished", "request_id", "rid", "scope", "start")
+    __slots__ = ("_tokens", "agent", "finished", "request_id", "rid", "scope", "start")
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
         self.start = time.perf_counter()
-        kept = None  # the caller's X-Request-ID when it is harmless, else a fresh one
+        # One pass over the headers for what the context needs of them: the first
+        # X-Request-ID (kept when harmless, else a fresh id) and the first User-Agent.
+        kept: bytes | None = None
+        agent: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
-                kept = value if _VALID_REQUEST_ID.match(value) else None
-                break
-        self.request_id: bytes = kept or new_request_id().encode()
-        self.rid = self.request_id.decode()
+                if kept is None:
+                    kept = value if _VALID_REQUEST_ID.match(value) else b""
+            elif name == b"user-agent" and agent is None:
+                agent = value
+        if kept:
+            self.request_id: bytes = kept
+            self.rid = kept.decode()
+        else:
+            self.rid = new_request_id()
+            self.request_id = self.rid.encode()
+        self.agent = agent
         self.finished = False
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = self.rid
@@ -158,11 +168,7 @@ class RequestContext:
         user_id = scope["state"].get("user_id")
         peer = scope.get("client")
         client = peer[0] if peer else None  # uvicorn resolved X-Forwarded-For of a trusted proxy
-        user_agent = None
-        for name, value in scope["headers"]:
-            if name == b"user-agent":
-                user_agent = value.decode("latin-1")
-                break
+        user_agent = self.agent.decode("latin-1") if self.agent is not None else None
         batch = bool(route)
         try:
             if batch and _publish_timer[0] is None:

@@ -12,8 +12,11 @@ retired and whose tokens have not moved for ``QUIET`` seconds is rebuilt by a re
 the application itself -- the same route, rules and rebuild lock as a reader's miss,
 anonymous, with ``User-Agent: eduflow-refresh-ahead`` in its access line -- at most
 ``PER_TICK`` per tick, one at a time. An entry whose course keeps being written is left
-to its readers, as before. Only with the near cache (Redis): it is what tells a process
-that something changed.
+to its readers, as before. While the process itself is busy writing (more than
+``BUSY_WRITES`` writes answered since the last tick: a burst of enrollments) it stands
+aside altogether: rebuilding then takes CPU from the writes, and the entries wait for
+the burst's end, or for a reader, exactly as without refresh-ahead. Only with the near
+cache (Redis): it is what tells a process that something changed.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class Reads(Protocol):
 TICK = 0.5  # seconds between looks at the hot entries' tokens
 QUIET = 2.0  # an entry's tokens unchanged this long: its writes are over for now
 PER_TICK = 4  # rebuilds per tick at most
+BUSY_WRITES = 8  # writes answered in one tick beyond which the process is busy writing
 HOT_ENTRIES = 256  # public entries kept per process (the most recently answered)
 HOT_FOR = 600.0  # seconds after its last answer an entry stops being refreshed
 USER_AGENT = b"eduflow-refresh-ahead"
@@ -71,7 +75,8 @@ class RefreshAhead:
         self._hot: OrderedDict[str, Hot] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self._seen_version: int | None = None
-        self._waiting = False  # some entry is retired and not yet quiet
+        self._waiting = False  # some entry is retired and not yet rebuilt
+        self._writes = 0  # writes answered since the last tick
         self.rebuilds = 0
 
     def note(self, plan: Plan, scope: Scope, tag: bytes) -> None:
@@ -89,6 +94,10 @@ class RefreshAhead:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
+    def note_write(self) -> None:
+        """This process is answering a write (any method but GET)."""
+        self._writes += 1
+
     def stop(self) -> None:
         """End the task (the server is shutting down)."""
         if self._task is not None:
@@ -104,7 +113,9 @@ class RefreshAhead:
                 get_logger("eduflow.error").error("refresh_ahead_failed", exc_info=exc)
 
     async def tick(self) -> None:
-        """Look at the hot entries once; rebuild those retired and quiet."""
+        """Look at the hot entries once; rebuild those retired and quiet, unless the process
+        is busy writing."""
+        busy, self._writes = self._writes > BUSY_WRITES, 0
         client = self._reads.near_client()
         if client is None or not client.tracking:
             return
@@ -128,7 +139,7 @@ class RefreshAhead:
                 continue
             if tag != h.moved_to:
                 h.moved_to, h.moved_at = tag, now
-            if now - h.moved_at < QUIET:
+            if busy or now - h.moved_at < QUIET:
                 self._waiting = True
             elif len(due) < PER_TICK:
                 due.append((h, plan_gens))

@@ -84,3 +84,27 @@ def test_an_entry_only_its_owner_may_see_is_left_to_its_readers(
     assert _wait_for(lambda: _current(public))
     time.sleep(2 * TICK)
     assert not _current(draft) and app.cached_reads.refresh.rebuilds == 1
+
+
+def test_a_process_busy_writing_leaves_rebuilding_until_its_writes_stop(
+    app: Any, client: Any, session: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refresh = app.cached_reads.refresh
+    monkeypatch.setattr("eduflow.api.refresh.QUIET", 0.0)
+    monkeypatch.setattr("eduflow.api.refresh.BUSY_WRITES", 0)  # one write a tick is busy
+    owner = make_user(session, Role.instructor)
+    course_id = make_course(session, owner=owner, title="Before").id
+    session.commit()
+    detail = f"{LIST}{course_id}/"
+    client.get(detail)
+    assert client.get(detail).headers["x-cache"] == "hit"
+
+    _retire(owner, course_id, "After")
+    until = time.monotonic() + 4 * TICK
+    while time.monotonic() < until:  # writes (refused ones count too) in every tick
+        assert client.post("/api/v1/auth/login/", json={}).status_code == 422
+        time.sleep(TICK / 10)
+    assert not _current(course_id) and refresh.rebuilds == 0
+
+    assert _wait_for(lambda: _current(course_id)), "not rebuilt once the writes stopped"
+    assert refresh.rebuilds == 1
