@@ -33,7 +33,15 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import Server, free_port, fresh_stack, seed  # noqa: E402  (bench/run.py's helpers)
+from run import (  # noqa: E402  (bench/run.py's helpers)
+    Server,
+    free_port,
+    fresh_stack,
+    lua_paths,
+    require_wrk,
+    seed,
+    wrk,
+)
 
 API = "/api/v1"
 
@@ -66,10 +74,19 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--requests", type=int, default=2000, help="requests per read scenario")
     parser.add_argument("--enrollments", type=int, default=300, help="enrollment POSTs counted")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=1,
+        help="above 1: the reads are sent by wrk over this many connections for --duration "
+        "seconds (the count then includes what concurrency costs), divided by what it sent",
+    )
+    parser.add_argument("--duration", type=int, default=20, help="seconds per read, with wrk")
     args = parser.parse_args()
     if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
         sys.exit("valgrind is required: apt-get install -y valgrind")
 
+    binary = require_wrk(False) if args.connections > 1 else ""
     env = fresh_stack(args.database_url, args.redis_url)
     seeded = seed(40, max(100, args.enrollments // 10 + 60))
     courses, tokens = seeded["courses"], seeded["tokens"]
@@ -109,10 +126,17 @@ def main() -> None:
                 assert request("GET", path, token) == 200
             _count(pid, workdir, f"warm-{len(results)}")  # what came before is not counted
             _callgrind(pid, "--instr=on")
-            for _ in range(args.requests):
-                request("GET", path, token)
+            sent = args.requests
+            if args.connections > 1:
+                script = lua_paths([path], token)
+                url = f"http://127.0.0.1:{port}/"
+                done = wrk(binary, url, script, args.connections, args.duration, 2, workdir)
+                sent = done["requests"]
+            else:
+                for _ in range(sent):
+                    request("GET", path, token)
             _callgrind(pid, "--instr=off")
-            results[name] = _count(pid, workdir, f"s{len(results)}") / args.requests
+            results[name] = _count(pid, workdir, f"s{len(results)}") / max(1, sent)
         warm, counted = pairs[:20], pairs[20 : 20 + args.enrollments]
         for token, course in warm:
             assert request("POST", f"{API}/enrollments/", token, {"course": course}) == 201
