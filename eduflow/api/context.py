@@ -1,9 +1,10 @@
 """The request context, in one place for the middleware and both fast paths: the request id,
 the timing headers, the logging context variables, the access line and the request metrics.
 
-``RequestContext.of(scope)`` begins it once per request (the first of the fast paths or the
-middleware to see the request); every later part of the same request gets the same object,
-so a request that a fast path leaves to the application keeps its id and its start time.
+``EduFlowAPI.__call__`` begins it (``RequestContext(scope)``) as each request arrives; every
+later part of the same request gets the same object with ``RequestContext.of(scope)`` (which
+begins one only for an application called without that entry point, as some tests do), so
+a request that a fast path leaves to the application keeps its id and its start time.
 What every response gets -- ``X-Request-ID`` and ``X-Response-Time-ms`` -- comes from
 ``headers()``, and what every finished request leaves -- one access line, one observation
 in the metrics -- from ``finish()``. Extend the access line or the metrics here.
