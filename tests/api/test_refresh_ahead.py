@@ -41,16 +41,22 @@ def _wait_for(condition: Any, seconds: float = 20.0) -> bool:
     return False
 
 
-def test_a_retired_public_entry_is_rebuilt_once_its_writes_are_quiet(
-    app: Any, client: Any, session: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    refresh = app.cached_reads.refresh
+def _answered_public_course(client: Any, session: Any) -> tuple[Any, int]:
+    """A published course whose detail this process has answered from the cache (hot)."""
     owner = make_user(session, Role.instructor)
     course_id = make_course(session, owner=owner, title="Before").id
     session.commit()
     detail = f"{LIST}{course_id}/"
     client.get(detail)
     assert client.get(detail).headers["x-cache"] == "hit"
+    return owner, course_id
+
+
+def test_a_retired_public_entry_is_rebuilt_once_its_writes_are_quiet(
+    app: Any, client: Any, session: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refresh = app.cached_reads.refresh
+    owner, course_id = _answered_public_course(client, session)
 
     monkeypatch.setattr("eduflow.api.refresh.QUIET", 3600.0)
     _retire(owner, course_id, "After")
@@ -60,7 +66,7 @@ def test_a_retired_public_entry_is_rebuilt_once_its_writes_are_quiet(
     monkeypatch.setattr("eduflow.api.refresh.QUIET", 0.0)
     assert _wait_for(lambda: _current(course_id)), "the retired entry was not rebuilt"
     assert refresh.rebuilds == 1
-    answer = client.get(detail)
+    answer = client.get(f"{LIST}{course_id}/")
     assert answer.headers["x-cache"] == "hit" and answer.json()["title"] == "After"
 
 
@@ -92,12 +98,7 @@ def test_a_process_busy_writing_leaves_rebuilding_until_its_writes_stop(
     refresh = app.cached_reads.refresh
     monkeypatch.setattr("eduflow.api.refresh.QUIET", 0.0)
     monkeypatch.setattr("eduflow.api.refresh.BUSY_WRITES", 0)  # one write a tick is busy
-    owner = make_user(session, Role.instructor)
-    course_id = make_course(session, owner=owner, title="Before").id
-    session.commit()
-    detail = f"{LIST}{course_id}/"
-    client.get(detail)
-    assert client.get(detail).headers["x-cache"] == "hit"
+    owner, course_id = _answered_public_course(client, session)
 
     _retire(owner, course_id, "After")
     until = time.monotonic() + 4 * TICK
