@@ -6,7 +6,7 @@ later part of the same request gets the same object with ``RequestContext.of(sco
 begins one only for an application called without that entry point, as some tests do), so
 a request that a fast path leaves to the application keeps its id and its start time.
 What every response gets -- ``X-Request-ID`` and ``X-Response-Time-ms`` -- comes from
-``headers()``, and what every finished request leaves -- one access line, one observation
+``starting()``, and what every finished request leaves -- one access line, one observation
 in the metrics -- from ``finish()``. Extend the access line or the metrics here.
 """
 
