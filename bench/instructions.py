@@ -20,6 +20,7 @@ Prints one JSON line: instructions per request for each scenario. Needs ``valgri
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import shutil
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,17 @@ def _count(pid: int, workdir: Path, name: str) -> int:
                     return int(line.split()[1])
         time.sleep(0.1)
     sys.exit(f"callgrind wrote no dump for {name}")
+
+
+def _per_request(pid: int, workdir: Path, name: str, send: Callable[[], int]) -> float:
+    """Instructions per request while ``send`` runs (it returns how many it sent); what
+    the process did before is dumped apart and not counted."""
+    tag = "".join(c if c.isalnum() else "_" for c in name)
+    _count(pid, workdir, f"before_{tag}")
+    _callgrind(pid, "--instr=on")
+    sent = send()
+    _callgrind(pid, "--instr=off")
+    return _count(pid, workdir, tag) / max(1, sent)
 
 
 def main() -> None:
@@ -103,8 +116,9 @@ def main() -> None:
 
     def request(method: str, path: str, token: str | None = None, body: Any = None) -> int:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        data = json.dumps(body).encode() if body is not None else None
-        if data is not None:
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         conn.request(method, path, body=data, headers=headers)
         response = conn.getresponse()
@@ -120,32 +134,34 @@ def main() -> None:
     # Each enrollment a new (student, course) pair; the warm-up uses pairs of its own.
     pairs = [(t, c) for t in tokens[1:] for c in courses[:10]]
     results: dict[str, float] = {}
+
+    def one_by_one(path: str, token: str | None) -> int:
+        for _ in range(args.requests):
+            request("GET", path, token)
+        return args.requests
+
+    def with_wrk(path: str, token: str | None) -> int:
+        script = lua_paths([path], token)
+        url = f"http://127.0.0.1:{port}/"
+        done = wrk(binary, url, script, args.connections, args.duration, 2, workdir)
+        return int(done["requests"])
+
     try:
         for name, (path, token) in reads.items():
             for _ in range(50):
                 assert request("GET", path, token) == 200
-            _count(pid, workdir, f"warm-{len(results)}")  # what came before is not counted
-            _callgrind(pid, "--instr=on")
-            sent = args.requests
-            if args.connections > 1:
-                script = lua_paths([path], token)
-                url = f"http://127.0.0.1:{port}/"
-                done = wrk(binary, url, script, args.connections, args.duration, 2, workdir)
-                sent = done["requests"]
-            else:
-                for _ in range(sent):
-                    request("GET", path, token)
-            _callgrind(pid, "--instr=off")
-            results[name] = _count(pid, workdir, f"s{len(results)}") / max(1, sent)
+            send = functools.partial(with_wrk if args.connections > 1 else one_by_one, path, token)
+            results[name] = _per_request(pid, workdir, name, send)
         warm, counted = pairs[:20], pairs[20 : 20 + args.enrollments]
         for token, course in warm:
             assert request("POST", f"{API}/enrollments/", token, {"course": course}) == 201
-        _count(pid, workdir, "warm-enroll")
-        _callgrind(pid, "--instr=on")
-        for token, course in counted:
-            request("POST", f"{API}/enrollments/", token, {"course": course})
-        _callgrind(pid, "--instr=off")
-        results["enrollment POST"] = _count(pid, workdir, "enroll") / len(counted)
+
+        def enroll() -> int:
+            for token, course in counted:
+                request("POST", f"{API}/enrollments/", token, {"course": course})
+            return len(counted)
+
+        results["enrollment POST"] = _per_request(pid, workdir, "enrollment", enroll)
     finally:
         conn.close()
         server.stop()
