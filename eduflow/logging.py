@@ -220,21 +220,27 @@ def write_access_line(
     status: int,
     duration_ms: float,
     user_id: int | None,
-    request_id: str | None = None,
+    request_id: str | bytes | None = None,
     defer: bool = False,
     client: str | None = None,
-    user_agent: str | None = None,
+    user_agent: str | bytes | None = None,
 ) -> None:
     """One access log line, as ``get_logger("eduflow.access").info("request", ...)`` would
     write it (same keys, context variables merged, the path redacted); ``request_id`` when
-    it is not bound to the context. ``client`` is the caller's address (as resolved behind
-    a trusted proxy), ``user_agent`` its ``User-Agent`` (cut to 256 characters). ``defer``:
-    keep it for the next :func:`flush_access_lines` (one write for a burst of cache hits)."""
+    it is not bound to the context (as bytes: an id that needs no JSON escaping, as the
+    request context's). ``client`` is the caller's address (as resolved behind a trusted
+    proxy), ``user_agent`` its ``User-Agent`` (cut to 256 characters; text, or the raw
+    header value). ``defer``: keep it for the next :func:`flush_access_lines` (one write
+    for a burst of cache hits)."""
     context = structlog.contextvars.get_contextvars()
     if request_id is None and len(context) == 1 and "request_id" in context:
         request_id = str(context["request_id"])
         context = {}
     if context or request_id is None:
+        if isinstance(request_id, bytes):
+            request_id = request_id.decode()
+        if isinstance(user_agent, bytes):
+            user_agent = user_agent.decode("latin-1")
         _deferred_lines.append(
             _general_access_line(
                 context, request_id, method, path, status, duration_ms, user_id, client, user_agent
@@ -245,16 +251,15 @@ def write_access_line(
         if parts is None:
             parts = _access_line_parts(method, path, status, user_id)
         _deferred_lines.append(
-            b"%b%b%b%b%b%b%b%b%b"
+            b'{"request_id":%b%b%b%b%b%b%b%b'
             % (
-                b'{"request_id":',
-                orjson.dumps(request_id),
+                b'"%b"' % request_id if isinstance(request_id, bytes) else orjson.dumps(request_id),
                 parts[0],
                 orjson.dumps(duration_ms),
                 parts[1],
                 _client_parts.get((client, user_agent)) or _make_client_part(client, user_agent),
                 _EVENT_PART,
-                _utc_iso().encode(),
+                _utc_iso_bytes(),
                 parts[2],
             )
         )
@@ -316,13 +321,14 @@ def _access_line_parts(
 
 _EVENT_PART = b',"event":"request","level":"info","timestamp":"'
 # ``,"client":…,"user_agent":…`` by (address, user agent): callers repeat themselves too.
-_client_parts: dict[tuple[str | None, str | None], bytes] = {}
+_client_parts: dict[tuple[str | None, str | bytes | None], bytes] = {}
 USER_AGENT_MAX = 256
 
 
-def _make_client_part(client: str | None, user_agent: str | None) -> bytes:
+def _make_client_part(client: str | None, user_agent: str | bytes | None) -> bytes:
     """The line's client part, made and kept (the caller looks in ``_client_parts`` first)."""
-    agent = redact_value(user_agent[:USER_AGENT_MAX]) if user_agent is not None else None
+    text = user_agent.decode("latin-1") if isinstance(user_agent, bytes) else user_agent
+    agent = redact_value(text[:USER_AGENT_MAX]) if text is not None else None
     part = b',"client":%b,"user_agent":%b' % (orjson.dumps(client), orjson.dumps(agent))
     if len(_client_parts) >= 4096:
         _client_parts.clear()
@@ -354,17 +360,23 @@ def _forked() -> None:
 os.register_at_fork(after_in_child=_forked)
 
 # ISO 8601 timestamps: the part up to the second is formatted once per second.
-_second: list[Any] = [None, ""]
+_second: list[Any] = [None, b""]
 
 
-def _utc_iso() -> str:
+def _utc_iso_bytes() -> bytes:
+    """Now, as ``2026-01-31T12:00:00.123456Z`` (an access line's timestamp)."""
     now = time.time()
     second = int(now)
     if _second[0] != second:
         from datetime import UTC, datetime
 
-        _second[:] = [second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")]
-    return f"{_second[1]}.{int((now - second) * 1_000_000):06d}Z"
+        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second[:] = [second, text.encode()]
+    return b"%b.%06dZ" % (_second[1], int((now - second) * 1_000_000))
+
+
+def _utc_iso() -> str:
+    return _utc_iso_bytes().decode()
 
 
 def get_logger(name: str) -> Any:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
 _provider: list[TracerProvider] = []  # the process's provider, once configured
+enabled = False  # whether this process traces (read on every request: an attribute, not a call)
 _tracer: list[Tracer] = []
 _engines: list[Any] = []  # the SQLAlchemy instrumentation of each engine (to undo it)
 _OFF_VALUES = frozenset({"", "none"})
@@ -58,7 +59,7 @@ _built_engines: list[Engine] = []  # every engine eduflow.db built in this proce
 
 def is_enabled() -> bool:
     """Whether this process traces."""
-    return bool(_provider)
+    return enabled
 
 
 def configure(service: str, exporter: SpanExporter | None = None) -> bool:
@@ -84,8 +85,10 @@ def configure(service: str, exporter: SpanExporter | None = None) -> bool:
     else:
         for configured in _exporters_from_environment():
             provider.add_span_processor(BatchSpanProcessor(configured))
+    global enabled
     _provider.append(provider)
     _tracer.append(provider.get_tracer("eduflow"))
+    enabled = True
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     RedisInstrumentor().instrument(tracer_provider=provider)
@@ -118,6 +121,8 @@ def shutdown() -> None:
     RedisInstrumentor().uninstrument()
     while _engines:
         _engines.pop().remove_all_event_listeners()
+    global enabled
+    enabled = False
     _provider.pop().shutdown()
     _tracer.clear()
 

@@ -232,7 +232,7 @@ class CachedReads:
     async def _flush_stats(self, pending: dict[str, int]) -> None:
         """Add this process's figures to the shared ones (at most once a second)."""
         client = self.near_client()
-        if client is None:
+        if client is None or not pending:
             return
         try:
             await client.hincrby_many(STATS_KEY, pending)
@@ -289,9 +289,22 @@ class CachedReads:
         # must not admit another (maybe revoked) one.
         who = (claims["sub"], claims["role"], claims["sid"]) if claims is not None else None
         memo_key = (scope["path"], scope["query_string"], who)
-        decided = await self._decide(scope, memo_key, who, claims)
-        if decided is None or isinstance(decided, str):
-            return decided
+        # With the near cache, a hit decided before is reused while no kept value has been
+        # dropped since: a dictionary lookup instead of reading and checking the auth
+        # state, the generations and the entry again (checked here, not in ``_decide``:
+        # that is most hits, and they need no coroutine of their own).
+        client = self.near_client()
+        decided = self._decided.get(memo_key)
+        if (
+            decided is None
+            or decided.client is not client
+            or client is None
+            or decided.version != client.version
+        ):
+            fresh = await self._decide(scope, memo_key, who, claims, client)
+            if fresh is None or isinstance(fresh, str):
+                return fresh
+            decided = fresh
         if decided.user_id is not None:
             scope["state"]["user_id"] = decided.user_id
         stats.record(decided.namespace, "hits")
@@ -306,19 +319,11 @@ class CachedReads:
         memo_key: tuple[object, ...],
         who: tuple[Any, ...] | None,
         claims: dict[str, Any] | None,
+        client: Any,
     ) -> Decision | str | None:
-        """The hit this request gets, if any. With the near cache, a hit decided before
-        is reused while no kept value has been dropped since (a dictionary lookup instead
-        of reading and checking the auth state, the generations and the entry again)."""
-        client = self.near_client()
-        decided = self._decided.get(memo_key)
-        if (
-            decided is not None
-            and decided.client is client
-            and client is not None
-            and decided.version == client.version
-        ):
-            return decided
+        """The hit this request gets, if any, decided from the values read now (``client``:
+        the near-cache client, None on the embedded default); kept for the next requests
+        of the same shape when ``client`` has them tracked."""
         target = self._target(scope, memo_key, who)
         if target is None:
             return None
@@ -380,7 +385,6 @@ class CachedReads:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         context.finish(status, route=route)
-        pending = stats.take_due()
-        if pending:
-            await self._flush_stats(pending)
+        if context.start >= stats.due_at:  # same clock; at most once a second
+            await self._flush_stats(stats.take_due())
         return True

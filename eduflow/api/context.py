@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from starlette.types import Scope
 
+from eduflow import tracing
 from eduflow.cache.health import stats
 from eduflow.logging import (
     access_logger_ready,
@@ -31,7 +32,6 @@ from eduflow.logging import (
     write_access_line,
 )
 from eduflow.metrics import UNMATCHED_ROUTE, observe_request, publish_tallies
-from eduflow.tracing import is_enabled as tracing_on
 from eduflow.tracing import name_span
 
 # A kept incoming id must be harmless in headers and logs.
@@ -41,7 +41,7 @@ _STATE_KEY = "request_context"
 
 # Request ids: UUID4-formatted (version and variant bits set), 74 random bits drawn once
 # per process and a 48-bit counter: unique, and cheaper than uuid4() per request.
-_id_prefix: list[str] = []
+_id_prefix: list[bytes] = []
 _id_counter = itertools.count()
 
 
@@ -51,7 +51,7 @@ def _reseed_request_ids() -> None:
     hi = rand >> 14  # 60 bits: time_low, time_mid and the 12 bits after the version nibble
     time_low, time_mid, time_hi = hi >> 28, (hi >> 12) & 0xFFFF, hi & 0xFFF
     clock_seq = 0x8000 | (rand & 0x3FFF)  # variant 10xx
-    _id_prefix[:] = [f"{time_low:08x}-{time_mid:04x}-4{time_hi:03x}-{clock_seq:04x}-"]
+    _id_prefix[:] = [f"{time_low:08x}-{time_mid:04x}-4{time_hi:03x}-{clock_seq:04x}-".encode()]
     _id_counter = itertools.count()
 
 
@@ -59,9 +59,20 @@ _reseed_request_ids()
 os.register_at_fork(after_in_child=_reseed_request_ids)
 
 
+def _new_id() -> bytes:
+    return b"%b%012x" % (_id_prefix[0], next(_id_counter) & 0xFFFFFFFFFFFF)
+
+
 def new_request_id() -> str:
     """A fresh request id in UUID4 format."""
-    return f"{_id_prefix[0]}{next(_id_counter) & 0xFFFFFFFFFFFF:012x}"
+    return _new_id().decode()
+
+
+def request_id_of(scope: Scope) -> str | None:
+    """The request id of the request ``scope`` belongs to (None: no context begun)."""
+    state = scope.get("state")
+    context = state.get(_STATE_KEY) if state else None
+    return context.rid if context is not None else None
 
 
 def route_template(scope: Scope, status: int = 200) -> str:
@@ -96,7 +107,7 @@ _publish_timer: list[asyncio.TimerHandle | None] = [None]
 class RequestContext:
     """One request's id, start time and bound logging context (see the module docstring)."""
 
-    __slots__ = ("_tokens", "agent", "finished", "request_id", "rid", "scope", "start")
+    __slots__ = ("_tokens", "agent", "finished", "request_id", "scope", "start")
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
@@ -111,18 +122,20 @@ class RequestContext:
                     kept = value if _VALID_REQUEST_ID.match(value) else b""
             elif name == b"user-agent" and agent is None:
                 agent = value
-        if kept:
-            self.request_id: bytes = kept
-            self.rid = kept.decode()
-        else:
-            self.rid = new_request_id()
-            self.request_id = self.rid.encode()
+        # Either way only [A-Za-z0-9._:-]: safe in a header and in JSON as it is.
+        self.request_id: bytes = kept or _new_id()
         self.agent = agent
         self.finished = False
-        state: dict[str, Any] = scope.setdefault("state", {})
-        state["request_id"] = self.rid
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
         state[_STATE_KEY] = self
         self._tokens: Mapping[str, Any] | None = None
+
+    @property
+    def rid(self) -> str:
+        """The request id, as text."""
+        return self.request_id.decode()
 
     def bind(self) -> None:
         """Bind the request id to the logging context: every log line and outbox row of
@@ -146,10 +159,8 @@ class RequestContext:
         """What a response starting now adds to its headers -- ``X-Request-ID`` and
         ``X-Response-Time-ms`` -- having named the request's tracing span after its route
         (``route``: known to a fast path; else the matched route's template)."""
-        if route:
-            name_span(self.scope["method"], route)
-        elif tracing_on():
-            name_span(self.scope["method"], route_template(self.scope, status))
+        if tracing.enabled:
+            name_span(self.scope["method"], route or route_template(self.scope, status))
         elapsed = f"{(time.perf_counter() - self.start) * 1000:.2f}".encode()
         return [(b"x-request-id", self.request_id), (b"x-response-time-ms", elapsed)]
 
@@ -166,10 +177,8 @@ class RequestContext:
         self.finished = True
         scope = self.scope
         duration = time.perf_counter() - self.start
-        user_id = scope["state"].get("user_id")
         peer = scope.get("client")
         client = peer[0] if peer else None  # uvicorn resolved X-Forwarded-For of a trusted proxy
-        user_agent = self.agent.decode("latin-1") if self.agent is not None else None
         batch = bool(route)
         try:
             if batch and _publish_timer[0] is None:
@@ -183,24 +192,25 @@ class RequestContext:
                     scope["path"],
                     status,
                     duration_ms,
-                    user_id,
-                    None if self._tokens is not None else self.rid,
-                    defer=batch,
-                    client=client,
-                    user_agent=user_agent,
+                    scope["state"].get("user_id"),
+                    None if self._tokens is not None else self.request_id,
+                    batch,
+                    client,
+                    self.agent,
                 )
                 return
             if not _access_log:
                 _access_log.append(get_logger("eduflow.access"))
+            agent = self.agent.decode("latin-1")[:256] if self.agent is not None else None
             _access_log[0].info(
                 "request",
                 method=scope["method"],
                 path=scope["path"],
                 status=status,
                 duration_ms=duration_ms,
-                user_id=user_id,
+                user_id=scope["state"].get("user_id"),
                 client=client,
-                user_agent=user_agent[:256] if user_agent else user_agent,
+                user_agent=agent,
                 **({} if self._tokens is not None else {"request_id": self.rid}),
             )
         finally:

@@ -15,13 +15,9 @@ from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from eduflow.api.context import request_id_of
 from eduflow.api.deps import CurrentUser
-from eduflow.api.problems import (
-    PROBLEM_MEDIA_TYPE,
-    renamed_problem,
-    render_error,
-    request_id_of,
-)
+from eduflow.api.problems import PROBLEM_MEDIA_TYPE, renamed_problem, render_error
 from eduflow.errors import EduFlowError
 from eduflow.services.idempotency import IdempotentRequest, StoredResponse
 from eduflow.services.permissions import Principal
@@ -74,7 +70,7 @@ def _renamed(stored: StoredResponse, request: Request) -> StoredResponse:
     # A replayed problem names the request it answers, so logs and clients correlate.
     if stored.status < 400:
         return stored
-    body = renamed_problem(stored.body, request_id_of(request))
+    body = renamed_problem(stored.body, request_id_of(request.scope))
     return StoredResponse(stored.status, body, stored.headers)
 
 

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Scope, Send
 
+from eduflow.api.context import request_id_of
 from eduflow.errors import PROBLEM_BASE, EduFlowError, Unavailable
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -104,11 +105,6 @@ _HTTP_SLUGS = {
 }
 
 
-def request_id_of(request: Request) -> str | None:
-    """The request id set by the request context."""
-    return getattr(request.state, "request_id", None)
-
-
 @dataclass(frozen=True, slots=True)
 class Rendered:
     """A problem answer: status, raw headers (content type first, no length) and body."""
@@ -186,7 +182,7 @@ def render_problem(
         status,
         detail,
         scope["path"],
-        _request_id(scope),
+        request_id_of(scope),
         type_uri=type_uri,
         title=title,
         errors=errors,
@@ -200,7 +196,7 @@ def render_error(scope: Scope, exc: EduFlowError) -> Rendered:
         exc.status,
         exc.detail,
         scope["path"],
-        _request_id(scope),
+        request_id_of(scope),
         type_uri=exc.type_uri,
         title=exc.problem_title,
         errors=exc.errors,
@@ -263,11 +259,6 @@ async def send_problem(
     headers = [*problem.headers, (b"content-length", b"%d" % len(problem.body)), *(extra or ())]
     await send({"type": "http.response.start", "status": problem.status, "headers": headers})
     await send({"type": "http.response.body", "body": problem.body})
-
-
-def _request_id(scope: Scope) -> str | None:
-    state = scope.get("state")
-    return state.get("request_id") if state else None
 
 
 def problem_response(

@@ -159,81 +159,90 @@ health = CacheHealth()
 
 class CacheStats:
     """Hits/misses/rebuilds/errors per namespace: Prometheus counters of this process,
-    plus a Redis hash summed over every process, flushed at most once a second."""
+    plus a Redis hash summed over every process, flushed at most once a second.
+
+    One tally per event (``record`` is on every cache hit's path); what reached the
+    Prometheus counters and what reached the shared hash are kept apart from it, as the
+    tallies they had then."""
 
     FLUSH_EVERY = 1.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending: dict[str, int] = {}
-        self._totals: dict[str, int] = {}
-        self._published: dict[str, int] = {}  # totals already in the Prometheus counters
-        self._fields: dict[tuple[str, str], str] = {}
-        self._children: dict[str, Any] = {}
-        self._last_flush = time.monotonic()
+        self._totals: dict[tuple[str, str], int] = {}
+        self._published: dict[tuple[str, str], int] = {}  # already in the Prometheus counters
+        self._flushed: dict[tuple[str, str], int] = {}  # already in the shared hash
+        self._children: dict[tuple[str, str], Any] = {}
+        # On time.perf_counter()'s clock, which a request's start is also read on: a hit
+        # compares the two (``due_at``) instead of calling anything.
+        self.due_at = time.perf_counter() + self.FLUSH_EVERY
 
     def reset(self) -> None:
         """Forget unflushed figures (tests)."""
         with self._lock:
-            self._pending.clear()
             self._totals.clear()
             self._published.clear()
-            self._last_flush = time.monotonic()
+            self._flushed.clear()
+            self.due_at = time.perf_counter() + self.FLUSH_EVERY
 
     def record(self, namespace: str, kind: str) -> None:
         """Count one event (``kind``: hits, misses, rebuilds, errors); it reaches the
         Prometheus counters with the next :meth:`publish` (cache hits are counted in
         bursts, and each counter increment is a write to a shared file under
         ``--workers N``)."""
-        field = self._fields.get((namespace, kind))
-        if field is None:
-            field = self._fields[(namespace, kind)] = f"{namespace}:{kind}"
+        tally = (namespace, kind)
         with self._lock:
-            self._pending[field] = self._pending.get(field, 0) + 1
-            self._totals[field] = self._totals.get(field, 0) + 1
+            self._totals[tally] = self._totals.get(tally, 0) + 1
+
+    def _since(self, mark: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+        """What was counted since ``mark`` was last brought up to date (under the lock),
+        bringing it up to date."""
+        due = {tally: n - mark.get(tally, 0) for tally, n in self._totals.items()}
+        mark.update(self._totals)
+        return {tally: n for tally, n in due.items() if n > 0}
 
     def publish(self) -> None:
         """Add what was counted since the last call to the Prometheus counters."""
         with self._lock:
-            due = {f: n - self._published.get(f, 0) for f, n in self._totals.items()}
-            self._published.update(self._totals)
-        for field, n in due.items():
-            if n <= 0:
-                continue
-            child = self._children.get(field)
+            due = self._since(self._published)
+        for tally, n in due.items():
+            child = self._children.get(tally)
             if child is None:
                 from eduflow import metrics
 
-                namespace, kind = field.split(":")
+                namespace, kind = tally
                 counter = {
                     "hits": metrics.CACHE_HITS,
                     "misses": metrics.CACHE_MISSES,
                     "rebuilds": metrics.CACHE_REBUILDS,
                     "errors": metrics.CACHE_ERRORS,
                 }[kind]
-                child = self._children[field] = counter.labels(namespace)
+                child = self._children[tally] = counter.labels(namespace)
             child.inc(n)
 
     def local(self) -> dict[str, int]:
         """This process's figures (the embedded default has no shared view)."""
         with self._lock:
-            return dict(self._totals)
+            return {f"{namespace}:{kind}": n for (namespace, kind), n in self._totals.items()}
 
     def take_due(self, force: bool = False) -> dict[str, int]:
-        """The figures to add to the shared hash now (empty until a flush is due)."""
-        now = time.monotonic()
-        if not force and now - self._last_flush < self.FLUSH_EVERY:
+        """The figures to add to the shared hash now (empty until a flush is due), by
+        hash field (``namespace:kind``)."""
+        now = time.perf_counter()
+        if not force and now < self.due_at:
             return {}
         with self._lock:
-            pending, self._pending = self._pending, {}
-            self._last_flush = now
-        return pending
+            due = self._since(self._flushed)
+            self.due_at = now + self.FLUSH_EVERY
+        return {f"{namespace}:{kind}": n for (namespace, kind), n in due.items()}
 
     def give_back(self, pending: dict[str, int]) -> None:
         """Keep figures whose flush failed for the next one."""
         with self._lock:
             for field, n in pending.items():
-                self._pending[field] = self._pending.get(field, 0) + n
+                namespace, _, kind = field.partition(":")
+                tally = (namespace, kind)
+                self._flushed[tally] = self._flushed.get(tally, 0) - n
 
     def flush(self, force: bool = False) -> None:
         """Add the due figures to ``eduflow:cache:stats`` (sync callers)."""
