@@ -62,8 +62,10 @@ def lua_paths(paths: list[str], token: str | None = None) -> str:
 
 
 def lua_enroll(tokens: list[str], course_ids: list[int], offset: int = 0) -> str:
-    """POST /enrollments/: every request a new (student, course) pair (``offset``: where
-    this run starts in the sequence of pairs, so that later reps enroll anew)."""
+    """POST /enrollments/: every request a new (student, course) pair. Each wrk thread
+    takes every 64th number of the sequence from its own (``tid``) on, so a run's numbers
+    all fall in the residues ``offset + tid`` modulo 64: a later rep (``offset`` moved by
+    the number of threads) enrolls anew however far its threads get."""
     toks = ", ".join(json.dumps(t) for t in tokens)
     courses = ", ".join(str(c) for c in course_ids)
     return (
@@ -133,12 +135,11 @@ def recreate_database(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{sa_url.database}"')
 
 
-def fresh_stack(
+def stack_env(
     database_url: str, redis_url: str, log_level: str = "INFO", **extra: str
 ) -> dict[str, str]:
-    """The server environment of a benchmark (also set in this process, which seeds),
-    with its Redis db flushed and its database dropped and created again."""
-    env = {
+    """The server environment of a benchmark on ``database_url`` and ``redis_url``."""
+    return {
         **os.environ,
         "EDUFLOW_ENV": "development",
         "EDUFLOW_DATABASE_URL": database_url,
@@ -149,6 +150,14 @@ def fresh_stack(
         "EDUFLOW_LOG_LEVEL": os.environ.get("EDUFLOW_LOG_LEVEL", log_level),
         **extra,
     }
+
+
+def fresh_stack(
+    database_url: str, redis_url: str, log_level: str = "INFO", **extra: str
+) -> dict[str, str]:
+    """The server environment of a benchmark (also set in this process, which seeds),
+    with its Redis db flushed and its database dropped and created again."""
+    env = stack_env(database_url, redis_url, log_level, **extra)
     os.environ.update(env)
     import redis
 
@@ -220,11 +229,18 @@ def seed(courses: int, students: int) -> dict[str, Any]:
 class Server:
     """A uvicorn-served app in its own process group."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], port: int, log: Path) -> None:
+    def __init__(
+        self, argv: list[str], env: dict[str, str], port: int, log: Path, cwd: Path | None = None
+    ) -> None:
         self.port = port
         self.log = log.open("wb")
         self.proc = subprocess.Popen(
-            argv, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            env=env,
+            cwd=cwd,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -369,6 +385,8 @@ def main() -> None:
         help="record each scenario's server workers with py-spy (collapsed stacks) into DIR",
     )
     args = parser.parse_args()
+    if args.reps * args.threads > 64:
+        parser.error("--reps x --threads must be at most 64 (the enrollments' pairs run out)")
 
     binary = require_wrk(args.install_wrk)
     workdir = Path(tempfile.mkdtemp(prefix="eduflow-bench-"))
@@ -402,7 +420,6 @@ def main() -> None:
         ("anonymous list under login load", "/", ""),
         ("enrollment POST", "/", ""),
     ]
-    enroll_pairs_per_rep = 200_000
 
     def under_login_load() -> dict[str, Any]:
         """The anonymous list while 8 more connections log in (bcrypt at production cost)."""
@@ -482,7 +499,7 @@ def main() -> None:
                 if args.only and name not in args.only:
                     continue
                 if name == "enrollment POST":
-                    offset = (rep - 1) * enroll_pairs_per_rep
+                    offset = (rep - 1) * args.threads  # up to 64 / threads reps
                     script = lua_enroll(data["tokens"], data["courses"], offset)
                 result = under_login_load() if not script else run_scenario(name, script)
                 runs.setdefault(name, []).append(result)

@@ -238,3 +238,28 @@ def test_password_hashing_runs_below_the_request_loops_priority() -> None:
     assert nice.result() == security.HASHING_NICE >= os.getpriority(os.PRIO_PROCESS, 0)
     assert security.HASHING_NICE > 0
     assert security.verify_password("pw-123456", security.hash_password("pw-123456", rounds=4))
+
+
+def test_cache_stats_reach_the_shared_hash_and_the_counters_exactly_once() -> None:
+    """Each event tallied once: a flush takes what came since the last one, a failed flush
+    gives it back for the next, and the Prometheus counters get each event once."""
+    from eduflow.cache.health import CacheStats
+    from eduflow.metrics import CACHE_HITS
+
+    figures = CacheStats()
+    hits = CACHE_HITS.labels("stats-test")
+    start = hits._value.get()
+    for _ in range(3):
+        figures.record("stats-test", "hits")
+    figures.record("stats-test", "misses")
+    assert figures.take_due() == {}  # not due yet: at most once a second
+    taken = figures.take_due(force=True)
+    assert taken == {"stats-test:hits": 3, "stats-test:misses": 1}
+    figures.give_back(taken)  # the write failed
+    figures.record("stats-test", "hits")
+    assert figures.take_due(force=True) == {"stats-test:hits": 4, "stats-test:misses": 1}
+    assert figures.take_due(force=True) == {}
+    figures.publish()
+    figures.publish()
+    assert hits._value.get() - start == 4
+    assert figures.local() == {"stats-test:hits": 4, "stats-test:misses": 1}
