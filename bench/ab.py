@@ -82,10 +82,10 @@ def _prepared(checkout: Path, database_url: str, redis_url: str, args: Any) -> d
 def main() -> None:
     """Seed both, serve both, alternate the bursts, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--a", type=Path, required=True, help="the first checkout (before)")
-    parser.add_argument("--b", type=Path, required=True, help="the second checkout (after)")
-    parser.add_argument("--database-url", required=True)
-    parser.add_argument("--redis-urls", nargs=2, required=True, metavar="URL")
+    parser.add_argument("--a", type=Path, help="the first checkout (before)")
+    parser.add_argument("--b", type=Path, help="the second checkout (after)")
+    parser.add_argument("--database-url")
+    parser.add_argument("--redis-urls", nargs=2, metavar="URL")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
@@ -99,6 +99,8 @@ def main() -> None:
     if args.prepare:
         prepare(args.prepare[0], args.prepare[1], args.courses, args.students)
         return
+    if not (args.a and args.b and args.database_url and args.redis_urls):
+        parser.error("--a, --b, --database-url and --redis-urls are required")
 
     binary = require_wrk(False)
     workdir = Path(tempfile.mkdtemp(prefix="eduflow-ab-"))
