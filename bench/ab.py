@@ -43,6 +43,7 @@ from run import (  # noqa: E402  (bench/run.py's helpers)
     lua_paths,
     require_wrk,
     seed,
+    serve_argv,
     stack_env,
     wrk,
 )
@@ -118,16 +119,8 @@ def main() -> None:
     servers: dict[str, Server] = {}
     try:
         for name, side in sides.items():
-            argv = [
-                str(side["checkout"] / ".venv" / "bin" / "python"),
-                "-m",
-                "eduflow.cli",
-                "serve",
-                "--workers",
-                str(args.workers),
-                "--port",
-                str(side["port"]),
-            ]
+            python = str(side["checkout"] / ".venv" / "bin" / "python")
+            argv = serve_argv(python, args.workers, side["port"])
             servers[name] = Server(
                 argv, side["env"], side["port"], workdir / f"{name}.log", cwd=side["checkout"]
             )

@@ -42,6 +42,7 @@ from run import (  # noqa: E402  (bench/run.py's helpers)
     lua_paths,
     require_wrk,
     seed,
+    serve_argv,
     wrk,
 )
 
@@ -108,7 +109,7 @@ def main() -> None:
     argv = [
         "valgrind", "--tool=callgrind", "--instr-atstart=no",
         f"--callgrind-out-file={workdir}/callgrind.out",
-        sys.executable, "-m", "eduflow.cli", "serve", "--workers", "1", "--port", str(port),
+        *serve_argv(sys.executable, 1, port),
     ]  # fmt: skip
     server = Server(argv, env, port, workdir / "server.log")
     pid = server.proc.pid

@@ -52,6 +52,7 @@ from run import (  # noqa: E402  (the shared helpers of bench/run.py)
     machine_cpu_seconds,
     parse_result,
     require_wrk,
+    serve_argv,
 )
 
 TABLES = ("progress_events", "lesson_progress", "enrollments", "outbox_jobs")
@@ -342,8 +343,7 @@ def main() -> None:
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "eduflow.cli", "serve", "--workers", str(args.workers),
-            "--port", str(port)]  # fmt: skip
+    argv = serve_argv(sys.executable, args.workers, port)
     server = Server(argv, env, port, workdir / "server.log")
     try:
         asyncio.run(warm(base, sorted({e["token"] for e in enrollments})))

@@ -226,6 +226,11 @@ def seed(courses: int, students: int) -> dict[str, Any]:
     return {"courses": published, "tokens": tokens}
 
 
+def serve_argv(python: str, workers: int, port: int) -> list[str]:
+    """The command line of ``eduflow serve`` under the interpreter ``python``."""
+    return [python, "-m", "eduflow.cli", "serve", "--workers", str(workers), "--port", str(port)]
+
+
 class Server:
     """A uvicorn-served app in its own process group."""
 
@@ -398,16 +403,7 @@ def main() -> None:
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    eduflow = [
-        sys.executable,
-        "-m",
-        "eduflow.cli",
-        "serve",
-        "--workers",
-        str(args.workers),
-        "--port",
-        str(port),
-    ]
+    eduflow = serve_argv(sys.executable, args.workers, port)
     courses = data["courses"][:100]
     token = data["tokens"][0]
     detail_paths = [f"/api/v1/courses/{c}/" for c in courses]
