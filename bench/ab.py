@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from run import (  # noqa: E402  (bench/run.py's helpers)
     seed,
     serve_argv,
     stack_env,
+    warm_up,
     wrk,
 )
 
@@ -114,8 +115,12 @@ def main() -> None:
         database_url = f"{base_db[0]}/{base_db[1]}_{name}"
         data = _prepared(checkout, database_url, redis_url, args)
         print(f"seeded {name} ({checkout})", flush=True)
-        sides[name] = {"checkout": checkout, "data": data, "port": free_port(), "db": database_url}
-        sides[name]["env"] = stack_env(database_url, redis_url)
+        sides[name] = {
+            "checkout": checkout,
+            "data": data,
+            "port": free_port(),
+            "env": stack_env(database_url, redis_url),
+        }
     servers: dict[str, Server] = {}
     try:
         for name, side in sides.items():
@@ -128,6 +133,7 @@ def main() -> None:
     finally:
         for server in servers.values():
             server.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
     print()
     print(
         f"{args.workers} workers, {args.connections} connections, {args.rounds} rounds of "
@@ -158,15 +164,8 @@ def compare(
 
     per_side = {name: scripts(side["data"]) for name, side in sides.items()}
     for side in sides.values():  # every entry cached, every worker warm
-        base = f"http://127.0.0.1:{side['port']}"
         details = [f"/api/v1/courses/{c}/" for c in side["data"]["courses"][:100]]
-        for path in ["/api/v1/courses/", *details]:
-            urllib.request.urlopen(base + path, timeout=10).read()
-        for path in ["/api/v1/courses/", "/api/v1/auth/me/"] * 10:
-            request = urllib.request.Request(
-                base + path, headers={"Authorization": f"Bearer {side['data']['token']}"}
-            )
-            urllib.request.urlopen(request, timeout=10).read()
+        warm_up(f"http://127.0.0.1:{side['port']}", details, side["data"]["token"])
     results: dict[str, tuple[list[float], list[float], list[float]]] = {}
     for scenario in per_side["a"]:
         if args.only and scenario not in args.only:

@@ -226,6 +226,17 @@ def seed(courses: int, students: int) -> dict[str, Any]:
     return {"courses": published, "tokens": tokens}
 
 
+def warm_up(base: str, detail_paths: list[str], token: str) -> None:
+    """Cache the list and every detail once, and warm every worker process for the
+    signed-in scenarios (cold-start costs such as the first database connection are not
+    what the scenarios measure)."""
+    for path in ["/api/v1/courses/", *detail_paths]:
+        urllib.request.urlopen(base + path, timeout=10).read()
+    for path in ["/api/v1/courses/", "/api/v1/auth/me/"] * 10:
+        warm = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {token}"})
+        urllib.request.urlopen(warm, timeout=10).read()
+
+
 def serve_argv(python: str, workers: int, port: int) -> list[str]:
     """The command line of ``eduflow serve`` under the interpreter ``python``."""
     return [python, "-m", "eduflow.cli", "serve", "--workers", str(workers), "--port", str(port)]
@@ -474,13 +485,7 @@ def main() -> None:
         return result
 
     try:
-        for path in ["/api/v1/courses/", *detail_paths]:  # warm the cache once
-            urllib.request.urlopen(base + path, timeout=10).read()
-        # ... and every worker process for the signed-in scenarios (cold-start costs
-        # such as the first database connection are not what the scenarios measure).
-        for path in ["/api/v1/courses/", "/api/v1/auth/me/"] * 10:
-            warm = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {token}"})
-            urllib.request.urlopen(warm, timeout=10).read()
+        warm_up(base, detail_paths, token)
         with urllib.request.urlopen(base + "/api/v1/courses/", timeout=10) as reply:
             body = reply.read()
             # The ceiling answers with these very headers too (uvicorn adds the date; this

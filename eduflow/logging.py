@@ -239,11 +239,10 @@ def write_access_line(
     if context or request_id is None:
         if isinstance(request_id, bytes):
             request_id = request_id.decode()
-        if isinstance(user_agent, bytes):
-            user_agent = user_agent.decode("latin-1")
+        agent = agent_text(user_agent)
         _deferred_lines.append(
             _general_access_line(
-                context, request_id, method, path, status, duration_ms, user_id, client, user_agent
+                context, request_id, method, path, status, duration_ms, user_id, client, agent
             )
         )
     else:  # the usual line: formatted from its parts (a third of the cost of a dict)
@@ -289,9 +288,7 @@ def _general_access_line(
     line["duration_ms"] = duration_ms
     line["user_id"] = user_id
     line["client"] = client
-    line["user_agent"] = (
-        redact_value(user_agent[:USER_AGENT_MAX]) if user_agent is not None else None
-    )
+    line["user_agent"] = redact_value(user_agent) if user_agent is not None else None
     line["event"] = "request"
     line["level"] = "info"
     line["timestamp"] = _utc_iso()
@@ -325,10 +322,17 @@ _client_parts: dict[tuple[str | None, str | bytes | None], bytes] = {}
 USER_AGENT_MAX = 256
 
 
+def agent_text(user_agent: str | bytes | None) -> str | None:
+    """A ``User-Agent`` as the access line gives it: text (a raw header value is Latin-1),
+    cut to ``USER_AGENT_MAX`` characters."""
+    text = user_agent.decode("latin-1") if isinstance(user_agent, bytes) else user_agent
+    return text[:USER_AGENT_MAX] if text is not None else None
+
+
 def _make_client_part(client: str | None, user_agent: str | bytes | None) -> bytes:
     """The line's client part, made and kept (the caller looks in ``_client_parts`` first)."""
-    text = user_agent.decode("latin-1") if isinstance(user_agent, bytes) else user_agent
-    agent = redact_value(text[:USER_AGENT_MAX]) if text is not None else None
+    text = agent_text(user_agent)
+    agent = redact_value(text) if text is not None else None
     part = b',"client":%b,"user_agent":%b' % (orjson.dumps(client), orjson.dumps(agent))
     if len(_client_parts) >= 4096:
         _client_parts.clear()

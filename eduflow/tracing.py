@@ -70,6 +70,7 @@ def configure(service: str, exporter: SpanExporter | None = None) -> bool:
     spans are batched to the exporters ``OTEL_TRACES_EXPORTER`` names (default OTLP over
     HTTP). Returns whether tracing is on; a second call changes nothing.
     """
+    global enabled
     if _provider:
         return True
     if exporter is None and not enabled_by_environment():
@@ -85,7 +86,6 @@ def configure(service: str, exporter: SpanExporter | None = None) -> bool:
     else:
         for configured in _exporters_from_environment():
             provider.add_span_processor(BatchSpanProcessor(configured))
-    global enabled
     _provider.append(provider)
     _tracer.append(provider.get_tracer("eduflow"))
     enabled = True
@@ -114,6 +114,7 @@ def _exporters_from_environment() -> list[SpanExporter]:
 
 def shutdown() -> None:
     """Flush and turn tracing off again (tests; the SDK also flushes at exit)."""
+    global enabled
     if not _provider:
         return
     from opentelemetry.instrumentation.redis import RedisInstrumentor
@@ -121,7 +122,6 @@ def shutdown() -> None:
     RedisInstrumentor().uninstrument()
     while _engines:
         _engines.pop().remove_all_event_listeners()
-    global enabled
     enabled = False
     _provider.pop().shutdown()
     _tracer.clear()

@@ -27,6 +27,7 @@ from eduflow import tracing
 from eduflow.cache.health import stats
 from eduflow.logging import (
     access_logger_ready,
+    agent_text,
     flush_access_lines,
     get_logger,
     write_access_line,
@@ -201,7 +202,6 @@ class RequestContext:
                 return
             if not _access_log:
                 _access_log.append(get_logger("eduflow.access"))
-            agent = self.agent.decode("latin-1")[:256] if self.agent is not None else None
             _access_log[0].info(
                 "request",
                 method=scope["method"],
@@ -210,7 +210,7 @@ class RequestContext:
                 duration_ms=duration_ms,
                 user_id=scope["state"].get("user_id"),
                 client=client,
-                user_agent=agent,
+                user_agent=agent_text(self.agent),
                 **({} if self._tokens is not None else {"request_id": self.rid}),
             )
         finally:

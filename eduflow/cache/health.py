@@ -223,7 +223,7 @@ class CacheStats:
     def local(self) -> dict[str, int]:
         """This process's figures (the embedded default has no shared view)."""
         with self._lock:
-            return {f"{namespace}:{kind}": n for (namespace, kind), n in self._totals.items()}
+            return _by_field(self._totals)
 
     def take_due(self, force: bool = False) -> dict[str, int]:
         """The figures to add to the shared hash now (empty until a flush is due), by
@@ -234,7 +234,7 @@ class CacheStats:
         with self._lock:
             due = self._since(self._flushed)
             self.due_at = now + self.FLUSH_EVERY
-        return {f"{namespace}:{kind}": n for (namespace, kind), n in due.items()}
+        return _by_field(due)
 
     def give_back(self, pending: dict[str, int]) -> None:
         """Keep figures whose flush failed for the next one."""
@@ -259,6 +259,11 @@ class CacheStats:
             pipe.execute()
         except Exception:  # figures are best effort; keep them for the next flush
             self.give_back(pending)
+
+
+def _by_field(tallies: dict[tuple[str, str], int]) -> dict[str, int]:
+    """Tallies by their field in the shared hash (``namespace:kind``)."""
+    return {f"{namespace}:{kind}": n for (namespace, kind), n in tallies.items()}
 
 
 stats = CacheStats()
