@@ -126,7 +126,16 @@ class Settings(BaseSettings):
         default=4, ge=1, description="threads per server process that run enrollments"
     )
     progress_threads: int = Field(
-        default=8, ge=1, description="threads per server process that record progress batches"
+        default=8,
+        ge=1,
+        description="threads per server process that record progress batches (each records "
+        "a group of concurrent batches in one transaction)",
+    )
+    progress_group_size: int = Field(
+        default=32,
+        ge=1,
+        le=256,
+        description="most progress batches one transaction records together (1: one by one)",
     )
 
     # `eduflow serve` (its --host, --port and --workers read these too).

@@ -58,6 +58,22 @@ def within(seconds: float) -> Iterator[None]:
         _deadline.reset(token)
 
 
+def current() -> float | None:
+    """The current deadline (monotonic time), None without one: work done for a request
+    elsewhere (``eduflow.api.progress_groups``) takes it along."""
+    return _deadline.get()
+
+
+@contextmanager
+def until(deadline: float | None) -> Iterator[None]:
+    """Run a block under ``deadline`` (from ``current``; None: the call bound alone)."""
+    token = _deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
 def remaining() -> float | None:
     """Seconds left before the current deadline (negative once passed); None without one."""
     deadline = _deadline.get()

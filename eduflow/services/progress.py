@@ -26,7 +26,8 @@ references lessons. Enrollment before lesson on both sides: they wait, never dea
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,11 +39,13 @@ from sqlmodel import Session, col
 
 from eduflow.cache.progress import invalidate_course_progress
 from eduflow.db import on_commit
-from eduflow.errors import Conflict, Forbidden, Invalid, NotFound
+from eduflow.errors import Conflict, EduFlowError, Forbidden, Invalid, NotFound
+from eduflow.logging import current_request_id
 from eduflow.models._base import utcnow
 from eduflow.models.courses import Course
 from eduflow.models.enrollments import Enrollment, EnrollmentStatus
 from eduflow.models.lessons import Lesson
+from eduflow.models.outbox import OutboxJob
 from eduflow.models.progress import (
     EventKind,
     LessonProgress,
@@ -51,15 +54,19 @@ from eduflow.models.progress import (
     progress_summary,
 )
 from eduflow.outbox import record_job
+from eduflow.outbox.record import record_row
 from eduflow.services.certificates import Issued, issue_certificate
 from eduflow.services.courses import parse_input
 from eduflow.services.permissions import Principal, is_owner_or_admin, require_authenticated
 from eduflow.services.progress_sql import (
     Change,
-    locked_enrollment,
+    State,
+    Write,
+    lock_enrollments,
     recorded_and_rows,
     write_changes,
 )
+from eduflow.tracing import current_trace_context
 
 COMPLETED_JOB = "course_completed"
 # A client clock a little ahead is not "the future": its events are recorded at our now.
@@ -70,6 +77,21 @@ def is_complete(completed_lessons: Any, total_lessons: Any) -> Any:
     """The completion rule, for Python ints and SQL expressions alike: every lesson of a
     course that has lessons is completed."""
     return (total_lessons > 0) & (completed_lessons >= total_lessons)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCall:
+    """One batch of a group: who sends it, for which enrollment, and the request it came in
+    with (its id and trace go with the outbox row of a completion, as ``record_job``'s do)."""
+
+    actor: Principal | None
+    enrollment_id: int
+    data: ProgressBatch | Mapping[str, Any]
+    request_id: str | None = None
+    trace_context: str | None = None
+
+
+Outcome = ProgressResult | EduFlowError
 
 
 def record_progress(
@@ -84,16 +106,103 @@ def record_progress(
     or not active, 422 (nothing written) for an event in the future or a lesson outside
     the enrollment's course.
     """
-    actor = require_authenticated(actor)
-    batch = parse_input(ProgressBatch, data)
+    call = BatchCall(actor, enrollment_id, data, current_request_id(), current_trace_context())
+    (outcome,) = record_progress_group(session, [call])
+    if isinstance(outcome, EduFlowError):
+        raise outcome
+    return outcome
+
+
+def record_progress_group(session: Session, calls: Sequence[BatchCall]) -> list[Outcome]:
+    """Record several batches, of distinct enrollments, in the caller's transaction with the
+    statements of one: each batch's outcome is what ``record_progress`` alone would answer
+    (its result, or the error it would raise); a refused batch writes nothing.
+
+    The write fast path groups concurrent batches this way (``eduflow.api.progress_groups``):
+    a lock, a read and a write for the whole group, one commit, one cache invalidation.
+    """
     now = utcnow()
-    _refuse_future(batch, now)
-    lesson_ids = sorted({event.lesson for event in batch.events})
+    outcomes: list[Outcome | None] = [None] * len(calls)
+    ready: dict[int, tuple[int, ProgressBatch, list[int]]] = {}  # enrollment -> call
+    for i, call in enumerate(calls):
+        if call.enrollment_id in ready:
+            raise ValueError(f"enrollment {call.enrollment_id} twice in one group")
+        try:
+            require_authenticated(call.actor)
+            batch = parse_input(ProgressBatch, call.data)
+            _refuse_future(batch, now)
+        except EduFlowError as exc:
+            outcomes[i] = exc
+            continue
+        ready[call.enrollment_id] = (i, batch, sorted({event.lesson for event in batch.events}))
     connection = session.connection()
-    dialect = connection.dialect.name
-    row = connection.execute(
-        locked_enrollment(dialect), {"enrollment_id": enrollment_id, "lesson_ids": lesson_ids}
-    ).one_or_none()
+    locked = (
+        lock_enrollments(connection, {e: lessons for e, (_, _, lessons) in ready.items()})
+        if ready
+        else {}
+    )
+    for enrollment_id, (i, batch, lesson_ids) in list(ready.items()):
+        try:
+            _check(session, calls[i], locked.get(enrollment_id), batch, lesson_ids)
+        except EduFlowError as exc:
+            outcomes[i] = exc
+            del ready[enrollment_id]
+    states = (
+        recorded_and_rows(
+            connection,
+            {e: [event.event_id for event in batch.events] for e, (_, batch, _) in ready.items()},
+            {e: lessons for e, (_, _, lessons) in ready.items()},
+        )
+        if ready
+        else {}
+    )
+    writes: list[Write] = []
+    completed: list[BatchCall] = []
+    courses: set[int] = set()
+    for enrollment_id, (i, batch, _) in ready.items():
+        row = locked[enrollment_id]
+        result, write = _decide(enrollment_id, row, batch, states[enrollment_id], now)
+        outcomes[i] = result
+        if write is not None:
+            writes.append(write)
+            courses.add(row.course_id)
+        if result.completed_at == now:
+            completed.append(calls[i])
+    if writes:
+        write_changes(connection, writes, now)
+    for call in completed:
+        record_row(
+            session,
+            OutboxJob(
+                job_name=COMPLETED_JOB,
+                args={"enrollment_id": call.enrollment_id},
+                request_id=call.request_id,
+                trace_context=call.trace_context,
+            ),
+        )
+    for course_id in sorted(courses):
+        invalidate_course_progress(session, course_id)
+    results = [o for o in outcomes if isinstance(o, ProgressResult)]
+    _count_after_commit(
+        session,
+        sum(r.accepted for r in results),
+        sum(r.duplicates for r in results),
+        completed=len(completed),
+    )
+    assert all(o is not None for o in outcomes)
+    return outcomes  # type: ignore[return-value]
+
+
+def _check(
+    session: Session,
+    call: BatchCall,
+    row: Any,
+    batch: ProgressBatch,
+    lesson_ids: list[int],
+) -> None:
+    """Whether ``call`` may record ``batch`` on the enrollment ``row`` (None: not found)."""
+    actor = require_authenticated(call.actor)
+    enrollment_id = call.enrollment_id
     if row is None:
         raise NotFound(f"No enrollment with id {enrollment_id}")
     if row.student_id != actor.id:
@@ -105,25 +214,18 @@ def record_progress(
     if row.valid_lessons != len(lesson_ids):
         _refuse_foreign_lessons(session, batch, row.course_id)
 
-    recorded: set[uuid.UUID] = set()
-    done: dict[int, bool] = {}  # lesson -> completed? (rows the enrollment has)
-    state = {
-        "enrollment_id": enrollment_id,
-        "event_ids": [e.event_id for e in batch.events],
-        "lesson_ids": lesson_ids,
-    }
-    for event_id, lesson_id, lesson_completed_at in connection.execute(
-        recorded_and_rows(dialect), state
-    ):
-        if event_id is not None:
-            recorded.add(event_id)
-        else:
-            done[lesson_id] = lesson_completed_at is not None
-    changes, new_ids, accepted = _apply(batch, recorded, done, now)
 
+def _decide(
+    enrollment_id: int, row: Any, batch: ProgressBatch, state: State, now: datetime
+) -> tuple[ProgressResult, Write | None]:
+    """The batch played over the enrollment's state: its answer and what it writes (None
+    when it changes nothing)."""
+    changes, new_ids, accepted = _apply(batch, state.recorded, state.done, now)
     completed_lessons = int(row.completed_lessons)
     completed_at: datetime | None = row.completed_at
+    write = None
     if changes:
+        done = state.done
         newly_completed = sum(
             1 for lesson_id, c in changes.items() if c.completed_at and not done.get(lesson_id)
         )
@@ -132,19 +234,15 @@ def record_progress(
         if completes:
             completed_at = now
         counters = (completed_lessons, completed_at) if newly_completed or completes else None
-        write_changes(session, enrollment_id, changes, new_ids, now, counters)
-        if completes:
-            record_job(session, COMPLETED_JOB, enrollment_id=enrollment_id)
-        invalidate_course_progress(session, row.course_id)
-    duplicates = len(batch.events) - accepted
-    _count_after_commit(session, accepted, duplicates, completed=completed_at == now)
-    return ProgressResult(
+        write = Write(enrollment_id, new_ids, changes, counters)
+    result = ProgressResult(
         enrollment=enrollment_id,
         progress=progress_summary(completed_lessons, row.lessons_count),
         completed_at=completed_at,
         accepted=accepted,
-        duplicates=duplicates,
+        duplicates=len(batch.events) - accepted,
     )
+    return result, write
 
 
 def _refuse_future(batch: ProgressBatch, now: datetime) -> None:
@@ -214,7 +312,7 @@ def _apply(
     return changes, new_ids, accepted
 
 
-def _count_after_commit(session: Session, accepted: int, duplicates: int, completed: bool) -> None:
+def _count_after_commit(session: Session, accepted: int, duplicates: int, completed: int) -> None:
     from eduflow.metrics import COURSE_COMPLETIONS, PROGRESS_EVENTS
 
     def count() -> None:
@@ -223,7 +321,7 @@ def _count_after_commit(session: Session, accepted: int, duplicates: int, comple
         if duplicates:
             PROGRESS_EVENTS.labels("duplicate").inc(duplicates)
         if completed:
-            COURSE_COMPLETIONS.inc()
+            COURSE_COMPLETIONS.inc(completed)
 
     on_commit(session, count)
 

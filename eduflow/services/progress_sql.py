@@ -1,23 +1,28 @@
-"""The statements of a progress batch (``services.progress.record_progress``), built once
-per dialect and bound with the batch's values.
+"""The statements of progress batches (``services.progress.record_progress_group``), built
+once per dialect and bound with the batches' values.
 
-On PostgreSQL lists travel as array parameters, so a statement's text and plan do not
-depend on the batch's size, and the writes are one statement (data-modifying CTEs over
-``unnest``); SQLite gets expanding ``IN`` lists and one executemany per table. Both
-write the same rows (``tests/test_models_sqlite.py`` records one story on each).
+A group of batches (one per enrollment) costs the same three statements as one batch: on
+PostgreSQL lists travel as array parameters, so a statement's text and plan depend
+neither on the batches' sizes nor on how many there are, and the writes are one statement
+(data-modifying CTEs over ``unnest``). SQLite, where one writer at a time makes grouping
+pointless, runs the statements batch by batch with expanding ``IN`` lists and one
+executemany per table. Both write the same rows (``tests/test_models_sqlite.py`` records
+one story on each).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
+    Connection,
     Integer,
+    Row,
     Uuid,
     any_,
     bindparam,
@@ -29,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, col
+from sqlmodel import col
 
 from eduflow.models._base import UTCDateTime
 from eduflow.models.courses import Course
@@ -46,106 +51,265 @@ class Change:
     completed_at: datetime | None
 
 
-def _any_of(column: Any, name: str, dialect: str) -> Any:
-    """``column`` is one of the list bound as ``name``: one array parameter on PostgreSQL
-    (the statement's text and plan do not depend on the list's length), an expanding
-    ``IN`` elsewhere."""
-    if dialect == "postgresql":
-        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
-    return column.in_(bindparam(name, expanding=True))
+@dataclass(frozen=True, slots=True)
+class Write:
+    """What one batch writes: the ids of its changing events, its rows and, when they moved,
+    the enrollment's counters (completed lessons, completed at)."""
+
+    enrollment_id: int
+    new_ids: list[uuid.UUID]
+    changes: dict[int, Change]
+    counters: tuple[int, datetime | None] | None
+
+
+@dataclass(slots=True)
+class State:
+    """What an enrollment has of a batch: its recorded event ids, and its rows for the
+    batch's lessons (lesson -> completed?)."""
+
+    recorded: set[uuid.UUID]
+    done: dict[int, bool]
+
+
+def _array(name: str, item: Any) -> Any:
+    return bindparam(name, type_=postgresql.ARRAY(item))
+
+
+def _pairs(left: str, right: str, left_type: Any, right_type: Any, alias: str) -> Any:
+    """``unnest(:left, :right) AS alias(left, right)``: two arrays read side by side."""
+    return (
+        func.unnest(_array(left, left_type), _array(right, right_type))
+        .table_valued(left, right)
+        .render_derived(name=alias)
+    )
+
+
+def _flat(lists: Mapping[int, Sequence[Any]]) -> tuple[list[int], list[Any]]:
+    """``{enrollment: [values]}`` as two parallel lists (enrollment per value, value)."""
+    keys = [key for key, values in lists.items() for _ in values]
+    return keys, [value for values in lists.values() for value in values]
+
+
+# ------------------------------------------------------------------ 1: lock
+
+
+def lock_enrollments(
+    connection: Connection, lessons_of: Mapping[int, list[int]]
+) -> dict[int, Row[Any]]:
+    """Statement 1: each enrollment of ``lessons_of`` (locked in id order, latest version)
+    with its course's figures and how many of its batch's lessons belong to the course.
+    Enrollments that do not exist are missing from the answer."""
+    if connection.dialect.name == "postgresql":
+        enrollments, lessons = _flat(lessons_of)
+        rows = connection.execute(
+            _locked_pg(),
+            {
+                "enrollment_ids": sorted(lessons_of),
+                "enrollment_id": enrollments,
+                "lesson_id": lessons,
+            },
+        )
+        return {row.id: row for row in rows}
+    found: dict[int, Row[Any]] = {}
+    for enrollment_id in sorted(lessons_of):
+        row = connection.execute(
+            _locked_sqlite(),
+            {"enrollment_id": enrollment_id, "lesson_ids": lessons_of[enrollment_id]},
+        ).one_or_none()
+        if row is not None:
+            found[enrollment_id] = row
+    return found
+
+
+def _locked_columns() -> list[Any]:
+    return [
+        col(Enrollment.id),
+        col(Enrollment.student_id),
+        col(Enrollment.status),
+        col(Enrollment.course_id),
+        col(Enrollment.completed_lessons),
+        col(Enrollment.completed_at),
+        col(Course.owner_id),
+        col(Course.lessons_count),
+    ]
 
 
 @cache
-def locked_enrollment(dialect: str) -> Any:
-    """Statement 1: the enrollment (locked, latest version), its course's figures and the
-    number of the batch's lessons that belong to the course. Built once per dialect; bound
-    with ``enrollment_id`` and ``lesson_ids``."""
+def _locked_pg() -> Any:
+    pairs = _pairs("enrollment_id", "lesson_id", Integer(), Integer(), "batch_lessons")
     valid = (
         select(func.count())
         .select_from(Lesson)
+        .join(pairs, pairs.c.lesson_id == col(Lesson.id))
         .where(
+            pairs.c.enrollment_id == col(Enrollment.id),
             col(Lesson.course_id) == col(Enrollment.course_id),
-            _any_of(col(Lesson.id), "lesson_ids", dialect),
         )
         .scalar_subquery()
     )
+    # ORDER BY before the lock: rows are locked in id order, so two groups sharing
+    # enrollments wait for each other and never deadlock.
     return (
-        select(
-            col(Enrollment.student_id),
-            col(Enrollment.status),
-            col(Enrollment.course_id),
-            col(Enrollment.completed_lessons),
-            col(Enrollment.completed_at),
-            col(Course.owner_id),
-            col(Course.lessons_count),
-            valid.label("valid_lessons"),
-        )
+        select(*_locked_columns(), valid.label("valid_lessons"))
         .join(Course, col(Course.id) == col(Enrollment.course_id))
-        .where(col(Enrollment.id) == bindparam("enrollment_id"))
+        .where(col(Enrollment.id) == any_(_array("enrollment_ids", Integer())))
+        .order_by(col(Enrollment.id))
         .with_for_update(of=Enrollment.__table__, key_share=True)  # type: ignore[attr-defined]
     )
 
 
 @cache
-def recorded_and_rows(dialect: str) -> Any:
-    """Statement 2 (after the lock, so it sees every batch committed before ours): which
-    of the batch's event ids are recorded, and the enrollment's rows for its lessons.
-    Bound with ``enrollment_id``, ``event_ids`` and ``lesson_ids``."""
-    recorded = select(
+def _locked_sqlite() -> Any:
+    valid = (
+        select(func.count())
+        .select_from(Lesson)
+        .where(
+            col(Lesson.course_id) == col(Enrollment.course_id),
+            col(Lesson.id).in_(bindparam("lesson_ids", expanding=True)),
+        )
+        .scalar_subquery()
+    )
+    return (
+        select(*_locked_columns(), valid.label("valid_lessons"))
+        .join(Course, col(Course.id) == col(Enrollment.course_id))
+        .where(col(Enrollment.id) == bindparam("enrollment_id"))
+    )
+
+
+# ------------------------------------------------------------------ 2: state
+
+
+def recorded_and_rows(
+    connection: Connection,
+    events_of: Mapping[int, list[uuid.UUID]],
+    lessons_of: Mapping[int, list[int]],
+) -> dict[int, State]:
+    """Statement 2 (after the lock, so it sees every batch committed before ours): which of
+    each batch's event ids its enrollment has recorded, and the enrollment's rows for the
+    batch's lessons."""
+    states = {enrollment_id: State(set(), {}) for enrollment_id in events_of}
+    if connection.dialect.name == "postgresql":
+        event_enrollments, event_ids = _flat(events_of)
+        lesson_enrollments, lesson_ids = _flat(lessons_of)
+        rows: Any = connection.execute(
+            _state_pg(),
+            {
+                "event_enrollment": event_enrollments,
+                "event_id": event_ids,
+                "lesson_enrollment": lesson_enrollments,
+                "lesson_id": lesson_ids,
+            },
+        )
+    else:
+        rows = [
+            (enrollment_id, *row)
+            for enrollment_id in events_of
+            for row in connection.execute(
+                _state_sqlite(),
+                {
+                    "enrollment_id": enrollment_id,
+                    "event_ids": events_of[enrollment_id],
+                    "lesson_ids": lessons_of[enrollment_id],
+                },
+            )
+        ]
+    for enrollment_id, event_id, lesson_id, lesson_completed_at in rows:
+        state = states[enrollment_id]
+        if event_id is not None:
+            state.recorded.add(event_id)
+        else:
+            state.done[lesson_id] = lesson_completed_at is not None
+    return states
+
+
+def _state_columns() -> tuple[list[Any], list[Any]]:
+    """The recorded-event half and the rows half of the state's ``UNION ALL``."""
+    events = [
         col(ProgressEvent.event_id),
         cast(null(), Integer).label("lesson_id"),
         cast(null(), UTCDateTime).label("completed_at"),
-    ).where(
-        col(ProgressEvent.enrollment_id) == bindparam("enrollment_id"),
-        _any_of(col(ProgressEvent.event_id), "event_ids", dialect),
-    )
-    rows = select(
+    ]
+    rows = [
         cast(null(), Uuid).label("event_id"),
         col(LessonProgress.lesson_id),
         col(LessonProgress.completed_at),
-    ).where(
-        col(LessonProgress.enrollment_id) == bindparam("enrollment_id"),
-        _any_of(col(LessonProgress.lesson_id), "lesson_ids", dialect),
+    ]
+    return events, rows
+
+
+@cache
+def _state_pg() -> Any:
+    sent = _pairs("event_enrollment", "event_id", Integer(), Uuid(), "batch_events")
+    asked = _pairs("lesson_enrollment", "lesson_id", Integer(), Integer(), "batch_lessons")
+    event_columns, row_columns = _state_columns()
+    recorded = select(col(ProgressEvent.enrollment_id), *event_columns).join(
+        sent,
+        (sent.c.event_enrollment == col(ProgressEvent.enrollment_id))
+        & (sent.c.event_id == col(ProgressEvent.event_id)),
+    )
+    rows = select(col(LessonProgress.enrollment_id), *row_columns).join(
+        asked,
+        (asked.c.lesson_enrollment == col(LessonProgress.enrollment_id))
+        & (asked.c.lesson_id == col(LessonProgress.lesson_id)),
     )
     return union_all(recorded, rows)
 
 
-def write_changes(
-    session: Session,
-    enrollment_id: int,
-    changes: dict[int, Change],
-    new_ids: list[uuid.UUID],
-    now: datetime,
-    counters: tuple[int, datetime | None] | None,
-) -> None:
-    """Statements 3-5: the ids of the changing events, one upsert of the rows and, when
-    they moved, the enrollment's counters (``counters``: completed lessons, completed at).
+@cache
+def _state_sqlite() -> Any:
+    event_columns, row_columns = _state_columns()
+    recorded = select(*event_columns).where(
+        col(ProgressEvent.enrollment_id) == bindparam("enrollment_id"),
+        col(ProgressEvent.event_id).in_(bindparam("event_ids", expanding=True)),
+    )
+    rows = select(*row_columns).where(
+        col(LessonProgress.enrollment_id) == bindparam("enrollment_id"),
+        col(LessonProgress.lesson_id).in_(bindparam("lesson_ids", expanding=True)),
+    )
+    return union_all(recorded, rows)
 
-    On PostgreSQL the three are one statement: the two inserts read arrays (``unnest``)
-    in data-modifying CTEs in front of the counters' update -- one round trip and one
-    execution however many events. Elsewhere: one executemany each, then the update."""
-    connection = session.connection()
-    rows = sorted(changes.items())
+
+# ------------------------------------------------------------------ 3: write
+
+
+def write_changes(connection: Connection, writes: Sequence[Write], now: datetime) -> None:
+    """Statements 3-5 of every batch: the ids of the changing events, one upsert of the
+    rows and the counters that moved.
+
+    On PostgreSQL the three are one statement for the whole group: the two inserts read
+    arrays (``unnest``) in data-modifying CTEs in front of the counters' update -- one
+    round trip and one execution however many events and batches. SQLite: one
+    executemany each, then the updates."""
+    rows = [
+        (write.enrollment_id, lesson_id, change)
+        for write in writes
+        for lesson_id, change in sorted(write.changes.items())
+    ]
+    counted = [write for write in writes if write.counters is not None]
     if connection.dialect.name == "postgresql":
-        completed_lessons, completed_at = counters or (0, None)
         connection.execute(
             _write_pg(),
             {
-                "enrollment_id": enrollment_id,
-                "event_ids": new_ids,
+                "event_enrollment": [w.enrollment_id for w in writes for _ in w.new_ids],
+                "event_id": [event_id for w in writes for event_id in w.new_ids],
                 "recorded_at": now,
-                "lesson_ids": [lesson_id for lesson_id, _ in rows],
-                "viewed": [change.viewed_at for _, change in rows],
-                "completed": [change.completed_at for _, change in rows],
-                "counted": counters is not None,
-                "new_completed_lessons": completed_lessons,
-                "new_completed_at": completed_at,
+                "row_enrollment": [enrollment_id for enrollment_id, _, _ in rows],
+                "lesson_id": [lesson_id for _, lesson_id, _ in rows],
+                "viewed": [change.viewed_at for _, _, change in rows],
+                "completed": [change.completed_at for _, _, change in rows],
+                "counted_id": [w.enrollment_id for w in counted],
+                "counted_lessons": [w.counters[0] for w in counted if w.counters],
+                "counted_at": [w.counters[1] for w in counted if w.counters],
             },
         )
         return
     connection.execute(
         _insert_events(),
-        [{"enrollment_id": enrollment_id, "event_id": i, "recorded_at": now} for i in new_ids],
+        [
+            {"enrollment_id": w.enrollment_id, "event_id": i, "recorded_at": now}
+            for w in writes
+            for i in w.new_ids
+        ],
     )
     connection.execute(
         _upsert_rows_sqlite(),
@@ -156,14 +320,15 @@ def write_changes(
                 "viewed_at": change.viewed_at,
                 "completed_at": change.completed_at,
             }
-            for lesson_id, change in rows
+            for enrollment_id, lesson_id, change in rows
         ],
     )
-    if counters is not None:
+    for write in counted:
+        assert write.counters is not None
         connection.execute(
             update(Enrollment)
-            .where(col(Enrollment.id) == enrollment_id)
-            .values(completed_lessons=counters[0], completed_at=counters[1])
+            .where(col(Enrollment.id) == write.enrollment_id)
+            .values(completed_lessons=write.counters[0], completed_at=write.counters[1])
         )
 
 
@@ -182,11 +347,11 @@ def _write_pg() -> Any:
     """Statements 3-5 as one (see ``write_changes``), built once."""
 
     def unnest(name: str, item: Any) -> Any:
-        return func.unnest(bindparam(name, type_=postgresql.ARRAY(item)))
+        return func.unnest(_array(name, item))
 
     event_rows = select(
-        bindparam("enrollment_id"),
-        unnest("event_ids", Uuid()),
+        unnest("event_enrollment", Integer()),
+        unnest("event_id", Uuid()),
         bindparam("recorded_at", type_=UTCDateTime),
     )
     events = (
@@ -196,22 +361,28 @@ def _write_pg() -> Any:
         .cte("new_events")
     )
     lesson_rows = select(
-        bindparam("enrollment_id"),
-        unnest("lesson_ids", Integer()),
+        unnest("row_enrollment", Integer()),
+        unnest("lesson_id", Integer()),
         unnest("viewed", UTCDateTime()),
         unnest("completed", UTCDateTime()),
     )
     columns = ["enrollment_id", "lesson_id", "viewed_at", "completed_at"]
     upserted = _upsert_rows(postgresql.insert(LessonProgress).from_select(columns, lesson_rows))
+    counters = (
+        func.unnest(
+            _array("counted_id", Integer()),
+            _array("counted_lessons", Integer()),
+            _array("counted_at", UTCDateTime()),
+        )
+        .table_valued("id", "completed_lessons", "completed_at")
+        .render_derived(name="counters")
+    )
     return (
         update(Enrollment)
-        .where(
-            col(Enrollment.id) == bindparam("enrollment_id"),
-            bindparam("counted", type_=Boolean),
-        )
+        .where(col(Enrollment.id) == counters.c.id)
         .values(
-            completed_lessons=bindparam("new_completed_lessons"),
-            completed_at=bindparam("new_completed_at", type_=UTCDateTime),
+            completed_lessons=counters.c.completed_lessons,
+            completed_at=counters.c.completed_at,
         )
         .add_cte(events)
         .add_cte(upserted.cte("new_rows"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import anyio
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
@@ -12,12 +11,10 @@ from eduflow.api.deps import CurrentUser, SessionDep
 from eduflow.api.etag import ETAG_RESPONSES, encode, json_response
 from eduflow.api.idempotency import IdempotencyDep
 from eduflow.api.problems import problem_responses
+from eduflow.api.progress_groups import progress_groups
 from eduflow.api.response_cache import CachedResponse
-from eduflow.api.threads import writes_limiter
 from eduflow.cache import progress as progress_cache
 from eduflow.cache.responses import Plan, get_or_build
-from eduflow.config import get_settings
-from eduflow.db import session_scope
 from eduflow.models.progress import (
     CourseProgress,
     LessonProgressPublic,
@@ -51,17 +48,10 @@ def record_progress(
 
 
 async def record_as(actor: Principal, enrollment_id: int, batch: ProgressBatch) -> ProgressResult:
-    """The route's service call in a transaction of its own, off the event loop: the write
-    fast path (``eduflow.api.fast_writes``) answers plain batches with it."""
-    limiter = writes_limiter("progress", get_settings().progress_threads)
-    return await anyio.to_thread.run_sync(
-        _record_committed, actor, enrollment_id, batch, limiter=limiter
-    )
-
-
-def _record_committed(actor: Principal, enrollment_id: int, batch: ProgressBatch) -> ProgressResult:
-    with session_scope() as session:
-        return progress.record_progress(session, actor, enrollment_id, batch)
+    """The route's service call off the event loop, in a transaction shared with the other
+    batches in flight (``eduflow.api.progress_groups``): the write fast path
+    (``eduflow.api.fast_writes``) answers plain batches with it."""
+    return await progress_groups().record(actor, enrollment_id, batch)
 
 
 @router.get(
