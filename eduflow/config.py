@@ -126,7 +126,7 @@ class Settings(BaseSettings):
         default=4, ge=1, description="threads per server process that run enrollments"
     )
     progress_threads: int = Field(
-        default=8,
+        default=2,
         ge=1,
         description="threads per server process that record progress batches (each records "
         "a group of concurrent batches in one transaction)",
