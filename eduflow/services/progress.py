@@ -3,24 +3,31 @@
 
 Recording a batch (``record_progress``) is one transaction with a constant number of
 statements whatever the batch size (at most six, fewer when nothing changes; on
-PostgreSQL 3-5 are one statement):
+PostgreSQL 3-5 are one statement). A group of batches of distinct enrollments
+(``record_progress_group``, which ``record_progress`` calls with a group of one) runs the
+same statements once for the whole group, each bound with every batch's values:
 
-1. read the enrollment, its course's figures and how many of the batch's lessons belong
-   to the course, locking the enrollment row (``FOR NO KEY UPDATE``): batches of one
-   enrollment take turns, so the counters and the completion are decided on fresh data;
-2. which of the batch's event ids are already recorded, and the enrollment's progress
-   rows for the batch's lessons (one ``UNION ALL``);
+1. read the enrollments, their courses' figures and how many of each batch's lessons
+   belong to its course, locking the enrollment rows (``FOR NO KEY UPDATE``, in id
+   order): batches of one enrollment take turns, so the counters and the completion are
+   decided on fresh data;
+2. which of each batch's event ids are already recorded, and the enrollments' progress
+   rows for the batches' lessons (one ``UNION ALL``);
 3. insert the ids of the events that change something, 4. upsert the progress rows they
-   change, 5. update the counters (and ``completed_at`` once), 6. the ``course_completed``
-   outbox row.
+   change, 5. update the counters (and ``completed_at`` once), 6. a ``course_completed``
+   outbox row per completion.
+
+Each batch is decided alone on its enrollment's state (``_check``, ``_decide``), so a
+batch's answer does not depend on the group it came in; a refused batch writes nothing.
 
 Events that change nothing (a duplicate, a second ``viewed``, anything on a completed
 lesson) write no row at all, their ids included: replaying them is harmless forever,
 because progress only moves forward. A resent batch therefore runs statements 1-2 only.
 
-Lock order: lesson deletion locks the course, then every enrollment of the course, then
-deletes the lesson (see ``before_lesson_deleted``); a batch locks its enrollment, then
-references lessons. Enrollment before lesson on both sides: they wait, never deadlock.
+Lock order: lesson deletion locks the course, then every enrollment of the course (in id
+order), then deletes the lesson (see ``before_lesson_deleted``); a group locks its
+enrollments in id order, then references lessons. Enrollments before lessons and in id
+order on both sides: they wait, never deadlock.
 """
 
 from __future__ import annotations
@@ -161,13 +168,12 @@ def record_progress_group(session: Session, calls: Sequence[BatchCall]) -> list[
     courses: set[int] = set()
     for enrollment_id, (i, batch, _) in ready.items():
         row = locked[enrollment_id]
-        result, write = _decide(enrollment_id, row, batch, states[enrollment_id], now)
-        outcomes[i] = result
+        outcomes[i], write = _decide(enrollment_id, row, batch, states[enrollment_id], now)
         if write is not None:
             writes.append(write)
             courses.add(row.course_id)
-        if result.completed_at == now:
-            completed.append(calls[i])
+            if write.completes:
+                completed.append(calls[i])
     if writes:
         write_changes(connection, writes, now)
     for call in completed:
@@ -234,7 +240,7 @@ def _decide(
         if completes:
             completed_at = now
         counters = (completed_lessons, completed_at) if newly_completed or completes else None
-        write = Write(enrollment_id, new_ids, changes, counters)
+        write = Write(enrollment_id, new_ids, changes, counters, completes)
     result = ProgressResult(
         enrollment=enrollment_id,
         progress=progress_summary(completed_lessons, row.lessons_count),

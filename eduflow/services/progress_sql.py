@@ -55,12 +55,14 @@ class Change:
 @dataclass(frozen=True, slots=True)
 class Write:
     """What one batch writes: the ids of its changing events, its rows and, when they moved,
-    the enrollment's counters (completed lessons, completed at)."""
+    the enrollment's counters (completed lessons, completed at); ``completes``: this batch
+    completes the course."""
 
     enrollment_id: int
     new_ids: list[uuid.UUID]
     changes: dict[int, Change]
     counters: tuple[int, datetime | None] | None
+    completes: bool = False
 
 
 @dataclass(slots=True)
