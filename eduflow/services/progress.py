@@ -296,12 +296,13 @@ def _apply(
     state = dict(done)  # lesson -> completed?
     changes: dict[int, Change] = {}
     new_ids: list[uuid.UUID] = []
-    seen: set[uuid.UUID] = set()
+    # Ids as ints: a UUID's own hash is Python code, an int's is not.
+    seen = {event_id.int for event_id in recorded}
     accepted = 0
     for event in batch.events:
-        if event.event_id in recorded or event.event_id in seen:
+        if (key := event.event_id.int) in seen:
             continue
-        seen.add(event.event_id)
+        seen.add(key)
         accepted += 1
         at = min(event.at, now) if event.at is not None else now
         completes = event.kind is EventKind.completed
