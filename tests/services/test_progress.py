@@ -5,10 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
-from eduflow import schema
 from eduflow.db import session_scope
 from eduflow.models import Course, Enrollment, LessonProgress, OutboxJob, ProgressEvent
 from eduflow.models.users import Role
@@ -62,15 +60,6 @@ def _completion_jobs() -> int:
                 .where(OutboxJob.job_name == "course_completed")
             ).scalar()
         )
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def database(request: Any) -> str:
-    """Run the test on PostgreSQL and on the embedded SQLite file."""
-    if request.param == "sqlite":
-        request.getfixturevalue("sqlite_url")
-        schema.upgrade("head")
-    return str(request.param)
 
 
 def test_completion_once_and_forward_only(database: str) -> None:

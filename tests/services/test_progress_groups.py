@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlmodel import Session
 
-from eduflow import schema
 from eduflow.db import get_engine, session_scope
 from eduflow.errors import EduFlowError
 from eduflow.models import Enrollment, LessonProgress, OutboxJob, ProgressEvent
@@ -36,12 +35,15 @@ def _event(lesson: int, kind: str = "completed", **extra: Any) -> dict[str, Any]
     return {"event_id": str(uuid.uuid4()), "lesson": lesson, "kind": kind, **extra}
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def database(request: Any) -> str:
-    if request.param == "sqlite":
-        request.getfixturevalue("sqlite_url")
-        schema.upgrade("head")
-    return str(request.param)
+def _class(lessons: int, students: int) -> tuple[int, list[int], list[int], list[Principal]]:
+    """A course with ``lessons`` lessons and ``students`` actively enrolled: its id, its
+    lessons, the enrollments and their students."""
+    with session_scope() as s:
+        course = make_course(s, owner=make_user(s, Role.instructor))
+        lesson_ids = [make_lesson(s, course).id for _ in range(lessons)]
+        people = [make_user(s) for _ in range(students)]
+        enrollments = [make_enrollment(s, student, course).id for student in people]
+        return course.id, lesson_ids, enrollments, [_principal(p) for p in people]
 
 
 def _calls() -> list[BatchCall]:
@@ -151,13 +153,7 @@ def progress_request(request_id: str | None) -> Any:
 
 
 def test_a_group_of_twenty_is_the_statements_of_one_batch() -> None:
-    with session_scope() as s:
-        owner = make_user(s, Role.instructor)
-        course = make_course(s, owner=owner)
-        lessons = [make_lesson(s, course).id for _ in range(2)]
-        students = [make_user(s) for _ in range(21)]
-        enrollments = [make_enrollment(s, student, course).id for student in students]
-        actors = [_principal(student) for student in students]
+    _, lessons, enrollments, actors = _class(lessons=2, students=21)
 
     def call(i: int) -> BatchCall:
         events = [_event(lessons[0], "viewed"), _event(lessons[0]), _event(lessons[1])]
@@ -213,14 +209,7 @@ def test_grouped_counters_equal_recomputed_figures(rounds: list[Any]) -> None:
     """Random batches (new and resent events) of four enrollments, recorded in random
     groups: the counters equal what ``progress recompute`` finds, each enrollment that
     completed every lesson has ``completed_at`` and exactly one completion job."""
-    with session_scope() as s:
-        owner = make_user(s, Role.instructor)
-        course = make_course(s, owner=owner)
-        lessons = [make_lesson(s, course).id for _ in range(4)]
-        students = [make_user(s) for _ in range(4)]
-        enrollments = [make_enrollment(s, student, course).id for student in students]
-        actors = [_principal(student) for student in students]
-        course_id = course.id
+    course_id, lessons, enrollments, actors = _class(lessons=4, students=4)
     sent: list[list[dict[str, Any]]] = [[] for _ in enrollments]
     completed: list[set[int]] = [set() for _ in enrollments]
     for batches in rounds:
