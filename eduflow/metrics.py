@@ -155,6 +155,11 @@ PROGRESS_EVENTS = Counter(
 COURSE_COMPLETIONS = Counter(
     "eduflow_course_completions_total", "Enrollments that completed their course."
 )
+PROGRESS_GROUP_BATCHES = Histogram(
+    "eduflow_progress_group_batches",
+    "Progress batches recorded per transaction (batches in flight share one).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 
 
 # Label values known in advance: their series exist (at 0) from the process's start.

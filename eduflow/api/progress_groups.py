@@ -27,6 +27,7 @@ from eduflow import deadline
 from eduflow.config import get_settings
 from eduflow.db import session_scope
 from eduflow.logging import current_request_id
+from eduflow.metrics import PROGRESS_GROUP_BATCHES
 from eduflow.models.progress import ProgressBatch, ProgressResult
 from eduflow.services.permissions import Principal
 from eduflow.services.progress import BatchCall, Outcome, record_progress_group
@@ -105,7 +106,11 @@ class ProgressGroups:
         # The group's database waits end by its members' first deadline.
         deadlines = [at for _, _, at in group if at is not None]
         at = min(deadlines) if deadlines else None
-        return await anyio.to_thread.run_sync(_record_committed, calls, at, limiter=self.limiter)
+        outcomes = await anyio.to_thread.run_sync(
+            _record_committed, calls, at, limiter=self.limiter
+        )
+        PROGRESS_GROUP_BATCHES.observe(len(calls))
+        return outcomes
 
     async def _alone(self, waiting: Waiting) -> ProgressResult:
         (outcome,) = await self._record([waiting])

@@ -97,11 +97,24 @@ def test_batches_that_wait_share_one_transaction(monkeypatch: pytest.MonkeyPatch
             *(groups.record(actor, enrollment, _batch(lesson)) for actor, enrollment in students)
         )
 
+    before = _group_figures()
     results = asyncio.run(run())
     assert [r.enrollment for r in results] == [e for _, e in students]
     assert all(r.accepted == 1 and r.progress.completed_lessons == 1 for r in results)
     # The first starts alone at once; the eleven that arrived meanwhile go together.
     assert spy.sizes == [1, 11]
+    after = _group_figures()  # /metrics: two transactions, twelve batches
+    assert (after[0] - before[0], after[1] - before[1]) == (2, 12)
+
+
+def _group_figures() -> tuple[float, float]:
+    """``eduflow_progress_group_batches``: its count and sum in this process."""
+    from eduflow.metrics import PROGRESS_GROUP_BATCHES
+
+    samples = {s.name: s.value for s in PROGRESS_GROUP_BATCHES.collect()[0].samples}
+    return samples["eduflow_progress_group_batches_count"], samples[
+        "eduflow_progress_group_batches_sum"
+    ]
 
 
 def test_a_group_that_fails_is_recorded_batch_by_batch(monkeypatch: pytest.MonkeyPatch) -> None:
