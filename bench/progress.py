@@ -18,6 +18,9 @@ Needs ``wrk``. Steps: recreate and migrate the database; seed it through the ser
    write nothing (``pg_stat_user_tables``: no tuple inserted, updated or deleted in the
    progress tables, the enrollments or the outbox).
 
+``--rate N`` offers at most N events/s (each connection waits after an answer; wrk's
+latencies leave the wait out) instead of sending as fast as the server answers.
+
 Prints events/s, p50/p99, the server's and the machine's CPU per batch, the statements
 (transactions) per batch, accepted and duplicate events (from ``/metrics``) and the
 tuples written, for each phase.
@@ -277,7 +280,14 @@ def phase(
     """One wrk run over the request files at ``prefix`` (``listed`` requests in all), with
     what it cost and wrote."""
     script = prefix.with_suffix(".lua")
-    script.write_text(f'PREFIX = "{prefix}"\n' + LUA_FILES)
+    pace = ""
+    if args.rate:
+        # Each connection waits this long after an answer before its next request, so the
+        # load offered is --rate events/s at most (a little less: the answers take time
+        # too); wrk's latencies do not include the wait.
+        wait_ms = round(1000 * args.connections * args.batch / args.rate)
+        pace = f"delay = function() return {wait_ms} end\n"
+    script.write_text(f'PREFIX = "{prefix}"\n' + pace + LUA_FILES)
     time.sleep(STATS_DELAY)  # what came before is in the statistics by now
     before = (
         progress_metrics(base),
@@ -337,6 +347,12 @@ def main() -> None:
     parser.add_argument("--enrollments", type=int, default=6000)
     parser.add_argument("--batch", type=int, default=20, help="events per batch")
     parser.add_argument("--resent", type=float, default=0.3, help="share of resent batches")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="events/s the load generator offers (default 0: as fast as the server answers)",
+    )
     parser.add_argument("--install-wrk", action="store_true")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
@@ -376,6 +392,8 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     print(f"\nload average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (2 cores)")
+    offered = f"{args.rate:,.0f} events/s offered" if args.rate else "as fast as answered"
+    print(f"{args.connections} connections, {offered}")
     print(
         "| phase | events/s | batches/s | p50 ms | p99 ms | errors | accepted | duplicates "
         "| completions | tuples written | tx/batch | server CPU ms/batch "
