@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import anyio
 
 from eduflow import deadline
+from eduflow.api.threads import writes_limiter
 from eduflow.config import get_settings
 from eduflow.db import session_scope
 from eduflow.logging import current_request_id
@@ -46,7 +47,6 @@ class ProgressGroups:
         self.size = size
         self.running = 0
         self.queue: deque[Waiting] = deque()
-        self.limiter = anyio.CapacityLimiter(groups)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def record(
@@ -106,9 +106,9 @@ class ProgressGroups:
         # The group's database waits end by its members' first deadline.
         deadlines = [at for _, _, at in group if at is not None]
         at = min(deadlines) if deadlines else None
-        outcomes = await anyio.to_thread.run_sync(
-            _record_committed, calls, at, limiter=self.limiter
-        )
+        # The progress threads bound the retries of a failed group too.
+        limiter = writes_limiter("progress", self.groups)
+        outcomes = await anyio.to_thread.run_sync(_record_committed, calls, at, limiter=limiter)
         PROGRESS_GROUP_BATCHES.observe(len(calls))
         return outcomes
 

@@ -1,7 +1,8 @@
 """Threads of their own for the writes that arrive by the thousand.
 
 Routes run blocking work in the shared pool (40 threads). Enrollments and progress
-batches run in a few threads each instead: a thread beyond the database connections a
+batches (a group of them per transaction, ``eduflow.api.progress_groups``) run in a few
+threads each instead: a thread beyond the database connections a
 process has only waits for one, and every runnable thread competes for the interpreter
 lock, which stretches the time each write holds its row lock and its connection (figures
 in ``bench/README.md``). One limiter per kind of write and per event loop (one loop per

@@ -130,35 +130,40 @@ def record_progress_group(session: Session, calls: Sequence[BatchCall]) -> list[
     """
     now = utcnow()
     outcomes: list[Outcome | None] = [None] * len(calls)
-    ready: dict[int, tuple[int, ProgressBatch, list[int]]] = {}  # enrollment -> call
+    # enrollment -> (its call's index, the caller, the batch, its lessons)
+    ready: dict[int, tuple[int, Principal, ProgressBatch, list[int]]] = {}
     for i, call in enumerate(calls):
         if call.enrollment_id in ready:
             raise ValueError(f"enrollment {call.enrollment_id} twice in one group")
         try:
-            require_authenticated(call.actor)
+            actor = require_authenticated(call.actor)
             batch = parse_input(ProgressBatch, call.data)
             _refuse_future(batch, now)
         except EduFlowError as exc:
             outcomes[i] = exc
             continue
-        ready[call.enrollment_id] = (i, batch, sorted({event.lesson for event in batch.events}))
+        lesson_ids = sorted({event.lesson for event in batch.events})
+        ready[call.enrollment_id] = (i, actor, batch, lesson_ids)
     connection = session.connection()
     locked = (
-        lock_enrollments(connection, {e: lessons for e, (_, _, lessons) in ready.items()})
+        lock_enrollments(connection, {e: lessons for e, (*_, lessons) in ready.items()})
         if ready
         else {}
     )
-    for enrollment_id, (i, batch, lesson_ids) in list(ready.items()):
+    for enrollment_id, (i, actor, batch, lesson_ids) in list(ready.items()):
         try:
-            _check(session, calls[i], locked.get(enrollment_id), batch, lesson_ids)
+            _check(session, actor, enrollment_id, locked.get(enrollment_id), batch, lesson_ids)
         except EduFlowError as exc:
             outcomes[i] = exc
             del ready[enrollment_id]
     states = (
         recorded_and_rows(
             connection,
-            {e: [event.event_id for event in batch.events] for e, (_, batch, _) in ready.items()},
-            {e: lessons for e, (_, _, lessons) in ready.items()},
+            {
+                e: [event.event_id for event in batch.events]
+                for e, (_, _, batch, _) in ready.items()
+            },
+            {e: lessons for e, (*_, lessons) in ready.items()},
         )
         if ready
         else {}
@@ -166,7 +171,7 @@ def record_progress_group(session: Session, calls: Sequence[BatchCall]) -> list[
     writes: list[Write] = []
     completed: list[BatchCall] = []
     courses: set[int] = set()
-    for enrollment_id, (i, batch, _) in ready.items():
+    for enrollment_id, (i, _, batch, _) in ready.items():
         row = locked[enrollment_id]
         outcomes[i], write = _decide(enrollment_id, row, batch, states[enrollment_id], now)
         if write is not None:
@@ -201,14 +206,13 @@ def record_progress_group(session: Session, calls: Sequence[BatchCall]) -> list[
 
 def _check(
     session: Session,
-    call: BatchCall,
+    actor: Principal,
+    enrollment_id: int,
     row: Any,
     batch: ProgressBatch,
     lesson_ids: list[int],
 ) -> None:
-    """Whether ``call`` may record ``batch`` on the enrollment ``row`` (None: not found)."""
-    actor = require_authenticated(call.actor)
-    enrollment_id = call.enrollment_id
+    """Whether ``actor`` may record ``batch`` on the enrollment ``row`` (None: not found)."""
     if row is None:
         raise NotFound(f"No enrollment with id {enrollment_id}")
     if row.student_id != actor.id:

@@ -306,7 +306,8 @@ def write_changes(connection: Connection, writes: Sequence[Write], now: datetime
         for write in writes
         for lesson_id, change in sorted(write.changes.items())
     ]
-    counted = [write for write in writes if write.counters is not None]
+    # (enrollment, completed lessons, completed at) of the counters that moved
+    counters = [(w.enrollment_id, *w.counters) for w in writes if w.counters is not None]
     if connection.dialect.name == "postgresql":
         connection.execute(
             _write_pg(),
@@ -318,9 +319,9 @@ def write_changes(connection: Connection, writes: Sequence[Write], now: datetime
                 "lesson_id": ints_text(lesson_id for _, lesson_id, _ in rows),
                 "viewed": times_text(change.viewed_at for _, _, change in rows),
                 "completed": times_text(change.completed_at for _, _, change in rows),
-                "counted_id": ints_text(w.enrollment_id for w in counted),
-                "counted_lessons": ints_text(w.counters[0] for w in counted if w.counters),
-                "counted_at": times_text(w.counters[1] for w in counted if w.counters),
+                "counted_id": ints_text(enrollment_id for enrollment_id, _, _ in counters),
+                "counted_lessons": ints_text(lessons for _, lessons, _ in counters),
+                "counted_at": times_text(completed_at for _, _, completed_at in counters),
             },
         )
         return
@@ -344,12 +345,11 @@ def write_changes(connection: Connection, writes: Sequence[Write], now: datetime
             for enrollment_id, lesson_id, change in rows
         ],
     )
-    for write in counted:
-        assert write.counters is not None
+    for enrollment_id, lessons, completed_at in counters:
         connection.execute(
             update(Enrollment)
-            .where(col(Enrollment.id) == write.enrollment_id)
-            .values(completed_lessons=write.counters[0], completed_at=write.counters[1])
+            .where(col(Enrollment.id) == enrollment_id)
+            .values(completed_lessons=lessons, completed_at=completed_at)
         )
 
 
