@@ -14,17 +14,21 @@ def daily(
     date: str | None = typer.Option(
         None, "--date", callback=check_day, help="The day (YYYY-MM-DD, UTC); default: yesterday."
     ),
+    rebuild: bool = typer.Option(
+        False, "--rebuild", help="Build the report anew even when a final one is stored."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts)."),
 ) -> None:
-    """Build (or rebuild) a day's report and show it."""
+    """Show a day's report: the stored one once the day is over and it was built after
+    (the periodic job does that after midnight), else build and store it now."""
     from eduflow.cli.failures import parse_day
     from eduflow.cli.output import console, print_json, print_record, print_table
     from eduflow.db import session_scope
-    from eduflow.services.reports import build_daily_report, default_report_day, report_to_dict
+    from eduflow.services.reports import daily_report, default_report_day, report_to_dict
 
     day = default_report_day() if date is None else parse_day(date)
     with session_scope() as session:
-        data = report_to_dict(build_daily_report(session, day))
+        data = report_to_dict(daily_report(session, day, rebuild=rebuild))
     if as_json:
         print_json(data)
         return

@@ -163,6 +163,23 @@ def contains_text(text: str, *columns: Any) -> ColumnElement[bool]:
     return or_(*(c.ilike(pattern, escape="\\") for c in columns))
 
 
+def key_contains_text(text: str, key: Any, separator: str, *columns: Any) -> ColumnElement[bool]:
+    """``contains_text(text, *columns)`` asked of ``key``: a lower-cased text generated
+    from ``columns`` joined by ``separator`` (which none of them contains), with a trigram
+    index of its own.
+
+    The same rows, at a fraction of the cost: one trigram index to read instead of one per
+    column, and a byte-wise ``LIKE`` per row where ``ILIKE`` lower-cases every column of
+    every row it checks (PostgreSQL's ``ILIKE`` is ``lower(text) LIKE lower(pattern)``,
+    SQLite's is too, as SQLAlchemy writes it). A text holding the separator could match
+    across two columns of the key, so it is asked of the columns themselves."""
+    text = text.strip()
+    if separator in text:
+        return contains_text(text, *columns)
+    found: ColumnElement[bool] = key.like(func.lower(like_pattern(text)), escape="\\")
+    return found
+
+
 def bounded_count(session: Session, ids: Any, *, search: str | None = None) -> tuple[int, bool]:
     """``(count, exact)`` of the rows ``ids`` (a SELECT of one column) selects, reading at
     most ``COUNT_EXACT_LIMIT + 1`` of them; beyond that, PostgreSQL's estimate.

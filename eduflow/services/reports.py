@@ -119,6 +119,33 @@ def build_daily_report(session: Session, day: date) -> DailyReport:
     return report
 
 
+def is_final(report: DailyReport) -> bool:
+    """Whether ``report`` was built after its day ended (UTC).
+
+    Such a report no longer changes when built again, but for the active count: every
+    other figure counts rows stamped within the day, and those stamps are written as
+    things happen, never back-dated. The active count is what it was when the report was
+    built."""
+    generated = report.generated_at
+    if generated.tzinfo is None:  # SQLite hands back naive UTC
+        generated = generated.replace(tzinfo=UTC)
+    return generated >= day_bounds(report.day)[1]
+
+
+def daily_report(session: Session, day: date, *, rebuild: bool = False) -> DailyReport:
+    """``day``'s report as an operator asks for it: the stored one when it is final (the
+    periodic ``daily_report`` job builds yesterday's after midnight), otherwise built and
+    stored now; ``rebuild`` always builds it anew.
+
+    Showing the stored report reads one row; building it reads the day's index ranges
+    and the active count (see ``compute_daily_figures``)."""
+    if not rebuild:
+        stored = session.get(DailyReport, day)
+        if stored is not None and is_final(stored):
+            return stored
+    return build_daily_report(session, day)
+
+
 def get_daily_report(session: Session, day: date) -> DailyReport:
     """A stored report (404 when the day was never built)."""
     report = session.get(DailyReport, day)

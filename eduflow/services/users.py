@@ -17,15 +17,22 @@ from sqlmodel import Session, col
 
 from eduflow.errors import Conflict, Invalid, NotFound
 from eduflow.models.tokens import TokenPurpose
-from eduflow.models.users import Role, User, UserCreate, UserUpdate, password_problem
+from eduflow.models.users import (
+    SEARCH_KEY_SEPARATOR,
+    Role,
+    User,
+    UserCreate,
+    UserUpdate,
+    password_problem,
+)
 from eduflow.security import hash_password
 from eduflow.services import account_tokens, audit, auth, auth_state
 from eduflow.services.paging import (
     Page,
     PageRequest,
     SortKey,
-    contains_text,
     finish_page,
+    key_contains_text,
     plan_page,
 )
 from eduflow.services.permissions import Principal, require_role
@@ -157,7 +164,15 @@ def users_page(
     if is_active is not None:
         conditions.append(col(User.is_active) == is_active)
     if search and search.strip():
-        conditions.append(contains_text(search, col(User.username), col(User.email)))
+        conditions.append(
+            key_contains_text(
+                search,
+                col(User.search_key),
+                SEARCH_KEY_SEPARATOR,
+                col(User.username),
+                col(User.email),
+            )
+        )
     ids = select(col(User.id)).where(*conditions)
     plan = plan_page(session, ids, USER_ORDER, request, search=search)
     if plan.ids is None:

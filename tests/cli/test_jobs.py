@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -150,6 +151,15 @@ def test_report_daily_builds_and_shows(cli: Any) -> None:
     assert data["day"] == today and data["new_users"] == 1
     table = cli("report", "daily", "--date", today)
     assert "new_users" in table.stdout and "no enrollments that day" in table.stdout
+    # A past day's stored report is shown as built; --rebuild counts again.
+    past = "2024-03-01"
+    first = json.loads(cli("report", "daily", "--date", past, "--json").stdout)
+    with session_scope() as s:
+        make_user(s, date_joined=datetime(2024, 3, 1, 9, tzinfo=UTC))
+    again = json.loads(cli("report", "daily", "--date", past, "--json").stdout)
+    assert again == first and first["new_users"] == 0
+    rebuilt = json.loads(cli("report", "daily", "--date", past, "--rebuild", "--json").stdout)
+    assert rebuilt["new_users"] == 1 and rebuilt["generated_at"] > first["generated_at"]
     bad = cli("report", "daily", "--date", "2024-02-30")
     assert bad.exit_code != 0 and "is not a date" in bad.stderr
 

@@ -7,13 +7,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlmodel import Session
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import or_, select, text
+from sqlmodel import Session, col
 
 from eduflow import schema
 from eduflow.db import get_engine, session_scope
 from eduflow.errors import Invalid
-from eduflow.models.users import Role
+from eduflow.models.users import Role, User
 from eduflow.services import courses, enrollments, paging, users
 from eduflow.services.courses import CourseFilters
 from eduflow.services.paging import PageRequest, PageTooDeep
@@ -231,8 +233,8 @@ def test_search_and_listings_use_their_indexes_on_postgresql(session: Any) -> No
         "SELECT id FROM courses WHERE title ILIKE '%ytho%' ESCAPE '\\' "
         "OR description ILIKE '%ytho%' ESCAPE '\\'"
     )
-    assert "ix_users_username_trgm" in plan(
-        "SELECT id FROM users WHERE username ILIKE '%student\\_3%' ESCAPE '\\'"
+    assert "ix_users_search_key_trgm" in plan(
+        "SELECT id FROM users WHERE search_key LIKE lower('%Student\\_3%') ESCAPE '\\'"
     )
     assert "ix_courses_published_price_id" in plan(
         "SELECT id FROM courses WHERE is_published ORDER BY price DESC, id DESC LIMIT 21"
@@ -284,3 +286,45 @@ def test_a_search_counts_exactly_up_to_its_own_smaller_limit(
     assert listed.count_exact is True
     people = users.users_page(session, search="student_")
     assert (people.count_exact, len(people.results)) == (False, 7)
+
+
+# Usernames and addresses whose joins tempt a key search to match across the two columns.
+KEY_USERS = (("Bob", "bob@b.org"), ("ann_b", "o.b@ann.io"), ("X.Y_z", "b@x.y"), ("b", "bo@bob.b"))
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.one_of(
+        # pieces of the joined texts, the space between the columns included
+        st.builds(
+            lambda joined, start, size: joined[start : start + size],
+            st.sampled_from(
+                [f"{u} {e}".swapcase() for u, e in KEY_USERS] + [f"{u} {e}" for u, e in KEY_USERS]
+            ),
+            st.integers(0, 12),
+            st.integers(1, 6),
+        ),
+        st.text(alphabet="bBoaN_.@ %\\x", min_size=1, max_size=4),
+    )
+)
+def test_the_search_key_finds_what_an_ilike_per_column_finds(session: Any, term: str) -> None:
+    """``users.search_key`` (one LIKE on ``lower(username || ' ' || email)``) answers
+    every text as ``ILIKE`` on each column would, spaces and wildcards included."""
+    if session.execute(select(col(User.id)).where(col(User.username) == "Bob")).first() is None:
+        for username, email in KEY_USERS:
+            make_user(session, username=username, email=email)
+    pattern = paging.like_pattern(term.strip())
+    expected = session.execute(
+        select(col(User.id))
+        .where(
+            or_(
+                col(User.username).ilike(pattern, escape="\\"),
+                col(User.email).ilike(pattern, escape="\\"),
+            )
+        )
+        .order_by(col(User.id))
+    ).scalars()
+    found = users.users_page(session, search=term, request=PageRequest(limit=None))
+    assert [u.id for u in found.results] == list(expected)

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from eduflow.db import session_scope
 from eduflow.models import DailyReport, User
-from eduflow.services.reports import build_daily_report
+from eduflow.services.reports import build_daily_report, daily_report
 from tests.factories import make_course, make_enrollment, make_user
 
 DAY = date(2024, 5, 10)
@@ -67,6 +67,32 @@ def test_rebuilding_a_day_replaces_its_row() -> None:
         rows = s.exec(select(DailyReport)).all()
     assert len(rows) == 1 and rows[0].new_users == 1
     assert rows[0].generated_at >= first.generated_at
+
+
+def test_a_final_report_is_shown_as_stored_until_rebuilt() -> None:
+    with session_scope() as s:
+        built = daily_report(s, DAY)  # nothing stored yet: built now, after DAY ended
+        generated = built.generated_at
+    assert built.new_users == 0
+    with session_scope() as s:
+        make_user(s, date_joined=NOON)  # (a back-dated row the service itself never writes)
+    with session_scope() as s:
+        shown = daily_report(s, DAY)
+        assert (shown.new_users, shown.generated_at) == (0, generated)
+        rebuilt = daily_report(s, DAY, rebuild=True)
+        assert rebuilt.new_users == 1 and rebuilt.generated_at > generated
+
+
+def test_a_report_built_before_its_day_ended_is_built_again() -> None:
+    today = datetime.now(UTC).date()
+    with session_scope() as s:
+        first = daily_report(s, today)
+    with session_scope() as s:
+        make_user(s)
+    with session_scope() as s:
+        second = daily_report(s, today)
+    assert second.new_users == first.new_users + 1
+    assert second.generated_at > first.generated_at
 
 
 def test_a_day_that_has_not_begun_is_refused() -> None:
