@@ -48,6 +48,11 @@ def _run(connection: Connection) -> None:
         compare_server_default=False,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # A migration rewrites tables and builds indexes: on a large database that takes
+            # longer than any request may (EDUFLOW_DB_STATEMENT_TIMEOUT_MS), and it is an
+            # operator's deliberate, one-off command. For this transaction only.
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
         context.run_migrations()
 
 

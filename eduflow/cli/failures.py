@@ -23,6 +23,7 @@ _MISSING = re.compile(r'database "([^"]*)" does not exist')
 # undefined_table, undefined_column: the schema is older than the code (or absent).
 _UNDEFINED_SQLSTATES = frozenset({"42P01", "42703"})
 _UNDEFINED_SQLITE = ("no such table", "no such column")
+_QUERY_CANCELED = "57014"  # statement_timeout (or an operator's pg_cancel_backend)
 
 
 def usage_line(exc: UsageError) -> str:
@@ -101,6 +102,8 @@ def database_problem(exc: BaseException) -> str | None:
         sqlstate = getattr(link.orig, "sqlstate", None)
         if sqlstate in _UNDEFINED_SQLSTATES or any(m in text for m in _UNDEFINED_SQLITE):
             return _not_migrated()
+        if sqlstate == _QUERY_CANCELED:
+            return _timed_out()
         if is_connection_error(link):
             return UNAVAILABLE
     return None
@@ -127,6 +130,16 @@ def schema_line() -> str | None:
 
     current, head = schema.current_revision(), schema.head_revision()
     return behind_line(current, head, schema.is_known_revision(current))
+
+
+def _timed_out() -> str:
+    from eduflow.config import get_settings
+
+    limit = get_settings().db_statement_timeout_ms
+    return (
+        f"the database cancelled a statement after {limit} ms "
+        "(EDUFLOW_DB_STATEMENT_TIMEOUT_MS; 0 lifts the limit)"
+    )
 
 
 def _not_migrated() -> str | None:

@@ -153,3 +153,63 @@ def test_db_upgrade_creates_the_sqlite_file(cli: Any, use_database: Any, tmp_pat
     assert cli("db", "upgrade").exit_code == 0
     assert path.exists()
     assert cli("db", "check").exit_code == 0
+
+
+def _test_dsn() -> str:
+    url = make_url(TEST_DATABASE_URL).render_as_string(hide_password=False)
+    return url.replace("postgresql+psycopg", "postgresql")
+
+
+@pytest.fixture
+def statement_timeout(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """A short EDUFLOW_DB_STATEMENT_TIMEOUT_MS for the test, then the usual one."""
+    monkeypatch.setenv("EDUFLOW_DB_STATEMENT_TIMEOUT_MS", "200")
+    reset_process_state()
+    yield 200
+    monkeypatch.delenv("EDUFLOW_DB_STATEMENT_TIMEOUT_MS")
+    reset_process_state()
+
+
+def test_a_cancelled_statement_is_its_own_line(cli: Any, statement_timeout: int) -> None:
+    # Another session holds the table: the command's SELECT waits past the timeout.
+    with psycopg.connect(_test_dsn(), connect_timeout=5) as holder:
+        holder.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        result = cli("admin", "users", "list")
+    assert result.exit_code == 1, result.stdout
+    assert _one_line(result) == (
+        f"Error: the database cancelled a statement after {statement_timeout} ms "
+        "(EDUFLOW_DB_STATEMENT_TIMEOUT_MS; 0 lifts the limit)"
+    )
+
+
+def test_a_migration_is_not_bound_by_the_statement_timeout(
+    cli: Any, empty_database: str, statement_timeout: int
+) -> None:
+    import threading
+    import time
+
+    from alembic.script import ScriptDirectory
+
+    from eduflow import schema
+
+    head = schema.head_revision()
+    previous = ScriptDirectory.from_config(schema.alembic_config()).get_revision(head).down_revision
+    assert isinstance(previous, str)
+    schema.upgrade(previous)
+    reset_process_state()
+    dsn = make_url(empty_database).render_as_string(hide_password=False)
+    locked = threading.Event()
+
+    def hold() -> None:  # the last migration's ALTER TABLE waits ~3x the timeout
+        with psycopg.connect(dsn.replace("postgresql+psycopg", "postgresql")) as holder:
+            holder.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+            locked.set()
+            time.sleep(3 * statement_timeout / 1000)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert locked.wait(5)
+    result = cli("db", "upgrade")
+    thread.join()
+    assert result.exit_code == 0, result.stderr
+    assert cli("db", "check").exit_code == 0
