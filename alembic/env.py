@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 
 import eduflow.models  # noqa: F401  (registers every table)
 from eduflow.db import get_engine
+from eduflow.deadline import lifted
 from eduflow.schema import include_object_for
 
 config = context.config
@@ -53,7 +54,8 @@ def _run(connection: Connection) -> None:
             # longer than any request may (EDUFLOW_DB_STATEMENT_TIMEOUT_MS), and it is an
             # operator's deliberate, one-off command. For this transaction only.
             connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
-        context.run_migrations()
+        with lifted():  # nor by the client-side bound of a wait
+            context.run_migrations()
 
 
 if context.is_offline_mode():

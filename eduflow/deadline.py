@@ -8,6 +8,8 @@ whose TCP connections stay open). The client must bound its own waits:
   every wait for the database within it ends at that deadline at the latest;
 - outside requests (jobs, the CLI) each wait is bounded by the statement timeout plus a
   grace second;
+- deliberate long work (migrations, the demo seed) lifts both bounds for itself
+  (``lifted`` here, ``SET LOCAL statement_timeout = 0`` in its transaction);
 - a wait that runs out closes its connection (its state is unknown: a statement may be
   half-way), so the pool throws it away, and raises ``ConnectionTimeout``, which
   ``eduflow.db`` turns into a 503 like any lost connection.
@@ -19,6 +21,7 @@ Every wait of a psycopg connection (execute, fetch, commit, rollback) goes throu
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,6 +55,19 @@ def within(seconds: float) -> Iterator[None]:
     current = _deadline.get()
     end = time.monotonic() + seconds
     token = _deadline.set(end if current is None else min(current, end))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+@contextmanager
+def lifted() -> Iterator[None]:
+    """No client-side bound on the database waits of a block: an operator's deliberate long
+    work (a migration, the demo seed), whose transaction lifts ``statement_timeout`` too.
+    Its single statements (an index build, a ``COPY`` of millions of rows) run for minutes
+    on a large database; Ctrl-C still ends them."""
+    token = _deadline.set(math.inf)
     try:
         yield
     finally:
@@ -105,7 +121,7 @@ def bounded_connection_class() -> type[Any]:
             connection (the pool then discards it) and raises ``ConnectionTimeout``."""
             left = remaining()
             bound = _bound_of_a_call() if left is None else left
-            if bound is None:
+            if bound is None or math.isinf(bound):
                 return super().wait(gen, interval, timeout)
             if timeout is not None:
                 bound = min(bound, timeout)

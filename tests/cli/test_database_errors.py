@@ -5,6 +5,7 @@ traceback, no raw ProgrammingError, no "retry shortly", no empty SQLite file lef
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -182,12 +183,39 @@ def test_a_cancelled_statement_is_its_own_line(cli: Any, statement_timeout: int)
     )
 
 
-def test_a_migration_is_not_bound_by_the_statement_timeout(
-    cli: Any, empty_database: str, statement_timeout: int
-) -> None:
+@contextmanager
+def _hold_table(dsn: str, table: str, mode: str, seconds: float) -> Iterator[None]:
+    """Another session holds ``table`` locked for ``seconds`` (from the block's start)."""
     import threading
     import time
 
+    locked = threading.Event()
+
+    def hold() -> None:
+        with psycopg.connect(dsn.replace("postgresql+psycopg", "postgresql")) as holder:
+            holder.execute(f"LOCK TABLE {table} IN {mode} MODE")
+            locked.set()
+            time.sleep(seconds)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert locked.wait(5)
+    try:
+        yield
+    finally:
+        thread.join()
+
+
+def _longer_than_both_bounds(timeout_ms: int) -> float:
+    """A wait past the server's statement timeout and the client's bound of a call."""
+    from eduflow.deadline import GRACE_SECONDS
+
+    return timeout_ms / 1000 + GRACE_SECONDS + 0.8
+
+
+def test_a_migration_is_bound_by_neither_timeout(
+    cli: Any, empty_database: str, statement_timeout: int
+) -> None:
     from alembic.script import ScriptDirectory
 
     from eduflow import schema
@@ -198,18 +226,17 @@ def test_a_migration_is_not_bound_by_the_statement_timeout(
     schema.upgrade(previous)
     reset_process_state()
     dsn = make_url(empty_database).render_as_string(hide_password=False)
-    locked = threading.Event()
-
-    def hold() -> None:  # the last migration's ALTER TABLE waits ~3x the timeout
-        with psycopg.connect(dsn.replace("postgresql+psycopg", "postgresql")) as holder:
-            holder.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
-            locked.set()
-            time.sleep(3 * statement_timeout / 1000)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    assert locked.wait(5)
-    result = cli("db", "upgrade")
-    thread.join()
+    wait = _longer_than_both_bounds(statement_timeout)
+    # The last migration alters `users`: it waits for the lock longer than either bound.
+    with _hold_table(dsn, "users", "ACCESS EXCLUSIVE", wait):
+        result = cli("db", "upgrade")
     assert result.exit_code == 0, result.stderr
     assert cli("db", "check").exit_code == 0
+
+
+def test_the_demo_seed_is_bound_by_neither_timeout(cli: Any, statement_timeout: int) -> None:
+    wait = _longer_than_both_bounds(statement_timeout)
+    # The seed locks `users` against other writers before it reserves their ids.
+    with _hold_table(TEST_DATABASE_URL, "users", "SHARE ROW EXCLUSIVE", wait):
+        result = cli("demo", "seed", "--courses", "2", "--students", "3", "--enrollments", "4")
+    assert result.exit_code == 0, result.stderr
