@@ -1,4 +1,4 @@
-"""user search key: one generated lower-cased text and one trigram index for ?search=
+"""user search key: one generated lower-cased text, its trigram index and (id) INCLUDE (it)
 
 Revision ID: 0011
 Revises: 0010
@@ -43,6 +43,10 @@ def upgrade() -> None:
             postgresql_using="gin",
             postgresql_ops={"search_key": "gin_trgm_ops"},
         )
+        # A searched page in id order walks this index alone (no table rows).
+        op.create_index(
+            "ix_users_id_search_key", "users", ["id"], postgresql_include=["search_key"]
+        )
         for name, _column in _OLD_TRIGRAM:
             op.drop_index(name, table_name="users")
 
@@ -58,6 +62,7 @@ def downgrade() -> None:
                 postgresql_using="gin",
                 postgresql_ops={column: "gin_trgm_ops"},
             )
+        op.drop_index("ix_users_id_search_key", table_name="users")
         op.drop_index("ix_users_search_key_trgm", table_name="users")
     with op.batch_alter_table("users") as batch:
         batch.drop_column("search_key")

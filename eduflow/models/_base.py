@@ -63,12 +63,19 @@ def optional_ts_field(index: bool = False) -> datetime | None:
     )
 
 
+def postgres_only(index: Index) -> Index:
+    """``index`` on PostgreSQL only (what it serves does not exist on SQLite, such as an
+    index-only scan of included columns)."""
+    index.ddl_if(dialect="postgresql")
+    return index
+
+
 def trigram_index(name: str, column: str) -> Index:
     """A pg_trgm GIN index answering ``ILIKE '%text%'`` on ``column`` (PostgreSQL only;
     SQLite scans, which is fine at the sizes an embedded install holds)."""
-    index = Index(name, column, postgresql_using="gin", postgresql_ops={column: "gin_trgm_ops"})
-    index.ddl_if(dialect="postgresql")
-    return index
+    return postgres_only(
+        Index(name, column, postgresql_using="gin", postgresql_ops={column: "gin_trgm_ops"})
+    )
 
 
 def _whole_number(value: Any) -> Any:
