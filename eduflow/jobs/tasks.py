@@ -208,6 +208,7 @@ def daily_report(day: str | None = None) -> str:
             "new_users": report.new_users,
             "new_enrollments": report.new_enrollments,
             "completions": report.completions,
+            "certificates": report.certificates,
         }
     log.info("daily_report_built", day=target.isoformat(), **figures)
     return target.isoformat()

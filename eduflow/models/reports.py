@@ -21,6 +21,8 @@ class DailyReport(SQLModel, table=True):
     new_enrollments: int = Field(default=0)
     active_enrollments: int = Field(default=0)
     completions: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # None: built by a version that did not count them (``services.reports.is_final``).
+    certificates: int | None = Field(default=None)
     top_courses: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )

@@ -9,7 +9,7 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from eduflow.errors import Invalid, NotFound
-from eduflow.models import Course, DailyReport, Enrollment, User
+from eduflow.models import Certificate, Course, DailyReport, Enrollment, User
 from eduflow.models._base import utcnow
 from eduflow.models.enrollments import EnrollmentStatus
 
@@ -29,13 +29,14 @@ def default_report_day(now: datetime | None = None) -> date:
 
 def compute_daily_figures(session: Session, day: date) -> dict[str, Any]:
     """The figures of ``day`` (UTC): new users, new enrollments, active enrollments,
-    completions (enrollments that completed their course that day), top courses.
+    completions (enrollments that completed their course that day), certificates issued
+    that day (a later revocation does not take one back from its day), top courses.
 
     ``active_enrollments`` counts enrollments that are active now and were active by the end
     of the day (confirmed, or created active, before midnight).
 
     Every figure but that one reads an index range of the day (``date_joined``,
-    ``created_at``, ``completed_at``); the active count is a count of the active
+    ``created_at``, ``completed_at``, ``issued_at``); the active count is a count of the active
     enrollments created before the day's end, read from ``(status, created_at, id)``
     including ``confirmed_at`` (PostgreSQL: an index-only scan, no table rows).
     """
@@ -64,6 +65,11 @@ def compute_daily_figures(session: Session, day: date) -> dict[str, Any]:
         .select_from(Enrollment)
         .where(col(Enrollment.completed_at) >= start, col(Enrollment.completed_at) < end)
     ).one()
+    certificates = session.exec(
+        select(func.count())
+        .select_from(Certificate)
+        .where(col(Certificate.issued_at) >= start, col(Certificate.issued_at) < end)
+    ).one()
     # The day's enrollments are grouped by course first and only the top five courses
     # are joined for their titles: the work is the day's enrollments, not the catalogue.
     count = func.count(col(Enrollment.id)).label("enrollments")
@@ -86,6 +92,7 @@ def compute_daily_figures(session: Session, day: date) -> dict[str, Any]:
         "new_enrollments": int(new_enrollments),
         "active_enrollments": int(active),
         "completions": int(completions),
+        "certificates": int(certificates),
         "top_courses": [
             {"course_id": cid, "title": title, "enrollments": int(n)} for cid, title, n in top_rows
         ],
@@ -120,12 +127,14 @@ def build_daily_report(session: Session, day: date) -> DailyReport:
 
 
 def is_final(report: DailyReport) -> bool:
-    """Whether ``report`` was built after its day ended (UTC).
+    """Whether ``report`` was built after its day ended (UTC), with every figure.
 
     Such a report no longer changes when built again, but for the active count: every
     other figure counts rows stamped within the day, and those stamps are written as
     things happen, never back-dated. The active count is what it was when the report was
-    built."""
+    built. A report from before a figure existed (``certificates`` is None) is not final."""
+    if report.certificates is None:
+        return False
     generated = report.generated_at
     if generated.tzinfo is None:  # SQLite hands back naive UTC
         generated = generated.replace(tzinfo=UTC)
@@ -162,6 +171,7 @@ def report_to_dict(report: DailyReport) -> dict[str, Any]:
         "new_enrollments": report.new_enrollments,
         "active_enrollments": report.active_enrollments,
         "completions": report.completions,
+        "certificates": report.certificates,
         "top_courses": report.top_courses,
         "generated_at": report.generated_at.isoformat(),
     }

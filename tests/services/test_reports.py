@@ -10,7 +10,7 @@ from sqlmodel import select
 from eduflow.db import session_scope
 from eduflow.models import DailyReport, User
 from eduflow.services.reports import build_daily_report, daily_report
-from tests.factories import make_course, make_enrollment, make_user
+from tests.factories import make_certificate, make_course, make_enrollment, make_user
 
 DAY = date(2024, 5, 10)
 NOON = datetime(2024, 5, 10, 12, tzinfo=UTC)
@@ -36,6 +36,10 @@ def _seed() -> dict[str, int]:
         # Before DAY: one active (counts as active), after DAY: one (does not count at all).
         make_enrollment(s, other[0], a, created_at=before, completed_at=before)
         make_enrollment(s, other[1], b, created_at=after)
+        # Certificates: two issued on DAY (one revoked since: it still counts), one before.
+        make_certificate(s, on_day[3], a, issued_at=NOON)
+        make_certificate(s, on_day[0], b, issued_at=NOON, revoked_at=after)
+        make_certificate(s, other[0], a, issued_at=before)
         return {"a": a.id, "b": b.id, "c": c.id}
 
 
@@ -47,6 +51,7 @@ def test_figures_match_a_hand_count() -> None:
     assert report.new_enrollments == 6
     assert report.active_enrollments == 3 + 1 + 1  # Biology 3, Algebra 1 on DAY, 1 before
     assert report.completions == 1  # the one completed before DAY counts on its own day
+    assert report.certificates == 2
     assert report.top_courses == [
         {"course_id": ids["b"], "title": "Biology", "enrollments": 3},
         {"course_id": ids["a"], "title": "Algebra", "enrollments": 2},
@@ -81,6 +86,13 @@ def test_a_final_report_is_shown_as_stored_until_rebuilt() -> None:
         assert (shown.new_users, shown.generated_at) == (0, generated)
         rebuilt = daily_report(s, DAY, rebuild=True)
         assert rebuilt.new_users == 1 and rebuilt.generated_at > generated
+
+
+def test_a_report_from_before_a_figure_existed_is_built_again() -> None:
+    with session_scope() as s:
+        daily_report(s, DAY).certificates = None  # as migration 0012 leaves older reports
+    with session_scope() as s:
+        assert daily_report(s, DAY).certificates == 0
 
 
 def test_a_report_built_before_its_day_ended_is_built_again() -> None:
