@@ -41,7 +41,9 @@ from eduflow.services.demo_content import (
 from eduflow.services.demo_load import (
     allow_long_statements,
     indexes_rebuilt_after,
+    is_postgres,
     load,
+    load_copy_data,
     reserve_ids,
 )
 from eduflow.services.demo_progress import COUNTER_COLUMNS, PROGRESS_COLUMNS, DemoProgress
@@ -226,14 +228,24 @@ def seed_demo(session: Session, spec: DemoSpec, progress: ProgressFn | None = No
                 report,
                 "enrollments",
             )
-            load(
-                session,
-                _table(LessonProgress),
-                PROGRESS_COLUMNS,
-                learning.progress_rows(),
-                report,
-                "progress",
-            )
+            if is_postgres(session):
+                load_copy_data(
+                    session,
+                    _table(LessonProgress),
+                    PROGRESS_COLUMNS,
+                    learning.progress_copy(),
+                    report,
+                    "progress",
+                )
+            else:
+                load(
+                    session,
+                    _table(LessonProgress),
+                    PROGRESS_COLUMNS,
+                    learning.progress_rows(),
+                    report,
+                    "progress",
+                )
     except IntegrityError as exc:  # SQLite: a concurrent seed won the race
         raise _already_seeded() from exc
     finally:

@@ -84,9 +84,7 @@ def load(
     extra = tuple(defaults.values())
     written = 0
     if is_postgres(session):
-        raw = session.connection().connection.dbapi_connection
-        assert raw is not None
-        cursor = raw.cursor()
+        cursor = _raw_cursor(session)
         oids = dict(
             session.execute(
                 text(
@@ -112,6 +110,38 @@ def load(
         written += len(batch)
         report(stage, len(batch))
     return written
+
+
+def load_copy_data(
+    session: Session,
+    table: Table,
+    columns: Sequence[str],
+    chunks: Iterable[tuple[bytes, int]],
+    report: ProgressFn,
+    stage: str,
+) -> int:
+    """PostgreSQL: ``COPY`` ready-made binary ``COPY`` data into ``table``: ``chunks`` of
+    it (header and trailer included), each with about how many rows it holds; those
+    rows written. ``columns`` are every column of the table, in the data's order (no
+    default can be added to data that is already encoded)."""
+    left_out = [c.name for c in table.columns if c.name not in columns]
+    if left_out:
+        raise ValueError(f"{table.name}: the data has no {', '.join(left_out)}")
+    written = 0
+    sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+    with _raw_cursor(session).copy(sql) as copy:
+        for data, rows in chunks:
+            copy.write(data)
+            if rows:
+                written += rows
+                report(stage, rows)
+    return written
+
+
+def _raw_cursor(session: Session) -> Any:
+    raw = session.connection().connection.dbapi_connection
+    assert raw is not None
+    return raw.cursor()
 
 
 def _defaults(table: Table, columns: Sequence[str]) -> dict[str, Any]:

@@ -183,3 +183,49 @@ def test_seeded_progress_agrees_with_a_recompute() -> None:
             )
         ).all()
         assert strays == []
+
+
+def _progress_rows() -> list[tuple[Any, ...]]:
+    """The seeded progress, ids counted from the first enrollment and lesson."""
+    with session_scope(read_only=True) as session:
+        rows = session.execute(
+            text(
+                """
+                SELECT p.enrollment_id - (SELECT min(id) FROM enrollments),
+                       p.lesson_id - (SELECT min(id) FROM lessons), p.viewed_at, p.completed_at
+                FROM lesson_progress p ORDER BY p.enrollment_id, p.lesson_id
+                """
+            )
+        ).all()
+    return [(e, lesson, _utc(viewed), _utc(done)) for e, lesson, viewed, done in rows]
+
+
+def _utc(moment: Any) -> Any:
+    """A timestamp as an aware UTC datetime (SQLite hands back text from raw SQL)."""
+    from datetime import UTC, datetime
+
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def test_both_databases_get_the_same_progress(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # PostgreSQL loads the spool as binary COPY data, SQLite decodes it into rows: the
+    # same seed gives the same progress rows either way.
+    from eduflow import schema
+    from tests.conftest import reset_process_state
+
+    _seed()
+    on_postgres = _progress_rows()
+    assert len(on_postgres) > 100 and any(row[3] is None for row in on_postgres)
+    monkeypatch.setenv("EDUFLOW_DATABASE_URL", f"sqlite:///{tmp_path / 'demo.db'}")
+    reset_process_state()
+    try:
+        schema.upgrade("head")
+        _seed()
+        assert _progress_rows() == on_postgres
+    finally:
+        monkeypatch.undo()
+        reset_process_state()
