@@ -24,7 +24,7 @@ def seed(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Insert demo accounts, courses, lessons and enrollments in one transaction
-    (``COPY`` on PostgreSQL: 100,000 courses and 3 million enrollments in under a minute)."""
+    (``COPY`` on PostgreSQL; see docs/scale.md for how long large sizes take)."""
     from eduflow.cli.output import console, print_json, print_table, progress, success
     from eduflow.db import session_scope
     from eduflow.deadline import lifted
