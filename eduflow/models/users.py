@@ -31,9 +31,9 @@ PASSWORD_MIN_CHARS = 8
 PASSWORD_MAX_BYTES = 72  # bcrypt's hard limit
 EMAIL_MAX_CHARS = 254
 FULL_NAME_MAX_CHARS = 150
-# What ``users.search_key`` holds. A username has no space (``USERNAME_PATTERN``) and an
-# e-mail address none either, so a text without one matches the key where it matches
-# one of the two columns.
+# What ``users.search_key`` holds: a text without a space cannot straddle the separator,
+# so it matches the key exactly where it matches one of the two columns (a text with one
+# is asked of the columns themselves).
 SEARCH_KEY_SEPARATOR = " "
 SEARCH_KEY_SQL = "lower(username || ' ' || email)"
 # What the OpenAPI document says of a new password: the rules of ``password_problem`` that

@@ -11,8 +11,10 @@ The spool holds the rows already as tuples of PostgreSQL's binary ``COPY`` forma
 (34 or 42 bytes), so PostgreSQL loads it as it is: at 100,000 demo courses that is
 9.9 million rows that no longer become Python datetimes and tuples on the way out (the
 load took 23 s of mostly Python; SQLite reads the tuples back into rows). Times are
-whole seconds throughout, as integers, for the same reason. Finished demo enrollments count as
-already congratulated (``completion_email_sent_at``): seeding sends no email.
+whole seconds throughout, as integers, for the same reason.
+
+Finished demo enrollments count as already congratulated (``completion_email_sent_at``):
+seeding sends no email.
 """
 
 from __future__ import annotations

@@ -165,14 +165,14 @@ def contains_text(text: str, *columns: Any) -> ColumnElement[bool]:
 
 def key_contains_text(text: str, key: Any, separator: str, *columns: Any) -> ColumnElement[bool]:
     """``contains_text(text, *columns)`` asked of ``key``: a lower-cased text generated
-    from ``columns`` joined by ``separator`` (which none of them contains), with a trigram
-    index of its own.
+    from ``columns`` joined by ``separator``, with a trigram index of its own.
 
     The same rows, at a fraction of the cost: one trigram index to read instead of one per
     column, and a byte-wise ``LIKE`` per row where ``ILIKE`` lower-cases every column of
     every row it checks (PostgreSQL's ``ILIKE`` is ``lower(text) LIKE lower(pattern)``,
-    SQLite's is too, as SQLAlchemy writes it). A text holding the separator could match
-    across two columns of the key, so it is asked of the columns themselves."""
+    SQLite's is too, as SQLAlchemy writes it). A text without the separator cannot
+    straddle two columns in the key; a text with it could, so it is asked of the columns
+    themselves."""
     text = text.strip()
     if separator in text:
         return contains_text(text, *columns)
