@@ -7,8 +7,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import eduflow.models  # noqa: F401  (registers every table)
-from eduflow.db import get_engine
-from eduflow.deadline import lifted
+from eduflow.db import get_engine, long_work
 from eduflow.schema import include_object_for
 
 config = context.config
@@ -48,14 +47,10 @@ def _run(connection: Connection) -> None:
         compare_type=True,
         compare_server_default=False,
     )
-    with context.begin_transaction():
-        if connection.dialect.name == "postgresql":
-            # A migration rewrites tables and builds indexes: on a large database that takes
-            # longer than any request may (EDUFLOW_DB_STATEMENT_TIMEOUT_MS), and it is an
-            # operator's deliberate, one-off command. For this transaction only.
-            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
-        with lifted():  # nor by the client-side bound of a wait
-            context.run_migrations()
+    # A migration rewrites tables and builds indexes: on a large database that takes
+    # longer than any request may (EDUFLOW_DB_STATEMENT_TIMEOUT_MS).
+    with context.begin_transaction(), long_work(connection):
+        context.run_migrations()
 
 
 if context.is_offline_mode():

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -136,6 +136,22 @@ def _timeout_per_transaction(engine: Engine, timeout_ms: int) -> None:
     @event.listens_for(engine, "begin")
     def _set_timeout(conn: Connection) -> None:
         conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+
+
+@contextmanager
+def long_work(connection: Connection | Session) -> Iterator[None]:
+    """Deliberate long work in the caller's transaction (a migration, the demo seed, the
+    daily report's build): no ``statement_timeout`` on PostgreSQL for the rest of the
+    transaction (``SET LOCAL``), and no client-side bound on the block's waits
+    (``deadline.lifted``). Requests never use it: their bounds are what keeps a slow
+    database from holding every connection."""
+    from eduflow.deadline import lifted
+
+    bind = connection.get_bind() if isinstance(connection, Session) else connection
+    if bind.dialect.name == "postgresql":
+        connection.execute(text("SET LOCAL statement_timeout = 0"))
+    with lifted():
+        yield
 
 
 def _ping_when_idle(engine: Engine) -> None:

@@ -8,8 +8,9 @@ whose TCP connections stay open). The client must bound its own waits:
   every wait for the database within it ends at that deadline at the latest;
 - outside requests (jobs, the CLI) each wait is bounded by the statement timeout plus a
   grace second;
-- deliberate long work (migrations, the demo seed) lifts both bounds for itself
-  (``lifted`` here, ``SET LOCAL statement_timeout = 0`` in its transaction);
+- deliberate long work (migrations, the demo seed, a daily report's build) lifts both
+  bounds for itself (``eduflow.db.long_work``: ``lifted`` here and ``SET LOCAL
+  statement_timeout = 0``);
 - a wait that runs out closes its connection (its state is unknown: a statement may be
   half-way), so the pool throws it away, and raises ``ConnectionTimeout``, which
   ``eduflow.db`` turns into a 503 like any lost connection.

@@ -46,8 +46,8 @@ def seed(
         def advance(stage: str, rows: int) -> None:
             bar.update(task, advance=rows, description=f"Seeding {stage}")
 
-        # One long transaction of COPYs and index builds: no client-side bound on its
-        # waits (the seed lifts statement_timeout in it too).
+        # The seed's statements are long work (``db.long_work``); so are the commit of
+        # its one transaction and the VACUUM after it.
         with lifted():
             with session_scope() as session:
                 result = seed_demo(session, spec, progress=advance)

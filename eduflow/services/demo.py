@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
 from eduflow.cache.catalog import invalidate_catalog
-from eduflow.db import autocommit_connection
+from eduflow.db import autocommit_connection, long_work
 from eduflow.errors import Conflict, Invalid
 from eduflow.models import Course, Enrollment, Lesson, LessonProgress, User
 from eduflow.models._base import utcnow
@@ -39,7 +39,6 @@ from eduflow.services.demo_content import (
     with_enrollment_counts,
 )
 from eduflow.services.demo_load import (
-    allow_long_statements,
     indexes_rebuilt_after,
     is_postgres,
     load,
@@ -160,7 +159,11 @@ def seed_demo(session: Session, spec: DemoSpec, progress: ProgressFn | None = No
     with the courses only (their plans), never with enrollments or progress rows."""
     spec.validate()
     report = progress or (lambda _stage, _n: None)
-    allow_long_statements(session)
+    with long_work(session):  # one COPY per table and one index build per index
+        return _seed(session, spec, report)
+
+
+def _seed(session: Session, spec: DemoSpec, report: ProgressFn) -> DemoResult:
     users, courses = _table(User), _table(Course)
     first_user = reserve_ids(session, users, 1 + spec.instructor_count + spec.students)
     if session.scalar(select(users.c.id).where(users.c.username == ADMIN_USERNAME)) is not None:
@@ -285,9 +288,14 @@ def tidy_after_seed() -> None:
     with autocommit_connection() as connection:
         if connection.dialect.name != "postgresql":
             return
+        # VACUUM cannot run in a transaction, so no SET LOCAL: the session's setting,
+        # reset before the pooled connection goes back (or on to PgBouncer's next client).
         connection.execute(text("SET statement_timeout = 0"))
-        for model in (User, Course, Lesson, Enrollment, LessonProgress):
-            connection.execute(text(f"VACUUM (ANALYZE) {_table(model).name}"))
+        try:
+            for model in (User, Course, Lesson, Enrollment, LessonProgress):
+                connection.execute(text(f"VACUUM (ANALYZE) {_table(model).name}"))
+        finally:
+            connection.execute(text("RESET statement_timeout"))
 
 
 def _already_seeded() -> Conflict:

@@ -27,13 +27,6 @@ def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def allow_long_statements(session: Session) -> None:
-    """Lift the statement timeout for the rest of the transaction (a bulk load is one
-    long ``COPY`` per table and one index build per index, not a web request)."""
-    if is_postgres(session):
-        session.execute(text("SET LOCAL statement_timeout = 0"))
-
-
 def reserve_ids(session: Session, table: Table, count: int) -> int:
     """The first of ``count`` consecutive ids nobody else will get; the caller writes them.
 

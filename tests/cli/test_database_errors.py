@@ -240,3 +240,18 @@ def test_the_demo_seed_is_bound_by_neither_timeout(cli: Any, statement_timeout: 
     with _hold_table(TEST_DATABASE_URL, "users", "SHARE ROW EXCLUSIVE", wait):
         result = cli("demo", "seed", "--courses", "2", "--students", "3", "--enrollments", "4")
     assert result.exit_code == 0, result.stderr
+
+
+def test_the_daily_report_build_is_bound_by_neither_timeout(
+    cli: Any, statement_timeout: int
+) -> None:
+    # The nightly build counts the whole active set: batch work, like the seed.
+    wait = _longer_than_both_bounds(statement_timeout)
+    with _hold_table(TEST_DATABASE_URL, "enrollments", "ACCESS EXCLUSIVE", wait):
+        result = cli("report", "daily", "--date", "2024-01-02", "--rebuild", "--json")
+    assert result.exit_code == 0, result.stderr
+    # and a request-sized statement of the same command stays bound
+    with _hold_table(TEST_DATABASE_URL, "daily_reports", "ACCESS EXCLUSIVE", wait):
+        shown = cli("report", "daily", "--date", "2024-01-02", "--json")
+    assert shown.exit_code == 1
+    assert "cancelled a statement" in _one_line(shown)

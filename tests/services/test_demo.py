@@ -229,3 +229,25 @@ def test_both_databases_get_the_same_progress(
     finally:
         monkeypatch.undo()
         reset_process_state()
+
+
+def test_the_vacuum_after_a_seed_gives_its_connection_back_with_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # VACUUM lifts the session's statement_timeout (no transaction to SET LOCAL in): the
+    # pooled connection must not keep that for whoever uses it next.
+    from eduflow.db import autocommit_connection
+    from eduflow.services.demo import tidy_after_seed
+    from tests.conftest import reset_process_state
+
+    monkeypatch.setenv("EDUFLOW_DB_POOL_SIZE", "1")
+    monkeypatch.setenv("EDUFLOW_DB_MAX_OVERFLOW", "0")
+    reset_process_state()
+    try:
+        tidy_after_seed()
+        with autocommit_connection() as connection:
+            setting = connection.execute(text("SHOW statement_timeout")).scalar_one()
+        assert setting != "0"
+    finally:
+        monkeypatch.undo()
+        reset_process_state()
