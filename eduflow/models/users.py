@@ -32,8 +32,8 @@ PASSWORD_MAX_BYTES = 72  # bcrypt's hard limit
 EMAIL_MAX_CHARS = 254
 FULL_NAME_MAX_CHARS = 150
 # What ``users.search_key`` holds: a text without a space cannot straddle the separator,
-# so it matches the key exactly where it matches one of the two columns (a text with one
-# is asked of the columns themselves).
+# so it matches the key exactly where it matches one of the two columns (the key's
+# matches of a text with one are asked of the columns themselves).
 SEARCH_KEY_SEPARATOR = " "
 SEARCH_KEY_SQL = "lower(username || ' ' || email)"
 # What the OpenAPI document says of a new password: the rules of ``password_problem`` that

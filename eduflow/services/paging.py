@@ -32,7 +32,18 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, DateTime, Integer, Numeric, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Integer,
+    Numeric,
+    and_,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
 
@@ -171,13 +182,13 @@ def key_contains_text(text: str, key: Any, separator: str, *columns: Any) -> Col
     column, and a byte-wise ``LIKE`` per row where ``ILIKE`` lower-cases every column of
     every row it checks (PostgreSQL's ``ILIKE`` is ``lower(text) LIKE lower(pattern)``,
     SQLite's is too, as SQLAlchemy writes it). A text without the separator cannot
-    straddle two columns in the key; a text with it could, so it is asked of the columns
-    themselves."""
+    straddle two columns in the key; a text with it could, so its matches in the key
+    (still found through the key's index) are asked of the columns themselves."""
     text = text.strip()
+    in_key: ColumnElement[bool] = key.like(func.lower(like_pattern(text)), escape="\\")
     if separator in text:
-        return contains_text(text, *columns)
-    found: ColumnElement[bool] = key.like(func.lower(like_pattern(text)), escape="\\")
-    return found
+        return and_(in_key, contains_text(text, *columns))
+    return in_key
 
 
 def bounded_count(session: Session, ids: Any, *, search: str | None = None) -> tuple[int, bool]:
