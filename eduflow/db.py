@@ -140,18 +140,30 @@ def _timeout_per_transaction(engine: Engine, timeout_ms: int) -> None:
 
 @contextmanager
 def long_work(connection: Connection | Session) -> Iterator[None]:
-    """Deliberate long work in the caller's transaction (a migration, the demo seed, the
-    daily report's build): no ``statement_timeout`` on PostgreSQL for the rest of the
-    transaction (``SET LOCAL``), and no client-side bound on the block's waits
-    (``deadline.lifted``). Requests never use it: their bounds are what keeps a slow
-    database from holding every connection."""
+    """Deliberate long work (a migration, the demo seed and the ``VACUUM`` after it, the
+    daily report's build): no ``statement_timeout`` on PostgreSQL, and no client-side
+    bound on the block's waits (``deadline.lifted``). In a transaction the timeout is
+    lifted with ``SET LOCAL`` until it ends; on an autocommit connection (``VACUUM``
+    cannot run in a transaction) for the block, and reset before the pooled connection
+    goes back (or on to PgBouncer's next client). Requests never use it: their bounds are
+    what keeps a slow database from holding every connection."""
     from eduflow.deadline import lifted
 
     bind = connection.get_bind() if isinstance(connection, Session) else connection
-    if bind.dialect.name == "postgresql":
-        connection.execute(text("SET LOCAL statement_timeout = 0"))
-    with lifted():
-        yield
+    autocommit = isinstance(connection, Connection) and (
+        connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    )
+    if bind.dialect.name != "postgresql":
+        with lifted():
+            yield
+        return
+    connection.execute(text(f"SET {'' if autocommit else 'LOCAL '}statement_timeout = 0"))
+    try:
+        with lifted():
+            yield
+    finally:
+        if autocommit:
+            connection.execute(text("RESET statement_timeout"))
 
 
 def _ping_when_idle(engine: Engine) -> None:

@@ -288,14 +288,9 @@ def tidy_after_seed() -> None:
     with autocommit_connection() as connection:
         if connection.dialect.name != "postgresql":
             return
-        # VACUUM cannot run in a transaction, so no SET LOCAL: the session's setting,
-        # reset before the pooled connection goes back (or on to PgBouncer's next client).
-        connection.execute(text("SET statement_timeout = 0"))
-        try:
+        with long_work(connection):
             for model in (User, Course, Lesson, Enrollment, LessonProgress):
                 connection.execute(text(f"VACUUM (ANALYZE) {_table(model).name}"))
-        finally:
-            connection.execute(text("RESET statement_timeout"))
 
 
 def _already_seeded() -> Conflict:

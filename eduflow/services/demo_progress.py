@@ -36,6 +36,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # PostgreSQL's binary COPY: a tuple is its field count, then each field's length and
 # bytes (-1: NULL); int4 ids, timestamptz as int8 microseconds since 2000-01-01.
 _PG_EPOCH_SECONDS = 946_684_800
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _COMPLETED = struct.Struct(">hiiiiiqiq")
 _VIEWED = struct.Struct(">hiiiiiqi")  # completed_at NULL
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -158,4 +159,4 @@ def _decoded(data: bytes, offset: int) -> tuple[tuple[Any, ...], int]:
 
 
 def _pg_at(micros: int) -> datetime:
-    return _at(_PG_EPOCH_SECONDS) + timedelta(microseconds=micros)
+    return _PG_EPOCH + timedelta(microseconds=micros)
